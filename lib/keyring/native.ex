@@ -1,0 +1,50 @@
+defmodule Keyring.Native do
+  @moduledoc false
+  # NIF stubs, replaced when priv/native/libkeyring_nif.so loads. Public modules
+  # (Keyring.Identity, Keyring.Store, ...) validate arguments and shape errors;
+  # nothing outside lib/keyring calls this module.
+
+  @on_load :load_nif
+
+  @doc false
+  def load_nif do
+    path = :filename.join(:code.priv_dir(:keyring), ~c"native/libkeyring_nif")
+
+    case :erlang.load_nif(path, 0) do
+      :ok ->
+        :ok
+
+      {:error, {reason, text}} ->
+        # Keep the module loaded so callers get a clear :nif_not_loaded error,
+        # and say what to do about it.
+        IO.warn("""
+        Keyring could not load its native library (#{reason}: #{text}).
+        Build it with `mix compile` (needs cargo; see README "Quick start"),
+        or check that #{path}.so exists and matches this OTP release (NIF 2.16).
+        """)
+
+        :ok
+    end
+  end
+
+  defp err, do: :erlang.nif_error(:nif_not_loaded)
+
+  # hashing
+  def blake3_hash(_data), do: err()
+  def blake3_hash_dirty(_data), do: err()
+  def hasher_new(), do: err()
+  def hasher_update(_hasher, _data), do: err()
+  def hasher_update_dirty(_hasher, _data), do: err()
+  def hasher_finalize(_hasher), do: err()
+
+  # identity
+  def keypair_generate(), do: err()
+  def keypair_open(_bytes, _passphrase), do: err()
+  def keypair_seal(_keypair, _passphrase), do: err()
+  def keypair_public_key(_keypair), do: err()
+  def sign(_keypair, _message), do: err()
+  def sign_dirty(_keypair, _message), do: err()
+  def verify(_public_key, _message, _signature), do: err()
+  def verify_dirty(_public_key, _message, _signature), do: err()
+  def write_file_atomic(_path, _bytes), do: err()
+end

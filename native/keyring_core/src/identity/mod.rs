@@ -1,0 +1,10 @@
+//! Node identity: an Ed25519 key pair, strict signature verification and the
+//! key file that keeps the secret at rest (optionally sealed with a passphrase).
+
+mod error;
+mod key_file;
+mod key_pair;
+
+pub use error::IdentityError;
+pub use key_file::{open as open_key_file, seal as seal_key_file, write_atomic, SealParams};
+pub use key_pair::{verify_strict, KeyPair, PUBLIC_KEY_LEN, SECRET_SEED_LEN, SIGNATURE_LEN};

@@ -1,0 +1,15 @@
+//! Keyring's core: everything that touches bytes, with no dependency on the BEAM.
+//!
+//! The NIF crate (`keyring_nif`) is a thin adapter over this crate: it decodes
+//! terms, calls into these modules and encodes the answers. Everything here is
+//! unit-tested with plain `cargo test`.
+//!
+//! - [`identity`]: Ed25519 keys, strict verification, the encrypted key file.
+//! - [`hash`]: BLAKE3 content hashing (one-shot and streaming).
+//! - [`store`]: the content-addressed blob store on redb with group commit.
+#![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
+#![deny(unsafe_code)]
+
+pub mod hash;
+pub mod identity;
+// STORE_PLACEHOLDER

@@ -1,0 +1,16 @@
+//! `Keyring.Native`: the BEAM's door into `keyring_core`.
+//!
+//! Every function here decodes terms, calls the core and encodes the answer as
+//! `{:ok, _}` / `{:error, reason}`. Work that can exceed ~1 ms runs on a dirty
+//! scheduler or on a Rust thread that answers with a message.
+
+mod atoms;
+mod hash;
+mod identity;
+mod reply;
+
+rustler::init!("Elixir.Keyring.Native", load = load);
+
+fn load(_env: rustler::Env<'_>, _info: rustler::Term<'_>) -> bool {
+    true
+}
