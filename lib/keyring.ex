@@ -58,12 +58,42 @@ defmodule Keyring do
     opts = validate!(opts)
     data_dir = Path.expand(opts[:data_dir])
 
-    with :ok <- File.mkdir_p(data_dir),
-         {:ok, keypair} <- Keyring.Identity.KeyFile.load_or_create(data_dir, opts[:passphrase]) do
-      opts = Keyword.merge(opts, data_dir: data_dir, keypair: keypair)
-      Supervisor.start_link(__MODULE__, opts, name: opts[:name])
+    # Everything that can fail for a reason the caller should see (a data dir
+    # in use, a corrupted store, a wrong passphrase) is opened here, before
+    # the supervisor starts, so it comes back as {:error, reason} rather than
+    # as an exit of the linked caller.
+    with nil <- Process.whereis(opts[:name]),
+         :ok <- mkdir(data_dir),
+         {:ok, store} <- Keyring.Store.Server.open(data_dir),
+         {:ok, keypair} <- load_identity(data_dir, opts[:passphrase], store) do
+      opts = Keyword.merge(opts, data_dir: data_dir, keypair: keypair, store_handle: store)
+
+      case Supervisor.start_link(__MODULE__, opts, name: opts[:name]) do
+        {:ok, pid} ->
+          {:ok, pid}
+
+        other ->
+          Keyring.Store.Server.close(store)
+          other
+      end
+    else
+      pid when is_pid(pid) -> {:error, {:already_started, pid}}
+      {:error, _} = error -> error
     end
-    |> unwrap_start_error()
+  end
+
+  defp mkdir(dir) do
+    case File.mkdir_p(dir) do
+      :ok -> :ok
+      {:error, reason} -> {:error, {:data_dir, reason}}
+    end
+  end
+
+  defp load_identity(data_dir, passphrase, store) do
+    with {:error, _} = error <- Keyring.Identity.KeyFile.load_or_create(data_dir, passphrase) do
+      Keyring.Store.Server.close(store)
+      error
+    end
   end
 
   @impl Supervisor
@@ -71,8 +101,13 @@ defmodule Keyring do
     name = opts[:name]
 
     children = [
-      {Keyring.Identity, name: name, keypair: opts[:keypair], data_dir: opts[:data_dir]}
-      # {Keyring.Store, Keyword.merge(opts[:store], keyring: name, data_dir: opts[:data_dir])}
+      {Keyring.Identity, name: name, keypair: opts[:keypair], data_dir: opts[:data_dir]},
+      {Keyring.Store,
+       Keyword.merge(opts[:store],
+         keyring: name,
+         data_dir: opts[:data_dir],
+         handle: opts[:store_handle]
+       )}
     ]
 
     Supervisor.init(children, strategy: :rest_for_one)
@@ -100,13 +135,4 @@ defmodule Keyring do
     Application.get_env(:keyring, :data_dir) ||
       Path.join(".keyring", node() |> Atom.to_string() |> String.split("@") |> hd())
   end
-
-  # Surface the store's own reason instead of a supervisor-shaped tuple.
-  defp unwrap_start_error({:error, {:shutdown, {:failed_to_start_child, _child, reason}}}),
-    do: {:error, unwrap_reason(reason)}
-
-  defp unwrap_start_error(other), do: other
-
-  defp unwrap_reason({:store, _} = reason), do: reason
-  defp unwrap_reason(reason), do: reason
 end

@@ -12,4 +12,4 @@
 
 pub mod hash;
 pub mod identity;
-// STORE_PLACEHOLDER
+pub mod store;

@@ -9,4 +9,13 @@ rustler::atoms! {
     io,
     keyring_reply,
     task_aborted,
+    already_open,
+    corrupted,
+    content_mismatch,
+    no_space,
+    closed,
+    busy,
+    too_large,
+    not_found,
+    eof,
 }

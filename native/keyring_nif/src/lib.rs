@@ -8,6 +8,7 @@ mod atoms;
 mod hash;
 mod identity;
 mod reply;
+mod store;
 
 rustler::init!("Elixir.Keyring.Native", load = load);
 
