@@ -34,7 +34,7 @@ defmodule Keyring do
 
   ## Example
 
-      iex> dir = Path.join(System.tmp_dir!(), "keyring-doc-#{System.unique_integer([:positive])}")
+      iex> dir = Path.join(System.tmp_dir!(), "keyring-doc-#{Base.encode16(:crypto.strong_rand_bytes(6))}")
       iex> {:ok, _pid} = Keyring.start_link(name: DocKeyring, data_dir: dir)
       iex> {:ok, cid} = Keyring.Store.put("hello", keyring: DocKeyring)
       iex> Keyring.Store.get(cid, keyring: DocKeyring)

@@ -6,7 +6,7 @@ defmodule Keyring.Store do
   characters (see `Keyring.Store.Cid`). Storing the same bytes twice is a
   no-op that returns the same cid.
 
-      iex> dir = Path.join(System.tmp_dir!(), "keyring-store-#{System.unique_integer([:positive])}")
+      iex> dir = Path.join(System.tmp_dir!(), "keyring-store-#{Base.encode16(:crypto.strong_rand_bytes(6))}")
       iex> {:ok, _} = Keyring.start_link(name: StoreDoc, data_dir: dir)
       iex> {:ok, cid} = Keyring.Store.put("hello", keyring: StoreDoc)
       iex> cid

@@ -37,7 +37,10 @@ defmodule Keyring.IdentityTest do
     # "KRKEY", version 1, kind 1 (sealed): params, salt, nonce, ciphertext + tag
     assert <<"KRKEY", 1, 1, _::binary>> = sealed = File.read!(Path.join(dir, "identity.key"))
     assert byte_size(sealed) == 7 + 12 + 16 + 24 + 32 + 16
-    assert {:error, :bad_passphrase} = Keyring.start_link(name: IdB, data_dir: dir, passphrase: "wrong")
+
+    assert {:error, :bad_passphrase} =
+             Keyring.start_link(name: IdB, data_dir: dir, passphrase: "wrong")
+
     assert {:error, :passphrase_required} = Keyring.start_link(name: IdB, data_dir: dir)
     start(IdB, data_dir: dir, passphrase: "correct horse")
     assert Identity.node_id(IdB) == id

@@ -98,7 +98,9 @@ defmodule Keyring.StoreTest do
     assert {:ok, [{"head/dev", "def"}, {"head/main", "abc"}]} = Store.list_refs("head/", k)
     assert {:ok, true} = Store.delete_ref("head/main", k)
     assert {:error, :not_found} = Store.get_ref("head/main", k)
-    assert {:error, {:too_large, "ref value"}} = Store.put_ref("big", :binary.copy("x", 70_000), k)
+
+    assert {:error, {:too_large, "ref value"}} =
+             Store.put_ref("big", :binary.copy("x", 70_000), k)
   end
 
   test "corrupted bytes on disk are caught by verify and check/1", %{k: k, name: name, dir: dir} do

@@ -29,7 +29,7 @@ fn tampered_chunk_is_caught_by_verify_and_verified_get() {
     let dir = tempfile::tempdir().unwrap();
     let cid = {
         let store = BlobStore::open(dir.path()).unwrap();
-        let c = Committer::start(store.database(), 16).unwrap();
+        let c = Committer::start(&store, 16).unwrap();
         let WriteOutcome::Stored(cid) = put(&c, b"precious bytes".to_vec()).unwrap() else {
             panic!()
         };
@@ -37,17 +37,17 @@ fn tampered_chunk_is_caught_by_verify_and_verified_get() {
         cid
     };
     {
-        // Flip the stored bytes behind the store's back.
-        const CHUNKS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("chunks");
+        // Flip the stored bytes behind the store's back. Small blobs live
+        // inline in their record: kind 0, size (u64 BE), bytes.
+        const BLOBS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("blobs");
         let db = redb::Database::open(dir.path().join(BlobStore::FILE_NAME)).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            let mut chunks = txn.open_table(CHUNKS).unwrap();
-            let mut key = cid.to_vec();
-            key.extend_from_slice(&0u32.to_be_bytes());
-            chunks
-                .insert(key.as_slice(), &b"precious bytez"[..])
-                .unwrap();
+            let mut blobs = txn.open_table(BLOBS).unwrap();
+            let mut record = vec![0u8];
+            record.extend_from_slice(&14u64.to_be_bytes());
+            record.extend_from_slice(b"precious bytez");
+            blobs.insert(cid.as_slice(), record.as_slice()).unwrap();
         }
         txn.commit().unwrap();
     }
@@ -108,7 +108,7 @@ fn full_disk_gives_no_space_and_keeps_acknowledged_blobs() {
         len: AtomicU64::new(0),
     };
     let store = BlobStore::open_with_backend(disk, tmp.path().join("tmp")).unwrap();
-    let c = Committer::start(store.database(), 16).unwrap();
+    let c = Committer::start(&store, 16).unwrap();
     let mut acked = Vec::new();
     let mut error = None;
     for i in 0..200u32 {

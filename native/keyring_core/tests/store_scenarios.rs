@@ -26,7 +26,7 @@ struct Node {
 impl Node {
     fn open(dir: &Path) -> Self {
         let store = BlobStore::open(dir).unwrap();
-        let committer = Committer::start(store.database(), 1024).unwrap();
+        let committer = Committer::start(&store, 1024).unwrap();
         Self { store, committer }
     }
 
@@ -247,7 +247,7 @@ fn concurrent_writers_share_commits() {
 fn full_queue_answers_busy_and_returns_the_reply() {
     let dir = tempfile::tempdir().unwrap();
     let store = BlobStore::open(dir.path()).unwrap();
-    let committer: Committer<ChanReply> = Committer::start(store.database(), 1).unwrap();
+    let committer: Committer<ChanReply> = Committer::start(&store, 1).unwrap();
     let (tx, rx) = mpsc::channel();
     let mut busy = 0;
     for i in 0..200u32 {

@@ -132,7 +132,7 @@ fn submit<'a>(env: Env<'a>, store: &StoreResource, reference: Term<'a>, op: Writ
 #[rustler::nif(schedule = "DirtyIo")]
 fn store_open(dir: String) -> Outcome<ResourceArc<StoreResource>> {
     let store = BlobStore::open(std::path::Path::new(&dir)).map_err(Reason)?;
-    let committer = Committer::start(store.database(), QUEUE_CAPACITY).map_err(Reason)?;
+    let committer = Committer::start(&store, QUEUE_CAPACITY).map_err(Reason)?;
     Ok(ResourceArc::new(StoreResource(RwLock::new(Some(Open {
         store,
         committer,
@@ -145,6 +145,7 @@ fn store_close(store: ResourceArc<StoreResource>) -> Atom {
     let open = store.0.write().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(open) = open {
         open.committer.close();
+        open.store.release_snapshot();
     }
     atoms::ok()
 }

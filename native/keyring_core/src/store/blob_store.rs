@@ -1,12 +1,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
-use redb::{Database, ReadableDatabase, ReadableTable, StorageBackend};
+use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, StorageBackend};
 
 use super::schema::{
-    chunk_count, chunk_key, BLOBS, CHUNKS, FORMAT_VERSION, META, META_BYTES, META_COUNT,
-    META_VERSION, REFS,
+    chunk_count, chunk_key, BlobRecord, BLOBS, CHUNKS, FORMAT_VERSION, META, META_BYTES,
+    META_COUNT, META_VERSION, REFS,
 };
 use super::StoreError;
 use crate::hash::{Digest, StreamHasher};
@@ -17,6 +18,17 @@ pub struct BlobStore {
     db: Arc<Database>,
     tmp_dir: PathBuf,
     path: Option<PathBuf>,
+    /// Bumped by the committer after every commit, before it answers.
+    generation: Arc<AtomicU64>,
+    /// The `blobs` table as of some generation, shared by point reads so they
+    /// skip opening a read transaction and the table each time.
+    snapshot: Arc<RwLock<Option<Arc<Snapshot>>>>,
+}
+
+#[derive(Debug)]
+struct Snapshot {
+    generation: u64,
+    blobs: ReadOnlyTable<&'static [u8], &'static [u8]>,
 }
 
 /// A ref's name and value.
@@ -84,7 +96,48 @@ impl BlobStore {
             db: Arc::new(db),
             tmp_dir,
             path: None,
+            generation: Arc::new(AtomicU64::new(0)),
+            snapshot: Arc::new(RwLock::new(None)),
         })
+    }
+
+    /// The commit counter the committer bumps; readers use it to see every
+    /// acknowledged write.
+    pub(crate) fn generation(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.generation)
+    }
+
+    /// The `blobs` table as of the latest commit (read-your-writes: a write is
+    /// answered only after the generation moved past it).
+    fn blobs(&self) -> Result<Arc<Snapshot>, StoreError> {
+        let current = self.generation.load(Ordering::Acquire);
+        if let Some(snap) = self
+            .snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|s| s.generation == current)
+        {
+            return Ok(Arc::clone(snap));
+        }
+        let txn = self.db.begin_read()?;
+        let snap = Arc::new(Snapshot {
+            generation: current,
+            blobs: txn.open_table(BLOBS)?,
+        });
+        let mut slot = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_none_or(|s| s.generation < current) {
+            *slot = Some(Arc::clone(&snap));
+        }
+        Ok(snap)
+    }
+
+    /// Drops the cached read snapshot (so the database can be closed).
+    pub fn release_snapshot(&self) {
+        self.snapshot
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 
     /// The shared database handle (the [`super::Committer`] writes through it).
@@ -104,27 +157,38 @@ impl BlobStore {
 
     /// The size of blob `cid`, if stored.
     pub fn size(&self, cid: &Digest) -> Result<Option<u64>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let blobs = txn.open_table(BLOBS)?;
-        Ok(blobs.get(cid.as_slice())?.map(|v| v.value()))
+        let snap = self.blobs()?;
+        match snap.blobs.get(cid.as_slice())? {
+            Some(record) => Ok(Some(BlobRecord::decode(record.value())?.size)),
+            None => Ok(None),
+        }
     }
 
     /// The whole blob `cid`. With `verify`, the bytes are hashed and compared
     /// with the cid first ([`StoreError::ContentMismatch`] when they differ).
     pub fn get(&self, cid: &Digest, verify: bool) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let blobs = txn.open_table(BLOBS)?;
-        let Some(size) = blobs.get(cid.as_slice())?.map(|v| v.value()) else {
+        let snap = self.blobs()?;
+        let Some(guard) = snap.blobs.get(cid.as_slice())? else {
             return Ok(None);
         };
-        let chunks = txn.open_table(CHUNKS)?;
-        let mut out = Vec::with_capacity(size as usize);
-        let (first, last) = (chunk_key(cid, 0), chunk_key(cid, u32::MAX));
-        for entry in chunks.range(first.as_slice()..=last.as_slice())? {
-            let (_, value) = entry?;
-            out.extend_from_slice(value.value());
-        }
-        if out.len() as u64 != size {
+        let record = BlobRecord::decode(guard.value())?;
+        let out = match record.inline {
+            Some(bytes) => bytes.to_vec(),
+            None => {
+                // Chunks were committed with (before) their record, so any
+                // transaction at least as new as the snapshot has them all.
+                let txn = self.db.begin_read()?;
+                let chunks = txn.open_table(CHUNKS)?;
+                let mut out = Vec::with_capacity(record.size as usize);
+                let (first, last) = (chunk_key(cid, 0), chunk_key(cid, u32::MAX));
+                for entry in chunks.range(first.as_slice()..=last.as_slice())? {
+                    let (_, value) = entry?;
+                    out.extend_from_slice(value.value());
+                }
+                out
+            }
+        };
+        if out.len() as u64 != record.size {
             return Err(StoreError::ContentMismatch);
         }
         if verify && crate::hash::digest(&out) != *cid {
@@ -133,9 +197,17 @@ impl BlobStore {
         Ok(Some(out))
     }
 
-    /// Chunk `index` of blob `cid` (`None` past the end or for unknown blobs).
+    /// Piece `index` of blob `cid` (`None` past the end or for unknown
+    /// blobs). An inline blob is one piece; a chunked blob has one per chunk.
     pub fn read_chunk(&self, cid: &Digest, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read()?;
+        let blobs = txn.open_table(BLOBS)?;
+        let Some(guard) = blobs.get(cid.as_slice())? else {
+            return Ok(None);
+        };
+        if let Some(bytes) = BlobRecord::decode(guard.value())?.inline {
+            return Ok((index == 0).then(|| bytes.to_vec()));
+        }
         let chunks = txn.open_table(CHUNKS)?;
         Ok(chunks
             .get(chunk_key(cid, index).as_slice())?
@@ -148,9 +220,16 @@ impl BlobStore {
     pub fn verify(&self, cid: &Digest) -> Result<Option<bool>, StoreError> {
         let txn = self.db.begin_read()?;
         let blobs = txn.open_table(BLOBS)?;
-        let Some(size) = blobs.get(cid.as_slice())?.map(|v| v.value()) else {
+        let Some(guard) = blobs.get(cid.as_slice())? else {
             return Ok(None);
         };
+        let record = match BlobRecord::decode(guard.value()) {
+            Ok(record) => record,
+            Err(_) => return Ok(Some(false)),
+        };
+        if let Some(bytes) = record.inline {
+            return Ok(Some(crate::hash::digest(bytes) == *cid));
+        }
         let chunks = txn.open_table(CHUNKS)?;
         let mut hasher = StreamHasher::new();
         let mut seen = 0u32;
@@ -160,6 +239,7 @@ impl BlobStore {
             hasher.update(value.value());
             seen += 1;
         }
+        let size = record.size;
         Ok(Some(
             seen == chunk_count(size) && hasher.len() == size && hasher.finalize() == *cid,
         ))
@@ -198,11 +278,7 @@ impl BlobStore {
     }
 
     /// Up to `limit` refs whose names start with `prefix`, in name order.
-    pub fn list_refs(
-        &self,
-        prefix: &[u8],
-        limit: usize,
-    ) -> Result<Vec<RefEntry>, StoreError> {
+    pub fn list_refs(&self, prefix: &[u8], limit: usize) -> Result<Vec<RefEntry>, StoreError> {
         let txn = self.db.begin_read()?;
         let refs = txn.open_table(REFS)?;
         let mut out = Vec::new();

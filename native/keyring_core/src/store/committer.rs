@@ -9,14 +9,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 
 use super::schema::{
-    chunk_count, chunk_key, BLOBS, CHUNKS, CHUNK_SIZE, MAX_REF_NAME, MAX_REF_VALUE, META,
-    META_BYTES, META_COUNT, REFS,
+    chunk_count, chunk_key, chunked_record, inline_record, BlobRecord, BLOBS, CHUNKS, CHUNK_SIZE,
+    INLINE_MAX, MAX_REF_NAME, MAX_REF_VALUE, META, META_BYTES, META_COUNT, REFS,
 };
-use super::StoreError;
+use super::{BlobStore, StoreError};
 use crate::hash::{digest, Digest};
 
 /// Bytes to be stored, possibly owned by someone else (e.g. a BEAM binary).
@@ -109,6 +110,8 @@ pub struct CommitterStats {
 
 const MAX_BATCH_OPS: usize = 4096;
 const MAX_BATCH_BYTES: u64 = 64 * 1024 * 1024;
+const LINGER_STEP: Duration = Duration::from_micros(100);
+const MAX_LINGER: Duration = Duration::from_millis(1);
 
 type Job<R> = (WriteOp, R);
 
@@ -128,14 +131,16 @@ impl<R: WriteReply> std::fmt::Debug for Committer<R> {
 }
 
 impl<R: WriteReply> Committer<R> {
-    /// Starts the writer thread on `db` with a queue of `capacity` writes.
-    pub fn start(db: Arc<Database>, capacity: usize) -> Result<Self, StoreError> {
+    /// Starts the writer thread for `store` with a queue of `capacity` writes.
+    pub fn start(store: &BlobStore, capacity: usize) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::sync_channel(capacity.max(1));
         let stats = Arc::new(CommitterStats::default());
         let thread_stats = Arc::clone(&stats);
+        let db = store.database();
+        let generation = store.generation();
         let thread = std::thread::Builder::new()
             .name("keyring-store-writer".into())
-            .spawn(move || run(&db, &rx, &thread_stats))
+            .spawn(move || run(&db, &generation, &rx, &thread_stats))
             .map_err(StoreError::from)?;
         Ok(Self {
             queue: RwLock::new(Some(tx)),
@@ -182,15 +187,38 @@ impl<R: WriteReply> Drop for Committer<R> {
     }
 }
 
-fn run<R: WriteReply>(db: &Database, rx: &Receiver<Job<R>>, stats: &CommitterStats) {
+fn run<R: WriteReply>(
+    db: &Database,
+    generation: &AtomicU64,
+    rx: &Receiver<Job<R>>,
+    stats: &CommitterStats,
+) {
     while let Ok(first) = rx.recv() {
         let mut bytes = first.0.weight();
         let mut batch = vec![first];
+        let mut lingered = Duration::ZERO;
         while batch.len() < MAX_BATCH_OPS && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
                 Ok(job) => {
                     bytes += job.0.weight();
                     batch.push(job);
+                }
+                // Writers answered by the previous commit come back within
+                // tens of microseconds. While they keep arriving, wait a
+                // little so they share this commit instead of half of them
+                // queueing for the next one; a lone writer waits one step.
+                Err(TryRecvError::Empty) if lingered < MAX_LINGER => {
+                    let before = batch.len();
+                    std::thread::sleep(LINGER_STEP);
+                    lingered += LINGER_STEP;
+                    match rx.try_recv() {
+                        Ok(job) => {
+                            bytes += job.0.weight();
+                            batch.push(job);
+                        }
+                        Err(_) => break,
+                    }
+                    debug_assert!(batch.len() > before);
                 }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
@@ -209,6 +237,7 @@ fn run<R: WriteReply>(db: &Database, rx: &Receiver<Job<R>>, stats: &CommitterSta
         match outcome {
             Ok(results) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
+                generation.fetch_add(1, Ordering::Release);
                 for (reply, result) in replies.into_iter().zip(results) {
                     reply.send(result);
                 }
@@ -243,7 +272,7 @@ fn commit_batch(db: &Database, ops: &[WriteOp]) -> Result<Vec<OpResult>, StoreEr
 }
 
 struct Tables<'txn> {
-    blobs: Table<'txn, &'static [u8], u64>,
+    blobs: Table<'txn, &'static [u8], &'static [u8]>,
     chunks: Table<'txn, &'static [u8], &'static [u8]>,
     refs: Table<'txn, &'static [u8], &'static [u8]>,
     meta: Table<'txn, &'static str, u64>,
@@ -296,14 +325,19 @@ impl<'txn> Tables<'txn> {
     fn put(&mut self, data: &[u8]) -> Result<OpResult, StoreError> {
         let cid = digest(data);
         if self.blobs.get(cid.as_slice())?.is_none() {
-            let mut pieces = data.chunks(CHUNK_SIZE);
-            let first = pieces.next().unwrap_or(&[]);
-            self.chunks.insert(chunk_key(&cid, 0).as_slice(), first)?;
-            for (i, piece) in pieces.enumerate() {
-                self.chunks
-                    .insert(chunk_key(&cid, i as u32 + 1).as_slice(), piece)?;
+            if data.len() <= INLINE_MAX {
+                self.blobs
+                    .insert(cid.as_slice(), inline_record(data).as_slice())?;
+            } else {
+                for (i, piece) in data.chunks(CHUNK_SIZE).enumerate() {
+                    self.chunks
+                        .insert(chunk_key(&cid, i as u32).as_slice(), piece)?;
+                }
+                self.blobs
+                    .insert(cid.as_slice(), chunked_record(data.len() as u64).as_slice())?;
             }
-            self.add_blob(&cid, data.len() as u64)?;
+            self.count += 1;
+            self.bytes += data.len() as u64;
         }
         Ok(Ok(WriteOutcome::Stored(cid)))
     }
@@ -316,6 +350,13 @@ impl<'txn> Tables<'txn> {
             Ok(f) => f,
             Err(e) => return Ok(Err(e.into())),
         };
+        if size <= INLINE_MAX as u64 {
+            let mut data = Vec::with_capacity(size as usize);
+            if let Err(e) = file.read_to_end(&mut data) {
+                return Ok(Err(e.into()));
+            }
+            return self.put(&data);
+        }
         let mut buf = vec![0u8; CHUNK_SIZE];
         let mut total = 0u64;
         for index in 0..chunk_count(size) {
@@ -329,27 +370,32 @@ impl<'txn> Tables<'txn> {
                 .insert(chunk_key(cid, index).as_slice(), &buf[..want])?;
             total += want as u64;
         }
-        self.add_blob(cid, size)?;
+        self.blobs
+            .insert(cid.as_slice(), chunked_record(size).as_slice())?;
+        self.count += 1;
+        self.bytes += size;
         Ok(Ok(WriteOutcome::Stored(*cid)))
     }
 
     fn delete(&mut self, cid: &Digest) -> Result<OpResult, StoreError> {
-        let Some(size) = self.blobs.remove(cid.as_slice())?.map(|v| v.value()) else {
+        let Some(guard) = self.blobs.remove(cid.as_slice())? else {
             return Ok(Ok(WriteOutcome::Deleted(false)));
         };
-        for index in 0..chunk_count(size) {
-            self.chunks.remove(chunk_key(cid, index).as_slice())?;
+        // A malformed record still gets deleted; its chunks (if any) are
+        // found by range.
+        let (size, inline) = match BlobRecord::decode(guard.value()) {
+            Ok(r) => (r.size, r.inline.is_some()),
+            Err(_) => (0, false),
+        };
+        drop(guard);
+        if !inline {
+            let (first, last) = (chunk_key(cid, 0), chunk_key(cid, u32::MAX));
+            self.chunks
+                .retain_in::<&[u8], _>(first.as_slice()..=last.as_slice(), |_, _| false)?;
         }
         self.count = self.count.saturating_sub(1);
         self.bytes = self.bytes.saturating_sub(size);
         Ok(Ok(WriteOutcome::Deleted(true)))
-    }
-
-    fn add_blob(&mut self, cid: &Digest, size: u64) -> Result<(), StoreError> {
-        self.blobs.insert(cid.as_slice(), size)?;
-        self.count += 1;
-        self.bytes += size;
-        Ok(())
     }
 
     fn save_counters(&mut self) -> Result<(), StoreError> {

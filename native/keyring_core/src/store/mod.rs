@@ -5,8 +5,9 @@
 //! one durable redb transaction, then answers each caller: many concurrent
 //! writers share one fsync, and no caller hears "ok" before its data is on disk.
 //!
-//! Blobs are split into chunks of [`CHUNK_SIZE`] bytes so a large blob can be
-//! imported from a file and read back chunk by chunk without holding it whole.
+//! Small blobs (≤ [`INLINE_MAX`]) live inline in their index record; larger
+//! ones are split into chunks of [`CHUNK_SIZE`] bytes so they can be imported
+//! from a file and read back chunk by chunk without holding them whole.
 
 mod blob_store;
 mod blob_writer;
@@ -18,4 +19,4 @@ pub use blob_store::{BlobStore, RefEntry, Stats};
 pub use blob_writer::BlobWriter;
 pub use committer::{Committer, CommitterStats, Payload, WriteOp, WriteOutcome, WriteReply};
 pub use error::StoreError;
-pub use schema::{CHUNK_SIZE, MAX_REF_NAME, MAX_REF_VALUE};
+pub use schema::{CHUNK_SIZE, INLINE_MAX, MAX_REF_NAME, MAX_REF_VALUE};
