@@ -1,73 +1,70 @@
 //! Direct-Rust baselines for `bench/foundation.exs`: the same work the NIFs do,
 //! called straight from Rust, so the Elixir side can print NIF/Rust ratios
-//! measured in the same run.
+//! measured in the same run, round by round, alternating with the NIF.
 //!
-//! Usage: `keyring_bench crypto <rounds> <seconds_per_round>`
-//! Prints one `name value` line per measurement (ops/s or bytes/s), each the
-//! median of `rounds` rounds.
+//! Protocol (stdin → stdout, one line each): `<measurement> <arg> <millis>`
+//! answers the operations per second of one round of `<millis>`:
+//! - `blake3 <size> <ms>`: hashes of a `<size>`-byte input
+//! - `sign 64 <ms>` / `verify 64 <ms>`: Ed25519 on a 64-byte message
 
 use std::hint::black_box;
+use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use keyring_core::hash::digest;
 use keyring_core::identity::{verify_strict, KeyPair};
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(|a, b| a.total_cmp(b));
-    xs[xs.len() / 2]
-}
-
-/// Operations per second of `op`, median over `rounds` rounds of `secs` each.
-fn rate(rounds: usize, secs: f64, mut op: impl FnMut()) -> f64 {
-    let per_round = Duration::from_secs_f64(secs);
-    let samples = (0..rounds)
-        .map(|_| {
-            let start = Instant::now();
-            let mut n = 0u64;
-            while start.elapsed() < per_round {
-                for _ in 0..8 {
-                    op();
-                }
-                n += 8;
-            }
-            n as f64 / start.elapsed().as_secs_f64()
-        })
-        .collect();
-    median(samples)
-}
-
-fn crypto(rounds: usize, secs: f64) {
-    for size in [1usize << 10, 64 << 10, 1 << 20, 64 << 20] {
-        let data = vec![0xA5u8; size];
-        let ops = rate(rounds, secs, || {
-            black_box(digest(black_box(&data)));
-        });
-        println!("blake3_{size} {:.1}", ops * size as f64);
+/// Operations per second of `op` over one round of `ms` milliseconds.
+fn rate(ms: u64, mut op: impl FnMut()) -> f64 {
+    let round = Duration::from_millis(ms);
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < round {
+        for _ in 0..4 {
+            op();
+        }
+        n += 4;
     }
-    let kp = KeyPair::generate().expect("random");
-    let msg = [7u8; 64];
-    let sig = kp.sign(&msg);
-    let pk = kp.public_key();
-    println!(
-        "ed25519_sign {:.1}",
-        rate(rounds, secs, || {
-            black_box(kp.sign(black_box(&msg)));
-        })
-    );
-    println!(
-        "ed25519_verify {:.1}",
-        rate(rounds, secs, || {
-            black_box(verify_strict(&pk, black_box(&msg), &sig).unwrap());
-        })
-    );
+    n as f64 / start.elapsed().as_secs_f64()
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let rounds = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
-    let secs = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0.3);
-    match args.get(1).map(String::as_str) {
-        Some("crypto") => crypto(rounds, secs),
-        _ => eprintln!("usage: keyring_bench crypto [rounds] [seconds_per_round]"),
+    let kp = KeyPair::generate().expect("random source");
+    let msg = [7u8; 64];
+    let sig = kp.sign(&msg);
+    let pk = kp.public_key();
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let [what, arg, ms] = parts[..] else {
+            let _ = writeln!(out, "error bad request");
+            continue;
+        };
+        let (Ok(arg), Ok(ms)) = (arg.parse::<usize>(), ms.parse::<u64>()) else {
+            let _ = writeln!(out, "error bad numbers");
+            continue;
+        };
+        let ops = match what {
+            "blake3" => {
+                let data = vec![0xA5u8; arg];
+                rate(ms, || {
+                    black_box(digest(black_box(&data)));
+                })
+            }
+            "sign" => rate(ms, || {
+                black_box(kp.sign(black_box(&msg)));
+            }),
+            "verify" => rate(ms, || {
+                black_box(verify_strict(&pk, black_box(&msg), &sig).unwrap_or(false));
+            }),
+            _ => {
+                let _ = writeln!(out, "error unknown measurement");
+                continue;
+            }
+        };
+        let _ = writeln!(out, "{ops:.1}");
+        let _ = out.flush();
     }
 }
