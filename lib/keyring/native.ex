@@ -47,4 +47,8 @@ defmodule Keyring.Native do
   def verify(_public_key, _message, _signature), do: err()
   def verify_dirty(_public_key, _message, _signature), do: err()
   def write_file_atomic(_path, _bytes), do: err()
+
+  # gossip discovery packets (framing only; the HMAC tag is checked in Elixir)
+  def gossip_encode(_ts_ms, _nonce, _public_key, _incarnation, _cluster, _node), do: err()
+  def gossip_decode(_packet), do: err()
 end

@@ -6,6 +6,7 @@
 //!
 //! - [`identity`]: Ed25519 keys, strict verification, the encrypted key file.
 //! - [`hash`]: BLAKE3 content hashing (one-shot and streaming).
+//! - [`gossip`]: LAN discovery packet codec (size-limited, never panics).
 //! - [`store`]: the content-addressed blob store on redb with group commit.
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![deny(unsafe_code)]
@@ -13,3 +14,4 @@
 pub mod hash;
 pub mod identity;
 // STORE_PLACEHOLDER
+pub mod gossip;
