@@ -197,7 +197,9 @@ defmodule Keyring.CRDT do
     {:reply, :ok, state}
   end
 
-  def handle_call(:neighbours, _from, state), do: {:reply, MapSet.to_list(state.neighbours), state}
+  def handle_call(:neighbours, _from, state),
+    do: {:reply, MapSet.to_list(state.neighbours), state}
+
   def handle_call(:root, _from, state), do: {:reply, AWLWWMap.root(state.map), state}
 
   @impl GenServer
@@ -233,8 +235,7 @@ defmodule Keyring.CRDT do
   end
 
   def handle_info({:crdt_ae, :done, from, digests}, state) do
-    behind =
-      for {b, digest} <- digests, AWLWWMap.bucket_digest(state.map, b) != digest, do: b
+    behind = for {b, digest} <- digests, AWLWWMap.bucket_digest(state.map, b) != digest, do: b
 
     send_chunked(state, [from], :crdt_delta, AWLWWMap.entries_in(state.map, behind))
     {:noreply, state}
@@ -314,7 +315,12 @@ defmodule Keyring.CRDT do
 
   defp schedule_sync(state) do
     jitter = :rand.uniform(max(div(state.sync_interval, 4), 1))
-    Process.send_after(self(), :sync_tick, state.sync_interval - div(state.sync_interval, 8) + jitter)
+
+    Process.send_after(
+      self(),
+      :sync_tick,
+      state.sync_interval - div(state.sync_interval, 8) + jitter
+    )
   end
 
   # Sends entries in messages of at most max_bytes (external size).

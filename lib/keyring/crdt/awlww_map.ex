@@ -40,7 +40,8 @@ defmodule Keyring.CRDT.AWLWWMap do
   @mask 0xFFFFFFFFFFFFFFFF
 
   @type replica :: term()
-  @type key_state :: {%{replica() => pos_integer()}, %{replica() => {pos_integer(), HLC.t(), term()}}}
+  @type key_state ::
+          {%{replica() => pos_integer()}, %{replica() => {pos_integer(), HLC.t(), term()}}}
   @type delta :: %{term() => key_state()}
   @type diff :: {:put, term(), term()} | {:delete, term()}
 

@@ -1,0 +1,85 @@
+defmodule Keyring.Coordinator.Presence do
+  @moduledoc """
+  One node's presence entry, as every node sees it.
+
+    * `:node_id` — the node's Ed25519 public key, text form (`Keyring.Identity.node_id/1`)
+    * `:node` — its Erlang node name
+    * `:incarnation` — bumped on every start; a higher one means the node restarted
+    * `:quic_addr` — its QUIC address once it has one (`Keyring.Coordinator.set_quic_addr/2`)
+    * `:capabilities` — what tasks it takes (`Keyring.Coordinator.register/3`)
+    * `:health` — `%{run_queue:, schedulers:, memory_mb:, processes:, uptime_s:}`
+      sampled at the last publication
+    * `:version` — Keyring version
+    * `:status` — `:up` or `:down`, decided locally by the node reading it
+    * `:pid` — the node's coordinator (routing target)
+  """
+
+  @enforce_keys [:node_id, :node, :incarnation]
+  defstruct [
+    :node_id,
+    :node,
+    :incarnation,
+    :quic_addr,
+    :pid,
+    :version,
+    capabilities: [],
+    health: %{},
+    status: :up
+  ]
+
+  @type t :: %__MODULE__{
+          node_id: String.t(),
+          node: node(),
+          incarnation: pos_integer(),
+          quic_addr: String.t() | nil,
+          pid: pid() | nil,
+          version: String.t() | nil,
+          capabilities: [term()],
+          health: map(),
+          status: :up | :down
+        }
+
+  @doc false
+  # The current health sample. Rounded so an idle node does not republish.
+  def sample_health(started_at_ms) do
+    %{
+      run_queue: :erlang.statistics(:total_run_queue_lengths_all),
+      schedulers: System.schedulers_online(),
+      memory_mb: div(:erlang.memory(:total), 1024 * 1024),
+      processes: :erlang.system_info(:process_count),
+      uptime_s: div(System.monotonic_time(:millisecond) - started_at_ms, 1000)
+    }
+  end
+
+  @doc false
+  # Whether health moved enough to publish before the periodic refresh.
+  def material_change?(old, new) do
+    old[:run_queue] != new[:run_queue] or
+      abs((old[:memory_mb] || 0) - new[:memory_mb]) * 10 > max(new[:memory_mb], 10)
+  end
+
+  defimpl Inspect do
+    import Inspect.Algebra
+
+    def inspect(p, opts) do
+      short = String.slice(p.node_id || "", 0, 8)
+      h = p.health
+
+      health =
+        "rq=#{Map.get(h, :run_queue, "?")} mem=#{Map.get(h, :memory_mb, "?")}MB up=#{Map.get(h, :uptime_s, "?")}s"
+
+      concat([
+        "#Keyring.Presence<",
+        to_doc(p.node, opts),
+        " ",
+        Atom.to_string(p.status),
+        " id=#{short}… inc=#{p.incarnation} caps=",
+        to_doc(p.capabilities, opts),
+        " ",
+        health,
+        if(p.quic_addr, do: " quic=#{p.quic_addr}", else: ""),
+        ">"
+      ])
+    end
+  end
+end
