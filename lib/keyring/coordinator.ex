@@ -199,6 +199,7 @@ defmodule Keyring.Coordinator do
     {ref, members} = :pg.monitor(scope, @coordinators)
     :ok = PubSub.subscribe(PubSub.topology_topic(), keyring: keyring)
 
+    Process.flag(:trap_exit, true)
     started = System.monotonic_time(:millisecond)
     incarnation = Incarnation.bump(opts[:data_dir])
     Instance.put(keyring, :incarnation, incarnation)
@@ -311,6 +312,14 @@ defmodule Keyring.Coordinator do
 
   def handle_info(_other, state), do: {:noreply, state}
 
+  # Graceful leave: remove our entry so others see :leave rather than :down.
+  @impl GenServer
+  def terminate(_reason, state) do
+    CRDT.delete(state.crdt, key(state.me))
+  catch
+    :exit, _ -> :ok
+  end
+
   ## Internals
 
   defp run_handler(handler, task) do
@@ -352,7 +361,7 @@ defmodule Keyring.Coordinator do
           pred.(p),
           not Map.has_key?(state.down_since, p.node_id),
           into: %{},
-          do: {p.node_id, now}
+          do: {p.node_id, {p.incarnation, now}}
 
     %{state | down_since: Map.merge(state.down_since, down)}
   end
@@ -369,7 +378,9 @@ defmodule Keyring.Coordinator do
       end)
 
     {gone, kept} =
-      Enum.split_with(state.down_since, fn {_, since} -> now - since > conf[:permdown_after] end)
+      Enum.split_with(state.down_since, fn {_, {_inc, since}} ->
+        now - since > conf[:permdown_after]
+      end)
 
     Enum.each(gone, fn {id, _} -> CRDT.delete(state.crdt, {:node, id}) end)
     %{state | down_since: Map.new(kept)}
@@ -381,7 +392,13 @@ defmodule Keyring.Coordinator do
 
     new =
       for {{:node, id}, %Presence{} = p} <- CRDT.to_map(state.crdt), into: %{} do
-        status = if Map.has_key?(state.down_since, id), do: :down, else: :up
+        # A down mark only holds for the incarnation that went down.
+        status =
+          case Map.get(state.down_since, id) do
+            {inc, _since} when inc == p.incarnation -> :down
+            _ -> :up
+          end
+
         {id, %{p | status: status}}
       end
 
@@ -409,7 +426,8 @@ defmodule Keyring.Coordinator do
   end
 
   defp emit(state, {kind, p}) do
-    Logger.info("[Keyring.Coordinator] #{kind} #{p.node} (incarnation #{p.incarnation})")
+    level = if kind == :update, do: :debug, else: :info
+    Logger.log(level, "[Keyring.Coordinator] #{kind} #{p.node} (incarnation #{p.incarnation})")
     message = {:keyring_presence, kind, p}
     PubSub.local_broadcast(PubSub.presence_topic(), message, keyring: state.keyring)
   end

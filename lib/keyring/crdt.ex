@@ -138,6 +138,7 @@ defmodule Keyring.CRDT do
   @impl GenServer
   def init(opts) do
     Process.flag(:message_queue_data, :off_heap)
+    Process.flag(:trap_exit, true)
     name = opts[:name]
     scope = opts[:scope] || Keyring.PubSub.scope(opts[:keyring])
     ensure_scope(scope)
@@ -261,6 +262,12 @@ defmodule Keyring.CRDT do
   end
 
   def handle_info(_unknown, state), do: {:noreply, state}
+
+  # Ship what is still pending (e.g. a graceful leave) before going away.
+  @impl GenServer
+  def terminate(_reason, state) do
+    send_chunked(state, state.neighbours, :crdt_delta, Map.to_list(state.pending))
+  end
 
   ## Internals
 

@@ -40,13 +40,10 @@ defmodule Keyring.Test.Peers do
       [data_dir: dir, coordinator: Keyword.get(opts, :coordinator, [])] ++
         Keyword.get(opts, :keyring, [])
 
-    {:ok, _} = call(p, __MODULE__, :start_keyring, [keyring_opts])
-    p
-  end
+    {:ok, _} =
+      call(p, Supervisor, :start_child, [Keyring.Application.Supervisor, {Keyring, keyring_opts}])
 
-  # Runs on the peer: starts the Keyring instance under the application supervisor.
-  def start_keyring(opts) do
-    Supervisor.start_child(Keyring.Application.Supervisor, {Keyring, opts})
+    p
   end
 
   def start_many(prefix, n, opts \\ []) do

@@ -54,9 +54,23 @@ defmodule Keyring.Coordinator.Presence do
   @doc false
   # Whether health moved enough to publish before the periodic refresh.
   def material_change?(old, new) do
-    old[:run_queue] != new[:run_queue] or
+    load_level(old) != load_level(new) or
       abs((old[:memory_mb] || 0) - new[:memory_mb]) * 10 > max(new[:memory_mb], 10)
   end
+
+  # Run queue per scheduler, coarsely: 0 idle, 1 busy, 2 loaded, 3 overloaded.
+  defp load_level(%{run_queue: rq, schedulers: s}) do
+    per = rq / max(s, 1)
+
+    cond do
+      per < 1 -> 0
+      per < 2 -> 1
+      per < 4 -> 2
+      true -> 3
+    end
+  end
+
+  defp load_level(_), do: nil
 
   defimpl Inspect do
     import Inspect.Algebra
