@@ -92,6 +92,8 @@ defmodule Keyring do
        name: Keyring.Coordinator.presence_crdt(name),
        keyring: name,
        group: :keyring_presence,
+       # Deltas are pushed and beats show liveness: anti-entropy is a backstop.
+       sync_interval: 30_000,
        on_change: fn diffs ->
          if pid = Process.whereis(coordinator), do: send(pid, {:presence_changed, diffs})
        end},

@@ -16,11 +16,17 @@ defmodule Keyring.Coordinator do
 
   ## Liveness
 
-    * Every `:heartbeat` ms (default 5_000) a node samples its health and sends
-      a tiny beat to the other coordinators. It republishes its entry when
-      health changed materially, or every `:refresh_beats` beats.
-    * A node is marked **down** at once on `nodedown`, when its coordinator
-      exits, or after `:down_after` ms without a beat (default 3 heartbeats).
+    * Every `:heartbeat` ms (default 5_000) a node samples its health and
+      republishes its entry only when health changed materially (load level,
+      ±10 % memory) or its entry went missing. Uptime is derived from
+      `started_at`, so an idle node sends nothing.
+    * Every `:beat_every` heartbeats (default 3, i.e. 15 s) it sends a
+      ~50-byte liveness beat to each other coordinator (Phoenix.Tracker's
+      idle heartbeat, at the same period).
+    * A node is marked **down** at once on `nodedown` or when its coordinator
+      exits (both free: Erlang distribution detects them), and after
+      `:down_after` ms without a beat (default 2 beat periods, 30 s: a hung
+      coordinator, or a partition before `net_ticktime` notices).
       Reads skip down nodes; a `{:keyring_presence, :down, entry}` event goes out.
     * A node down for `:permdown_after` ms (default 5 minutes) is removed from
       the map (`:leave`). If it comes back, its entry is published again.
@@ -44,7 +50,7 @@ defmodule Keyring.Coordinator do
   require Logger
 
   alias Keyring.{CRDT, Instance, PubSub}
-  alias Keyring.Coordinator.{Incarnation, Presence}
+  alias Keyring.Coordinator.{Incarnation, Presence, Router}
 
   @coordinators :keyring_coordinators
 
@@ -126,21 +132,9 @@ defmodule Keyring.Coordinator do
 
       _ ->
         target = opts[:strategy].pick(candidates, capability, task)
-        call_remote(target, capability, task, opts[:timeout])
+        Router.call(target, capability, task, opts[:timeout])
     end
   end
-
-  defp call_remote(%Presence{pid: pid}, capability, task, timeout) when is_pid(pid) do
-    GenServer.call(pid, {:run, capability, task}, timeout)
-  catch
-    :exit, {:timeout, _} -> {:error, :timeout}
-    :exit, {{:nodedown, _}, _} -> {:error, :nodedown}
-    :exit, {:noconnection, _} -> {:error, :nodedown}
-    :exit, {reason, _} when reason in [:noproc, :normal, :shutdown] -> {:error, :nodedown}
-    :exit, {{:shutdown, _}, _} -> {:error, :nodedown}
-  end
-
-  defp call_remote(_presence, _capability, _task, _timeout), do: {:error, :nodedown}
 
   defp all(keyring) do
     table = Instance.child_name(keyring, __MODULE__)
@@ -172,17 +166,16 @@ defmodule Keyring.Coordinator do
     opts =
       Keyword.validate!(opts,
         heartbeat: 5_000,
+        beat_every: 3,
         down_after: nil,
-        permdown_after: 300_000,
-        refresh_beats: 6,
-        capabilities: []
+        permdown_after: 300_000
       )
 
-    for key <- [:heartbeat, :permdown_after, :refresh_beats],
+    for key <- [:heartbeat, :permdown_after, :beat_every],
         not (is_integer(opts[key]) and opts[key] > 0),
         do: raise(ArgumentError, "coordinator #{inspect(key)} must be a positive integer")
 
-    Keyword.update!(opts, :down_after, &(&1 || 3 * opts[:heartbeat]))
+    Keyword.update!(opts, :down_after, &(&1 || 2 * opts[:beat_every] * opts[:heartbeat]))
   end
 
   @doc false
@@ -210,7 +203,7 @@ defmodule Keyring.Coordinator do
       incarnation: incarnation,
       pid: self(),
       version: to_string(Application.spec(:keyring, :vsn) || "dev"),
-      health: Presence.sample_health(started)
+      health: Presence.sample_health(%{})
     }
 
     state = %{
@@ -250,7 +243,7 @@ defmodule Keyring.Coordinator do
   def handle_call({:run, cap, task}, from, state) do
     case Map.fetch(state.handlers, cap) do
       {:ok, handler} ->
-        spawn(fn -> GenServer.reply(from, run_handler(handler, task)) end)
+        spawn(fn -> GenServer.reply(from, Router.run(handler, task)) end)
         {:noreply, state}
 
       :error ->
@@ -261,32 +254,32 @@ defmodule Keyring.Coordinator do
   @impl GenServer
   def handle_info(:beat, state) do
     state = %{state | beats: state.beats + 1}
-    health = Presence.sample_health(state.started)
-    old = state.me.health
+    health = Presence.sample_health(state.me.health)
 
     state =
-      if Presence.material_change?(old, health) or
-           rem(state.beats, state.conf[:refresh_beats]) == 0 or
+      if Presence.material_change?(state.me.health, health) or
            CRDT.get(state.crdt, key(state.me)) == nil do
         state |> update_me(&%{&1 | health: health}) |> publish()
       else
         state
       end
 
-    beat = {:keyring_beat, self(), state.me.node_id}
-    Enum.each(state.peers, &send(&1, beat))
+    if rem(state.beats, state.conf[:beat_every]) == 0,
+      do: Enum.each(state.peers, &send(&1, {:keyring_beat, self()}))
+
     schedule_beat(state)
     {:noreply, state |> expire() |> rebuild_view()}
   end
 
-  def handle_info({:keyring_beat, _pid, node_id}, state) do
-    now = System.monotonic_time(:millisecond)
-    state = %{state | last_seen: Map.put(state.last_seen, node_id, now)}
+  def handle_info({:keyring_beat, pid}, state) do
+    state = seen(state, pid)
 
-    if Map.has_key?(state.down_since, node_id) do
-      {:noreply, %{state | down_since: Map.delete(state.down_since, node_id)} |> rebuild_view()}
-    else
-      {:noreply, state}
+    case Enum.find(state.down_since, fn {_id, {_inc, pid_down, _}} -> pid_down == pid end) do
+      {id, _} ->
+        {:noreply, %{state | down_since: Map.delete(state.down_since, id)} |> rebuild_view()}
+
+      nil ->
+        {:noreply, state}
     end
   end
 
@@ -300,8 +293,8 @@ defmodule Keyring.Coordinator do
 
   def handle_info({ref, :join, _, pids}, %{pg_ref: ref} = state) do
     pids = pids -- [self()]
-    beat = {:keyring_beat, self(), state.me.node_id}
-    Enum.each(pids, &send(&1, beat))
+    Enum.each(pids, &send(&1, {:keyring_beat, self()}))
+    state = Enum.reduce(pids, state, &seen(&2, &1))
     {:noreply, %{state | peers: MapSet.union(state.peers, MapSet.new(pids))}}
   end
 
@@ -322,19 +315,8 @@ defmodule Keyring.Coordinator do
 
   ## Internals
 
-  defp run_handler(handler, task) do
-    result =
-      case handler do
-        fun when is_function(fun, 1) -> fun.(task)
-        {m, f, a} -> apply(m, f, [task | a])
-      end
-
-    {:ok, result}
-  rescue
-    e -> {:error, {:handler_crashed, Exception.message(e)}}
-  catch
-    kind, reason -> {:error, {:handler_crashed, Exception.format_banner(kind, reason)}}
-  end
+  defp seen(state, pid),
+    do: %{state | last_seen: Map.put(state.last_seen, pid, System.monotonic_time(:millisecond))}
 
   defp caps(state), do: state.handlers |> Map.keys() |> Enum.sort()
 
@@ -361,7 +343,7 @@ defmodule Keyring.Coordinator do
           pred.(p),
           not Map.has_key?(state.down_since, p.node_id),
           into: %{},
-          do: {p.node_id, {p.incarnation, now}}
+          do: {p.node_id, {p.incarnation, p.pid, now}}
 
     %{state | down_since: Map.merge(state.down_since, down)}
   end
@@ -373,12 +355,11 @@ defmodule Keyring.Coordinator do
 
     state =
       mark_down(state, fn p ->
-        seen = Map.get(state.last_seen, p.node_id, state.started)
-        now - seen > conf[:down_after]
+        now - Map.get(state.last_seen, p.pid, now) > conf[:down_after]
       end)
 
     {gone, kept} =
-      Enum.split_with(state.down_since, fn {_, {_inc, since}} ->
+      Enum.split_with(state.down_since, fn {_, {_inc, _pid, since}} ->
         now - since > conf[:permdown_after]
       end)
 
@@ -395,7 +376,7 @@ defmodule Keyring.Coordinator do
         # A down mark only holds for the incarnation that went down.
         status =
           case Map.get(state.down_since, id) do
-            {inc, _since} when inc == p.incarnation -> :down
+            {inc, _pid, _since} when inc == p.incarnation -> :down
             _ -> :up
           end
 
@@ -403,6 +384,12 @@ defmodule Keyring.Coordinator do
       end
 
     for {id, p} <- new, Map.get(old, id) != p, do: :ets.insert(state.table, {id, p})
+
+    state =
+      Enum.reduce(new, state, fn {_id, p}, state ->
+        if Map.has_key?(state.last_seen, p.pid), do: state, else: seen(state, p.pid)
+      end)
+
     for {id, _} <- old, not Map.has_key?(new, id), do: :ets.delete(state.table, id)
     Enum.each(events(old, new), &emit(state, &1))
     state

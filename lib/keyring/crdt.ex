@@ -49,7 +49,7 @@ defmodule Keyring.CRDT do
       same group replicate with each other.
     * `:replica` — this replica's id (default: `{node(), start time}`); must be
       unique per start, since write counters restart.
-    * `:sync_interval` — ms between anti-entropy rounds (default 5_000).
+    * `:sync_interval` — ms between anti-entropy rounds (default 10_000).
     * `:max_message_bytes` — largest message to send (default 256 KiB).
   """
   use GenServer
@@ -74,7 +74,7 @@ defmodule Keyring.CRDT do
         :replica,
         :group,
         keyring: Keyring,
-        sync_interval: 5_000,
+        sync_interval: 10_000,
         max_message_bytes: 256 * 1024
       ])
 

@@ -7,8 +7,8 @@ defmodule Keyring.Coordinator.Presence do
     * `:incarnation` — bumped on every start; a higher one means the node restarted
     * `:quic_addr` — its QUIC address once it has one (`Keyring.Coordinator.set_quic_addr/2`)
     * `:capabilities` — what tasks it takes (`Keyring.Coordinator.register/3`)
-    * `:health` — `%{run_queue:, schedulers:, memory_mb:, processes:, uptime_s:}`
-      sampled at the last publication
+    * `:health` — `%{run_queue:, schedulers:, memory_mb:, processes:, started_at:}`
+      sampled at the last publication (`started_at` in ms since the epoch; see `uptime_s/1`)
     * `:version` — Keyring version
     * `:status` — `:up` or `:down`, decided locally by the node reading it
     * `:pid` — the node's coordinator (routing target)
@@ -39,16 +39,28 @@ defmodule Keyring.Coordinator.Presence do
           status: :up | :down
         }
 
+  @doc "Seconds since the node's VM started."
+  @spec uptime_s(t()) :: non_neg_integer() | nil
+  def uptime_s(%__MODULE__{health: %{started_at: t}}),
+    do: max(div(System.os_time(:millisecond) - t, 1000), 0)
+
+  def uptime_s(_), do: nil
+
   @doc false
-  # The current health sample. Rounded so an idle node does not republish.
-  def sample_health(started_at_ms) do
+  # The current health sample (previous sample passed to keep started_at).
+  def sample_health(previous) do
     %{
       run_queue: :erlang.statistics(:total_run_queue_lengths_all),
       schedulers: System.schedulers_online(),
       memory_mb: div(:erlang.memory(:total), 1024 * 1024),
       processes: :erlang.system_info(:process_count),
-      uptime_s: div(System.monotonic_time(:millisecond) - started_at_ms, 1000)
+      started_at: previous[:started_at] || vm_started_at()
     }
+  end
+
+  defp vm_started_at do
+    {uptime_ms, _} = :erlang.statistics(:wall_clock)
+    System.os_time(:millisecond) - uptime_ms
   end
 
   @doc false
@@ -80,7 +92,7 @@ defmodule Keyring.Coordinator.Presence do
       h = p.health
 
       health =
-        "rq=#{Map.get(h, :run_queue, "?")} mem=#{Map.get(h, :memory_mb, "?")}MB up=#{Map.get(h, :uptime_s, "?")}s"
+        "rq=#{Map.get(h, :run_queue, "?")} mem=#{Map.get(h, :memory_mb, "?")}MB up=#{Keyring.Coordinator.Presence.uptime_s(p) || "?"}s"
 
       concat([
         "#Keyring.Presence<",
