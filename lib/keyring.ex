@@ -26,6 +26,8 @@ defmodule Keyring do
   | `:data_dir` | `".keyring/<node name>"` | where the identity key and the store live |
   | `:passphrase` | `nil` | seals the identity key at rest (Argon2id + XChaCha20-Poly1305) |
   | `:store` | `[]` | options for `Keyring.Store` (see its docs) |
+  | `:coordinator` | `[]` | presence/heartbeat options (see `Keyring.Coordinator`) |
+  | `:cluster_topologies` | `config :keyring, :cluster_topologies` | discovery (see `Keyring.Cluster`) |
 
   `start_link/1` answers `{:error, :bad_passphrase}` when the passphrase does
   not open an existing key, and `{:error, {:store, reason}}` when the store
@@ -100,17 +102,41 @@ defmodule Keyring do
   def init(opts) do
     name = opts[:name]
 
-    children = [
-      {Keyring.Identity, name: name, keypair: opts[:keypair], data_dir: opts[:data_dir]},
-      {Keyring.Store,
-       Keyword.merge(opts[:store],
-         keyring: name,
-         data_dir: opts[:data_dir],
-         handle: opts[:store_handle]
-       )}
-    ]
+    children =
+      [
+        {Keyring.Identity, name: name, keypair: opts[:keypair], data_dir: opts[:data_dir]},
+        {Keyring.Store,
+         Keyword.merge(opts[:store],
+           keyring: name,
+           data_dir: opts[:data_dir],
+           handle: opts[:store_handle]
+         )}
+      ] ++ cluster_children(name, opts)
 
     Supervisor.init(children, strategy: :rest_for_one)
+  end
+
+  # The cluster plane: PubSub scope, presence CRDT, coordinator, topology
+  # events, discovery strategies (see Keyring.Coordinator, Keyring.Cluster).
+  defp cluster_children(name, opts) do
+    coordinator = Keyring.Instance.child_name(name, Keyring.Coordinator)
+
+    [
+      {Keyring.PubSub, keyring: name},
+      {Keyring.CRDT,
+       name: Keyring.Coordinator.presence_crdt(name),
+       keyring: name,
+       group: :keyring_presence,
+       # Deltas are pushed and beats show liveness: anti-entropy is a backstop.
+       sync_interval: 30_000,
+       on_change: fn diffs ->
+         if pid = Process.whereis(coordinator), do: send(pid, {:presence_changed, diffs})
+       end},
+      {Keyring.Coordinator,
+       keyring: name, data_dir: opts[:data_dir], coordinator: opts[:coordinator]},
+      {Keyring.ClusterHandler, keyring: name},
+      {Keyring.Cluster, keyring: name, topologies: opts[:cluster_topologies]}
+    ]
   end
 
   defp validate!(opts) do
@@ -119,8 +145,12 @@ defmodule Keyring do
         :data_dir,
         :passphrase,
         name: __MODULE__,
-        store: []
+        store: [],
+        coordinator: [],
+        cluster_topologies: Application.get_env(:keyring, :cluster_topologies, [])
       ])
+
+    Keyring.Coordinator.validate!(opts[:coordinator])
 
     unless is_atom(opts[:name]),
       do: raise(ArgumentError, ":name must be an atom, got: #{inspect(opts[:name])}")

@@ -67,4 +67,8 @@ defmodule Keyring.Native do
   def blob_writer_write(_writer, _data), do: err()
   def blob_writer_finish(_store, _writer, _ref), do: err()
   def blob_writer_abort(_writer), do: err()
+
+  # gossip discovery packets (framing only; the HMAC tag is checked in Elixir)
+  def gossip_encode(_ts_ms, _nonce, _public_key, _incarnation, _cluster, _node), do: err()
+  def gossip_decode(_packet), do: err()
 end

@@ -6,10 +6,12 @@
 //!
 //! - [`identity`]: Ed25519 keys, strict verification, the encrypted key file.
 //! - [`hash`]: BLAKE3 content hashing (one-shot and streaming).
+//! - [`gossip`]: LAN discovery packet codec (size-limited, never panics).
 //! - [`store`]: the content-addressed blob store on redb with group commit.
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![deny(unsafe_code)]
 
 pub mod hash;
 pub mod identity;
+pub mod gossip;
 pub mod store;

@@ -6,6 +6,7 @@
 
 mod atoms;
 mod hash;
+mod gossip;
 mod identity;
 mod reply;
 mod store;
