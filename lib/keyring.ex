@@ -26,6 +26,7 @@ defmodule Keyring do
   | `:data_dir` | `".keyring/<node name>"` | where the identity key and the store live |
   | `:passphrase` | `nil` | seals the identity key at rest (Argon2id + XChaCha20-Poly1305) |
   | `:store` | `[]` | options for `Keyring.Store` (see its docs) |
+  | `:mesh` | `[]` | options for the QUIC mesh (see `Keyring.Transport.Quic`) |
 
   `start_link/1` answers `{:error, :bad_passphrase}` when the passphrase does
   not open an existing key, and `{:error, {:store, reason}}` when the store
@@ -71,12 +72,32 @@ defmodule Keyring do
     name = opts[:name]
 
     children = [
-      {Keyring.Identity, name: name, keypair: opts[:keypair], data_dir: opts[:data_dir]}
+      {Keyring.Identity, name: name, keypair: opts[:keypair], data_dir: opts[:data_dir]},
       # {Keyring.Store, Keyword.merge(opts[:store], keyring: name, data_dir: opts[:data_dir])}
+      {Keyring.Mesh,
+       name: name, keypair: opts[:keypair], data_dir: opts[:data_dir], mesh: opts[:mesh]}
     ]
 
     Supervisor.init(children, strategy: :rest_for_one)
   end
+
+  @doc "Joins a keyring with an invite. See `Keyring.Ring.join/2`."
+  @spec join(String.t(), keyword()) :: {:ok, Keyring.Ring.id()} | {:error, term()}
+  defdelegate join(invite, opts \\ []), to: Keyring.Ring
+
+  @doc "Exposes an RPC handle to keyring members. See `Keyring.RPC.expose/3`."
+  @spec expose(atom() | String.t(), function(), keyword()) :: :ok
+  defdelegate expose(name, handler, opts \\ []), to: Keyring.RPC
+
+  @doc "Calls an exposed handle on a keyring member. See `Keyring.RPC.call/4`."
+  @spec call(String.t() | binary(), atom() | String.t(), term(), timeout() | keyword()) ::
+          {:ok, term()} | {:error, term()}
+  defdelegate call(peer, name, args, opts \\ []), to: Keyring.RPC
+
+  @doc "Casts to an exposed handle on a keyring member. See `Keyring.RPC.cast/4`."
+  @spec cast(String.t() | binary(), atom() | String.t(), term(), keyword()) ::
+          :ok | {:error, term()}
+  defdelegate cast(peer, name, args, opts \\ []), to: Keyring.RPC
 
   defp validate!(opts) do
     opts =
@@ -84,7 +105,8 @@ defmodule Keyring do
         :data_dir,
         :passphrase,
         name: __MODULE__,
-        store: []
+        store: [],
+        mesh: []
       ])
 
     unless is_atom(opts[:name]),

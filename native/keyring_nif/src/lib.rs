@@ -7,7 +7,10 @@
 mod atoms;
 mod hash;
 mod identity;
+mod membership;
+mod mesh;
 mod reply;
+mod term_codec;
 
 rustler::init!("Elixir.Keyring.Native", load = load);
 
