@@ -238,16 +238,14 @@ impl Inner {
     /// Closes every connection whose peer is no longer a current member.
     pub(crate) fn revalidate(&self, only: Option<&PublicKey>) -> usize {
         let mut closed = 0;
-        let conns = self.lock_conns();
-        for ((keyring, peer), conn) in conns.iter() {
-            if only.is_some_and(|k| k != keyring) {
-                continue;
+        self.lock_conns().retain(|(keyring, peer), conn| {
+            if only.is_some_and(|k| k != keyring) || self.members.is_member(keyring, peer) {
+                return true;
             }
-            if !self.members.is_member(keyring, peer) {
-                conn.close(VarInt::from_u64(CLOSE_REVOKED).expect("small"), b"revoked");
-                closed += 1;
-            }
-        }
+            conn.close(VarInt::from_u64(CLOSE_REVOKED).expect("small"), b"revoked");
+            closed += 1;
+            false
+        });
         closed
     }
 }
