@@ -39,7 +39,9 @@ defmodule Keyring.Mesh do
           public_key: Native.keypair_public_key(opts[:keypair]),
           transport: transport,
           handle: handle,
-          addresses: {Keyword.get(mesh_opts, :advertise, mesh_addr), join_addr},
+          addresses:
+            {Keyword.get(mesh_opts, :advertise, mesh_addr),
+             Keyword.get(mesh_opts, :advertise_join, join_addr)},
           rings: %{},
           handles: %{},
           joins: %{}

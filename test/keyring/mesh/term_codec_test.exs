@@ -37,7 +37,12 @@ defmodule Keyring.Mesh.TermCodecTest do
       {3, leaf},
       {1, :proper_types.list(inner)},
       {1, :proper_types.bind(:proper_types.list(inner), &List.to_tuple/1, false)},
-      {1, :proper_types.bind(:proper_types.list(:proper_types.tuple([leaf, inner])), &Map.new/1, false)}
+      {1,
+       :proper_types.bind(
+         :proper_types.list(:proper_types.tuple([leaf, inner])),
+         &Map.new/1,
+         false
+       )}
     ])
   end
 
