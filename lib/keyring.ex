@@ -28,6 +28,7 @@ defmodule Keyring do
   | `:store` | `[]` | options for `Keyring.Store` (see its docs) |
   | `:coordinator` | `[]` | presence/heartbeat options (see `Keyring.Coordinator`) |
   | `:cluster_topologies` | `config :keyring, :cluster_topologies` | discovery (see `Keyring.Cluster`) |
+  | `:mesh` | `[]` | options for the QUIC mesh (see `Keyring.Transport.Quic`) |
 
   `start_link/1` answers `{:error, :bad_passphrase}` when the passphrase does
   not open an existing key, and `{:error, {:store, reason}}` when the store
@@ -111,7 +112,12 @@ defmodule Keyring do
            data_dir: opts[:data_dir],
            handle: opts[:store_handle]
          )}
-      ] ++ cluster_children(name, opts)
+      ] ++
+        cluster_children(name, opts) ++
+        [
+          {Keyring.Mesh,
+           name: name, keypair: opts[:keypair], data_dir: opts[:data_dir], mesh: opts[:mesh]}
+        ]
 
     Supervisor.init(children, strategy: :rest_for_one)
   end
@@ -123,21 +129,41 @@ defmodule Keyring do
 
     [
       {Keyring.PubSub, keyring: name},
-      {Keyring.CRDT,
-       name: Keyring.Coordinator.presence_crdt(name),
-       keyring: name,
-       group: :keyring_presence,
-       # Deltas are pushed and beats show liveness: anti-entropy is a backstop.
-       sync_interval: 30_000,
-       on_change: fn diffs ->
-         if pid = Process.whereis(coordinator), do: send(pid, {:presence_changed, diffs})
-       end},
+      {
+        Keyring.CRDT,
+        # Deltas are pushed and beats show liveness: anti-entropy is a backstop.
+        name: Keyring.Coordinator.presence_crdt(name),
+        keyring: name,
+        group: :keyring_presence,
+        sync_interval: 30_000,
+        on_change: fn diffs ->
+          if pid = Process.whereis(coordinator), do: send(pid, {:presence_changed, diffs})
+        end
+      },
       {Keyring.Coordinator,
        keyring: name, data_dir: opts[:data_dir], coordinator: opts[:coordinator]},
       {Keyring.ClusterHandler, keyring: name},
       {Keyring.Cluster, keyring: name, topologies: opts[:cluster_topologies]}
     ]
   end
+
+  @doc "Joins a keyring with an invite. See `Keyring.Ring.join/2`."
+  @spec join(String.t(), keyword()) :: {:ok, Keyring.Ring.id()} | {:error, term()}
+  defdelegate join(invite, opts \\ []), to: Keyring.Ring
+
+  @doc "Exposes an RPC handle to keyring members. See `Keyring.RPC.expose/3`."
+  @spec expose(atom() | String.t(), function(), keyword()) :: :ok
+  defdelegate expose(name, handler, opts \\ []), to: Keyring.RPC
+
+  @doc "Calls an exposed handle on a keyring member. See `Keyring.RPC.call/4`."
+  @spec call(String.t() | binary(), atom() | String.t(), term(), timeout() | keyword()) ::
+          {:ok, term()} | {:error, term()}
+  defdelegate call(peer, name, args, opts \\ []), to: Keyring.RPC
+
+  @doc "Casts to an exposed handle on a keyring member. See `Keyring.RPC.cast/4`."
+  @spec cast(String.t() | binary(), atom() | String.t(), term(), keyword()) ::
+          :ok | {:error, term()}
+  defdelegate cast(peer, name, args, opts \\ []), to: Keyring.RPC
 
   defp validate!(opts) do
     opts =
@@ -147,7 +173,8 @@ defmodule Keyring do
         name: __MODULE__,
         store: [],
         coordinator: [],
-        cluster_topologies: Application.get_env(:keyring, :cluster_topologies, [])
+        cluster_topologies: Application.get_env(:keyring, :cluster_topologies, []),
+        mesh: []
       ])
 
     Keyring.Coordinator.validate!(opts[:coordinator])

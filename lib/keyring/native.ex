@@ -71,4 +71,38 @@ defmodule Keyring.Native do
   # gossip discovery packets (framing only; the HMAC tag is checked in Elixir)
   def gossip_encode(_ts_ms, _nonce, _public_key, _incarnation, _cluster, _node), do: err()
   def gossip_decode(_packet), do: err()
+
+  # keyrings (membership logs, invites)
+  def ring_create(_root, _name, _admins, _now_ms), do: err()
+  def ring_verify(_entries, _now_ms), do: err()
+  def ring_append(_entries, _signer, _op, _now_ms), do: err()
+  def ring_merge(_current, _incoming), do: err()
+
+  def invite_create(_issuer, _ring_id, _token, _expires_at_ms, _one_time, _address, _roles),
+    do: err()
+
+  def invite_verify(_bytes, _now_ms), do: err()
+
+  # restricted term codec
+  def term_encode(_term), do: err()
+  def term_encode_dirty(_term), do: err()
+  def term_decode(_bytes), do: err()
+  def term_decode_dirty(_bytes), do: err()
+
+  # QUIC mesh
+  def mesh_start(_keypair, _bind, _join_bind, _max_payload, _keep_alive_ms, _idle_ms), do: err()
+  def mesh_addrs(_mesh), do: err()
+  def mesh_set_members(_mesh, _ring, _members), do: err()
+  def mesh_remove_keyring(_mesh, _ring), do: err()
+  def mesh_add_address(_mesh, _peer, _address), do: err()
+  def mesh_connected(_mesh, _ring), do: err()
+  def mesh_disconnect(_mesh, _ring, _peer), do: err()
+  def mesh_call(_mesh, _ref, _ring, _peer, _address, _name, _body, _timeout_ms), do: err()
+  def mesh_cast(_mesh, _ref, _ring, _peer, _address, _name, _body, _timeout_ms), do: err()
+  def mesh_respond(_mesh, _id, _status, _body), do: err()
+  def mesh_join(_mesh, _ref, _address, _issuer, _invite, _timeout_ms), do: err()
+  def mesh_answer_join(_mesh, _id, _answer), do: err()
+  def mesh_push_log(_mesh, _ring, _entries), do: err()
+  def mesh_rejected_handshakes(_mesh), do: err()
+  def mesh_close(_mesh), do: err()
 end

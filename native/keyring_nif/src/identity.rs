@@ -7,7 +7,7 @@ use rustler::{Atom, Binary, Encoder, Env, Resource, ResourceArc, Term};
 use crate::atoms;
 use crate::hash::digest_binary;
 
-struct KeyPairResource(KeyPair);
+pub(crate) struct KeyPairResource(pub(crate) KeyPair);
 
 #[rustler::resource_impl]
 impl Resource for KeyPairResource {}

@@ -1,0 +1,83 @@
+defmodule Keyring.Transport.Quic do
+  @moduledoc """
+  QUIC transport (quinn + rustls in the native library): TLS 1.3 only,
+  Ed25519 raw public keys (RFC 7250), the peer's key checked against the
+  current membership snapshot inside the handshake on both sides, no 0-RTT,
+  no session resumption, QUIC keep-alive pings and an idle timeout. Key
+  exchange is X25519 (the `ring` provider has no ML-KEM hybrid).
+
+  Options (under `mesh:` in `Keyring.start_link/1`):
+
+  | option | default | meaning |
+  |---|---|---|
+  | `:host` | `"127.0.0.1"` | address to bind |
+  | `:port` | `0` | member endpoint UDP port (0 = any) |
+  | `:join_port` | `0` | join endpoint UDP port (0 = any) |
+  | `:max_payload` | 16 MiB | largest frame accepted from a peer |
+  | `:keep_alive_ms` | `2000` | liveness ping interval |
+  | `:idle_timeout_ms` | `10000` | a silent connection is dead after this |
+  """
+  @behaviour Keyring.Transport
+
+  alias Keyring.Native
+
+  @impl true
+  def start(opts) do
+    host = Keyword.get(opts, :host, "127.0.0.1")
+
+    Native.mesh_start(
+      Keyword.fetch!(opts, :keypair),
+      join_host(host, Keyword.get(opts, :port, 0)),
+      join_host(host, Keyword.get(opts, :join_port, 0)),
+      Keyword.get(opts, :max_payload, 16 * 1024 * 1024),
+      Keyword.get(opts, :keep_alive_ms, 2_000),
+      Keyword.get(opts, :idle_timeout_ms, 10_000)
+    )
+  end
+
+  defp join_host(host, port) do
+    if String.contains?(host, ":"), do: "[#{host}]:#{port}", else: "#{host}:#{port}"
+  end
+
+  @impl true
+  def addresses(mesh) do
+    {:ok, addrs} = Native.mesh_addrs(mesh)
+    addrs
+  end
+
+  @impl true
+  def set_members(mesh, ring, members), do: ok!(Native.mesh_set_members(mesh, ring, members))
+  @impl true
+  def remove_ring(mesh, ring), do: ok!(Native.mesh_remove_keyring(mesh, ring))
+  @impl true
+  def add_address(mesh, peer, address), do: ok!(Native.mesh_add_address(mesh, peer, address))
+
+  @impl true
+  def call(mesh, ref, ring, peer, address, name, body, timeout_ms),
+    do: ok!(Native.mesh_call(mesh, ref, ring, peer, address, name, body, timeout_ms))
+
+  @impl true
+  def cast(mesh, ref, ring, peer, address, name, body, timeout_ms),
+    do: ok!(Native.mesh_cast(mesh, ref, ring, peer, address, name, body, timeout_ms))
+
+  @impl true
+  def respond(mesh, id, status, body), do: ok!(Native.mesh_respond(mesh, id, status, body))
+
+  @impl true
+  def join(mesh, ref, address, issuer, invite, timeout_ms),
+    do: ok!(Native.mesh_join(mesh, ref, address, issuer, invite, timeout_ms))
+
+  @impl true
+  def answer_join(mesh, id, answer), do: ok!(Native.mesh_answer_join(mesh, id, answer))
+  @impl true
+  def push_log(mesh, ring, entries), do: ok!(Native.mesh_push_log(mesh, ring, entries))
+  @impl true
+  def connected(mesh, ring), do: ok!(Native.mesh_connected(mesh, ring))
+  @impl true
+  def disconnect(mesh, ring, peer), do: ok!(Native.mesh_disconnect(mesh, ring, peer))
+  @impl true
+  def close(mesh), do: Native.mesh_close(mesh)
+
+  # NIFs returning Result<T, rustler::Error> answer T (or raise ArgumentError).
+  defp ok!(value), do: value
+end

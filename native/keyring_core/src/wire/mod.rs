@@ -1,0 +1,8 @@
+//! Wire codecs for bytes that come from peers: typed, versioned,
+//! length-limited frames ([`frame`]) and the restricted term codec for RPC
+//! arguments and replies ([`term`]). Nothing here ever produces Erlang
+//! external term format, and nothing decodes it.
+
+pub mod frame;
+pub(crate) mod reader;
+pub mod term;

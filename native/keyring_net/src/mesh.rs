@@ -1,0 +1,595 @@
+//! The mesh endpoint: one QUIC endpoint for members, one for joins, a small
+//! tokio runtime, and the connection table. Public methods never block: they
+//! spawn onto the runtime and report through callbacks or the [`EventSink`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keyring_core::identity::KeyPair;
+use keyring_core::membership::PublicKey;
+use keyring_core::wire::frame::{self, Frame, Refusal, Status};
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{Connection, Endpoint, SendStream, TransportConfig, VarInt};
+use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
+use tokio::runtime::Runtime;
+
+use crate::error::{CallError, StartError};
+use crate::members::Members;
+use crate::tls::{self, ClientPolicy, ServerVerifier, ALPN_JOIN, ALPN_MESH};
+
+/// Application close code: the peer's membership ended.
+pub const CLOSE_REVOKED: u64 = 1;
+/// Application close code: the peer was refused after the handshake.
+pub const CLOSE_REFUSED: u64 = 2;
+/// Application close code: this node is shutting down.
+pub const CLOSE_SHUTDOWN: u64 = 3;
+/// Application close code: the connection was closed on request.
+pub const CLOSE_NORMAL: u64 = 0;
+
+/// How often live connections are re-checked for expiry.
+pub const REVALIDATE_EVERY: Duration = Duration::from_millis(250);
+
+/// Mesh settings.
+#[derive(Debug, Clone)]
+pub struct MeshConfig {
+    /// Member endpoint address (port 0 = any).
+    pub bind: SocketAddr,
+    /// Join endpoint address (port 0 = any).
+    pub join_bind: SocketAddr,
+    /// The node's Ed25519 secret seed (the TLS identity).
+    pub seed: [u8; 32],
+    /// Largest frame payload accepted from a peer.
+    pub max_payload: usize,
+    /// QUIC keep-alive (liveness ping) interval.
+    pub keep_alive: Duration,
+    /// A connection silent for this long is dead.
+    pub idle_timeout: Duration,
+    /// tokio worker threads (1 or 2 is plenty).
+    pub worker_threads: usize,
+}
+
+impl MeshConfig {
+    /// Defaults: loopback, any port, 16 MiB frames, 2 s pings, 10 s idle timeout.
+    pub fn new(seed: [u8; 32]) -> Self {
+        Self {
+            bind: "127.0.0.1:0".parse().expect("valid"),
+            join_bind: "127.0.0.1:0".parse().expect("valid"),
+            seed,
+            max_payload: frame::DEFAULT_MAX_PAYLOAD,
+            keep_alive: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(10),
+            worker_threads: 2,
+        }
+    }
+}
+
+/// Something the mesh reports to its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A member connection was admitted (either direction).
+    PeerUp {
+        /// Keyring of the connection.
+        keyring: PublicKey,
+        /// Peer key.
+        peer: PublicKey,
+        /// Peer address.
+        addr: SocketAddr,
+    },
+    /// A member connection closed.
+    PeerDown {
+        /// Keyring of the connection.
+        keyring: PublicKey,
+        /// Peer key.
+        peer: PublicKey,
+        /// Why.
+        reason: String,
+    },
+    /// An RPC call: answer it with [`Mesh::respond`].
+    Request {
+        /// Answer handle.
+        id: u64,
+        /// Keyring of the connection.
+        keyring: PublicKey,
+        /// Caller (TLS-authenticated).
+        peer: PublicKey,
+        /// Exposed name.
+        name: String,
+        /// Restricted-term arguments.
+        body: Vec<u8>,
+    },
+    /// A one-way call.
+    Cast {
+        /// Keyring of the connection.
+        keyring: PublicKey,
+        /// Caller.
+        peer: PublicKey,
+        /// Exposed name.
+        name: String,
+        /// Restricted-term arguments.
+        body: Vec<u8>,
+    },
+    /// A join request: answer with [`Mesh::answer_join`].
+    JoinRequest {
+        /// Answer handle.
+        id: u64,
+        /// The joining node's key (TLS-authenticated).
+        peer: PublicKey,
+        /// Encoded invite.
+        invite: Vec<u8>,
+    },
+    /// A member pushed its membership log.
+    LogUpdate {
+        /// Keyring.
+        keyring: PublicKey,
+        /// Sender.
+        peer: PublicKey,
+        /// Encoded entries.
+        entries: Vec<Vec<u8>>,
+    },
+}
+
+/// Receives [`Event`]s, on a runtime thread. Must not block.
+pub trait EventSink: Send + Sync + 'static {
+    /// Takes one event.
+    fn deliver(&self, event: Event);
+}
+
+/// Callback for a call's outcome.
+pub type CallDone = Box<dyn FnOnce(Result<(Status, Vec<u8>), CallError>) + Send>;
+/// Callback for a cast's outcome.
+pub type CastDone = Box<dyn FnOnce(Result<(), CallError>) + Send>;
+/// Callback for a join's outcome (the membership log).
+pub type JoinDone = Box<dyn FnOnce(Result<Vec<Vec<u8>>, CallError>) + Send>;
+
+type ConnKey = (PublicKey, PublicKey);
+
+pub(crate) struct Inner {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) join_endpoint: Endpoint,
+    pub(crate) provider: Arc<CryptoProvider>,
+    pub(crate) key: Arc<CertifiedKey>,
+    pub(crate) members: Arc<Members>,
+    pub(crate) conns: Mutex<HashMap<ConnKey, Connection>>,
+    pub(crate) dialing: Mutex<HashMap<ConnKey, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) addrs: Mutex<HashMap<PublicKey, SocketAddr>>,
+    pub(crate) pending: Mutex<HashMap<u64, SendStream>>,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) sink: Arc<dyn EventSink>,
+    pub(crate) max_payload: usize,
+    pub(crate) transport: Arc<TransportConfig>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    pub(crate) fn lock_conns(&self) -> std::sync::MutexGuard<'_, HashMap<ConnKey, Connection>> {
+        lock(&self.conns)
+    }
+
+    pub(crate) fn client_config(
+        &self,
+        verifier: ServerVerifier,
+        alpn: &[u8],
+    ) -> Result<quinn::ClientConfig, CallError> {
+        let tls = tls::client_config(&self.provider, self.key.clone(), verifier, alpn)
+            .map_err(|e| CallError::Protocol(e.to_string()))?;
+        let quic =
+            QuicClientConfig::try_from(tls).map_err(|e| CallError::Protocol(e.to_string()))?;
+        let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
+        cfg.transport_config(self.transport.clone());
+        Ok(cfg)
+    }
+
+    /// Records an admitted connection and watches for its end.
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        keyring: PublicKey,
+        peer: PublicKey,
+        conn: Connection,
+    ) {
+        let addr = conn.remote_address();
+        lock(&self.addrs).insert(peer, addr);
+        if let Some(old) = self.lock_conns().insert((keyring, peer), conn.clone()) {
+            if old.stable_id() != conn.stable_id() {
+                // Keep the old one open: in-flight streams finish, idle timeout ends it.
+                drop(old);
+            }
+        }
+        self.sink.deliver(Event::PeerUp {
+            keyring,
+            peer,
+            addr,
+        });
+        let inner = self.clone();
+        tokio::spawn(async move {
+            let reason = conn.closed().await;
+            let mut conns = inner.lock_conns();
+            if conns
+                .get(&(keyring, peer))
+                .is_some_and(|c| c.stable_id() == conn.stable_id())
+            {
+                conns.remove(&(keyring, peer));
+            }
+            drop(conns);
+            inner.sink.deliver(Event::PeerDown {
+                keyring,
+                peer,
+                reason: reason.to_string(),
+            });
+        });
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn park(&self, send: SendStream) -> u64 {
+        let id = self.next_id();
+        lock(&self.pending).insert(id, send);
+        id
+    }
+
+    /// Closes every connection whose peer is no longer a current member.
+    pub(crate) fn revalidate(&self, only: Option<&PublicKey>) -> usize {
+        let mut closed = 0;
+        self.lock_conns().retain(|(keyring, peer), conn| {
+            if only.is_some_and(|k| k != keyring) || self.members.is_member(keyring, peer) {
+                return true;
+            }
+            conn.close(VarInt::from_u64(CLOSE_REVOKED).expect("small"), b"revoked");
+            closed += 1;
+            false
+        });
+        closed
+    }
+}
+
+/// A running mesh node.
+pub struct Mesh {
+    runtime: Mutex<Option<Runtime>>,
+    handle: tokio::runtime::Handle,
+    inner: Arc<Inner>,
+    public_key: PublicKey,
+}
+
+impl Mesh {
+    /// Binds both endpoints and starts the runtime.
+    pub fn start(
+        config: MeshConfig,
+        members: Arc<Members>,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Self, StartError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.worker_threads.clamp(1, 4))
+            .thread_name("keyring-mesh")
+            .enable_all()
+            .build()?;
+        let keypair = KeyPair::from_seed(&config.seed);
+        let public_key = keypair.public_key();
+        let provider = tls::provider();
+        let key = tls::certified_key(&provider, &config.seed, &public_key)?;
+
+        let mut transport = TransportConfig::default();
+        transport
+            .keep_alive_interval(Some(config.keep_alive))
+            .max_idle_timeout(Some(
+                config
+                    .idle_timeout
+                    .try_into()
+                    .map_err(|_| StartError::Quic("idle timeout too large".into()))?,
+            ))
+            .stream_receive_window(VarInt::from_u32(16 << 20))
+            .receive_window(VarInt::from_u32(64 << 20))
+            .send_window(64 << 20)
+            .max_concurrent_bidi_streams(VarInt::from_u32(1024))
+            .max_concurrent_uni_streams(VarInt::from_u32(1024));
+        let transport = Arc::new(transport);
+
+        let server = |policy, alpn: &[u8]| -> Result<quinn::ServerConfig, StartError> {
+            let tls = tls::server_config(&provider, key.clone(), policy, alpn)?;
+            let quic =
+                QuicServerConfig::try_from(tls).map_err(|e| StartError::Quic(e.to_string()))?;
+            let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
+            cfg.transport_config(transport.clone());
+            Ok(cfg)
+        };
+        let mesh_cfg = server(ClientPolicy::AnyMember(members.clone()), ALPN_MESH)?;
+        let join_cfg = server(ClientPolicy::AnyKey, ALPN_JOIN)?;
+
+        let (endpoint, join_endpoint) = {
+            let _guard = runtime.enter();
+            (
+                Endpoint::server(mesh_cfg, config.bind)?,
+                Endpoint::server(join_cfg, config.join_bind)?,
+            )
+        };
+        let inner = Arc::new(Inner {
+            endpoint,
+            join_endpoint,
+            provider,
+            key,
+            members,
+            conns: Mutex::new(HashMap::new()),
+            dialing: Mutex::new(HashMap::new()),
+            addrs: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            sink,
+            max_payload: config.max_payload,
+            transport,
+        });
+        let handle = runtime.handle().clone();
+        handle.spawn(crate::server::accept_members(inner.clone()));
+        handle.spawn(crate::server::accept_joins(inner.clone()));
+        let weak = Arc::downgrade(&inner);
+        handle.spawn(async move {
+            let mut tick = tokio::time::interval(REVALIDATE_EVERY);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                inner.revalidate(None);
+            }
+        });
+        Ok(Self {
+            runtime: Mutex::new(Some(runtime)),
+            handle,
+            inner,
+            public_key,
+        })
+    }
+
+    /// This node's public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.public_key
+    }
+
+    /// The member endpoint's address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.endpoint.local_addr()
+    }
+
+    /// The join endpoint's address (goes into invites).
+    pub fn join_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.join_endpoint.local_addr()
+    }
+
+    /// Membership snapshots shared with the verifiers.
+    pub fn members(&self) -> &Arc<Members> {
+        &self.inner.members
+    }
+
+    /// Replaces a keyring's member snapshot and closes connections of peers
+    /// that are no longer members. Returns how many connections were closed.
+    pub fn set_members(
+        &self,
+        keyring: PublicKey,
+        members: impl IntoIterator<Item = (PublicKey, u64)>,
+    ) -> usize {
+        self.inner.members.set(keyring, members);
+        self.inner.revalidate(Some(&keyring))
+    }
+
+    /// Leaves a keyring: forgets its snapshot and closes its connections.
+    pub fn remove_keyring(&self, keyring: &PublicKey) -> usize {
+        self.inner.members.remove(keyring);
+        self.inner.revalidate(Some(keyring))
+    }
+
+    /// Remembers where a peer listens.
+    pub fn add_address(&self, peer: PublicKey, addr: SocketAddr) {
+        lock(&self.inner.addrs).insert(peer, addr);
+    }
+
+    /// Peers with a live connection in `keyring`.
+    pub fn connected(&self, keyring: &PublicKey) -> Vec<PublicKey> {
+        self.inner
+            .lock_conns()
+            .keys()
+            .filter(|(k, _)| k == keyring)
+            .map(|(_, p)| *p)
+            .collect()
+    }
+
+    /// Closes the connection to `peer` in `keyring` (the next call redials).
+    pub fn disconnect(&self, keyring: &PublicKey, peer: &PublicKey) -> bool {
+        match self.inner.lock_conns().remove(&(*keyring, *peer)) {
+            Some(c) => {
+                c.close(VarInt::from_u64(CLOSE_NORMAL).expect("small"), b"bye");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Calls `name` on `peer`; `done` gets the reply status and body.
+    #[allow(clippy::too_many_arguments)]
+    pub fn call(
+        &self,
+        keyring: PublicKey,
+        peer: PublicKey,
+        addr: Option<SocketAddr>,
+        name: String,
+        body: Vec<u8>,
+        timeout: Duration,
+        done: CallDone,
+    ) {
+        let inner = self.inner.clone();
+        self.handle.spawn(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let work = crate::client::call(&inner, keyring, peer, addr, &name, &body, deadline);
+            let out = tokio::time::timeout_at(deadline, work)
+                .await
+                .unwrap_or(Err(CallError::Timeout));
+            done(out);
+        });
+    }
+
+    /// Sends `name` to `peer` without waiting for a reply; `done` learns
+    /// whether the bytes were handed to the connection.
+    #[allow(clippy::too_many_arguments)]
+    pub fn cast(
+        &self,
+        keyring: PublicKey,
+        peer: PublicKey,
+        addr: Option<SocketAddr>,
+        name: String,
+        body: Vec<u8>,
+        timeout: Duration,
+        done: CastDone,
+    ) {
+        let inner = self.inner.clone();
+        self.handle.spawn(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let work = crate::client::cast(&inner, keyring, peer, addr, &name, &body, deadline);
+            let out = tokio::time::timeout_at(deadline, work)
+                .await
+                .unwrap_or(Err(CallError::Timeout));
+            done(out);
+        });
+    }
+
+    /// Answers an [`Event::Request`].
+    pub fn respond(&self, id: u64, status: Status, body: Vec<u8>) -> bool {
+        let Some(mut send) = lock(&self.inner.pending).remove(&id) else {
+            return false;
+        };
+        self.handle.spawn(async move {
+            if let Ok(bytes) = (Frame::Response {
+                status,
+                body: &body,
+            })
+            .encode()
+            {
+                let _ = send.write_all(&bytes).await;
+                let _ = send.finish();
+            }
+        });
+        true
+    }
+
+    /// Asks the admin node at `addr` (whose key must be `issuer`) to admit us
+    /// with `invite`; `done` gets the keyring's membership log.
+    pub fn join(
+        &self,
+        addr: SocketAddr,
+        issuer: PublicKey,
+        invite: Vec<u8>,
+        timeout: Duration,
+        done: JoinDone,
+    ) {
+        let inner = self.inner.clone();
+        self.handle.spawn(async move {
+            let out =
+                tokio::time::timeout(timeout, crate::client::join(&inner, addr, issuer, &invite))
+                    .await
+                    .unwrap_or(Err(CallError::Timeout));
+            done(out);
+        });
+    }
+
+    /// Answers an [`Event::JoinRequest`] with the log, or refuses it.
+    pub fn answer_join(&self, id: u64, answer: Result<Vec<Vec<u8>>, Refusal>) -> bool {
+        let Some(mut send) = lock(&self.inner.pending).remove(&id) else {
+            return false;
+        };
+        self.handle.spawn(async move {
+            let bytes = match &answer {
+                Ok(entries) => Frame::JoinAccepted {
+                    entries: entries.iter().map(Vec::as_slice).collect(),
+                }
+                .encode(),
+                Err(r) => Frame::JoinRefused(*r).encode(),
+            };
+            if let Ok(bytes) = bytes {
+                let _ = send.write_all(&bytes).await;
+                let _ = send.finish();
+                let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+            }
+        });
+        true
+    }
+
+    /// Pushes the membership log to every connected member of `keyring`.
+    pub fn push_log(&self, keyring: PublicKey, entries: Vec<Vec<u8>>) -> usize {
+        let conns: Vec<Connection> = self
+            .inner
+            .lock_conns()
+            .iter()
+            .filter(|((k, _), _)| *k == keyring)
+            .map(|(_, c)| c.clone())
+            .collect();
+        let n = conns.len();
+        let Ok(bytes) = (Frame::LogUpdate {
+            keyring_id: keyring,
+            entries: entries.iter().map(Vec::as_slice).collect(),
+        })
+        .encode() else {
+            return 0;
+        };
+        let bytes = Arc::new(bytes);
+        for conn in conns {
+            let bytes = bytes.clone();
+            self.handle.spawn(async move {
+                if let Ok(mut send) = conn.open_uni().await {
+                    let _ = send.write_all(&bytes).await;
+                    let _ = send.finish();
+                }
+            });
+        }
+        n
+    }
+
+    /// Handshakes refused because the peer was not a member.
+    pub fn rejected_handshakes(&self) -> u64 {
+        self.inner.members.rejections()
+    }
+
+    /// Closes all connections and stops the runtime (without blocking).
+    pub fn close(&self) {
+        let code = VarInt::from_u64(CLOSE_SHUTDOWN).expect("small");
+        self.inner.endpoint.close(code, b"shutdown");
+        self.inner.join_endpoint.close(code, b"shutdown");
+        if let Some(rt) = lock(&self.runtime).take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+impl Mesh {
+    pub(crate) fn inner_for_tests(&self) -> Arc<Inner> {
+        self.inner.clone()
+    }
+
+    pub(crate) fn connection_for_tests(
+        &self,
+        keyring: &PublicKey,
+        peer: &PublicKey,
+    ) -> Option<Connection> {
+        self.inner.lock_conns().get(&(*keyring, *peer)).cloned()
+    }
+
+    pub(crate) fn block_on_for_tests<F>(&self, f: F) -> F::Output
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.handle.spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        rx.recv().expect("task finished")
+    }
+}

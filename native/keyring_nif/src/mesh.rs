@@ -1,0 +1,434 @@
+//! The QUIC mesh as a resource. Calls answer `{:keyring_reply, ref, result}`
+//! through [`Reply`]; peer events arrive at the owner process as
+//! `{:keyring_mesh, event}`. Nothing here blocks a scheduler: work runs on the
+//! mesh's own tokio runtime (2 threads).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyring_core::membership::PublicKey;
+use keyring_core::wire::frame::{Refusal, Status};
+use keyring_net::{CallError, Event, EventSink, Members, Mesh, MeshConfig};
+use rustler::{
+    Atom, Binary, Encoder, Env, LocalPid, NewBinary, OwnedEnv, Resource, ResourceArc, Term,
+};
+
+use crate::atoms;
+use crate::identity::KeyPairResource;
+use crate::reply::Reply;
+
+pub(crate) struct MeshResource(Mesh);
+
+#[rustler::resource_impl]
+impl Resource for MeshResource {}
+
+// The mesh is only touched through &self methods that keep their own locks;
+// a panic inside one (caught by rustler) leaves nothing half-updated to observe.
+impl std::panic::RefUnwindSafe for MeshResource {}
+impl std::panic::UnwindSafe for MeshResource {}
+
+struct PidSink(LocalPid);
+
+fn bin<'a>(env: Env<'a>, bytes: &[u8]) -> Binary<'a> {
+    let mut out = NewBinary::new(env, bytes.len());
+    out.as_mut_slice().copy_from_slice(bytes);
+    out.into()
+}
+
+fn encode_event<'a>(env: Env<'a>, ev: &Event) -> Term<'a> {
+    let event = match ev {
+        Event::PeerUp {
+            keyring,
+            peer,
+            addr,
+        } => (
+            atoms::peer_up(),
+            bin(env, keyring),
+            bin(env, peer),
+            addr.to_string(),
+        )
+            .encode(env),
+        Event::PeerDown {
+            keyring,
+            peer,
+            reason,
+        } => (
+            atoms::peer_down(),
+            bin(env, keyring),
+            bin(env, peer),
+            reason.as_str(),
+        )
+            .encode(env),
+        Event::Request {
+            id,
+            keyring,
+            peer,
+            name,
+            body,
+        } => rustler::types::tuple::make_tuple(
+            env,
+            &[
+                atoms::request().encode(env),
+                id.encode(env),
+                bin(env, keyring).encode(env),
+                bin(env, peer).encode(env),
+                bin(env, name.as_bytes()).encode(env),
+                bin(env, body).encode(env),
+            ],
+        ),
+        Event::Cast {
+            keyring,
+            peer,
+            name,
+            body,
+        } => (
+            atoms::cast(),
+            bin(env, keyring),
+            bin(env, peer),
+            bin(env, name.as_bytes()),
+            bin(env, body),
+        )
+            .encode(env),
+        Event::JoinRequest { id, peer, invite } => {
+            (atoms::join_request(), *id, bin(env, peer), bin(env, invite)).encode(env)
+        }
+        Event::LogUpdate {
+            keyring,
+            peer,
+            entries,
+        } => {
+            let entries: Vec<Binary<'a>> = entries.iter().map(|e| bin(env, e)).collect();
+            (
+                atoms::log_update(),
+                bin(env, keyring),
+                bin(env, peer),
+                entries,
+            )
+                .encode(env)
+        }
+    };
+    (atoms::keyring_mesh(), event).encode(env)
+}
+
+impl EventSink for PidSink {
+    fn deliver(&self, event: Event) {
+        let mut env = OwnedEnv::new();
+        let _ = env.send_and_clear(&self.0, |env| encode_event(env, &event));
+    }
+}
+
+struct CallReason(CallError);
+
+fn refusal_atom(r: Refusal) -> Atom {
+    match r {
+        Refusal::NotMember => atoms::not_member(),
+        Refusal::UnknownKeyring => atoms::unknown_keyring(),
+        Refusal::BadInvite => atoms::bad_invite(),
+        Refusal::ProtocolViolation => atoms::protocol_violation(),
+        Refusal::Other => atoms::other(),
+    }
+}
+
+impl Encoder for CallReason {
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        match &self.0 {
+            CallError::NotMember => atoms::not_member().encode(env),
+            CallError::NoAddress => atoms::no_address().encode(env),
+            CallError::Refused(r) => (atoms::refused(), refusal_atom(*r)).encode(env),
+            CallError::HandshakeRejected(s) => {
+                (atoms::handshake_rejected(), s.as_str()).encode(env)
+            }
+            CallError::Unreachable(s) => (atoms::unreachable(), s.as_str()).encode(env),
+            CallError::ConnectionLost(s) => (atoms::connection_lost(), s.as_str()).encode(env),
+            CallError::Protocol(s) => (atoms::protocol(), s.as_str()).encode(env),
+            CallError::Timeout => atoms::timeout().encode(env),
+            CallError::Closed => atoms::closed().encode(env),
+            other => (atoms::error(), other.to_string()).encode(env),
+        }
+    }
+}
+
+fn status_atom(s: Status) -> Atom {
+    match s {
+        Status::Ok => atoms::ok(),
+        Status::NotFound => atoms::not_found(),
+        Status::Forbidden => atoms::forbidden(),
+        Status::HandlerError => atoms::handler_error(),
+        Status::BadRequest => atoms::bad_request(),
+        Status::Unavailable => atoms::unavailable(),
+    }
+}
+
+fn status_from(a: Atom) -> Option<Status> {
+    Some(if a == atoms::ok() {
+        Status::Ok
+    } else if a == atoms::not_found() {
+        Status::NotFound
+    } else if a == atoms::forbidden() {
+        Status::Forbidden
+    } else if a == atoms::handler_error() {
+        Status::HandlerError
+    } else if a == atoms::bad_request() {
+        Status::BadRequest
+    } else if a == atoms::unavailable() {
+        Status::Unavailable
+    } else {
+        return None;
+    })
+}
+
+fn key(b: &Binary<'_>) -> Result<PublicKey, rustler::Error> {
+    b.as_slice().try_into().map_err(|_| rustler::Error::BadArg)
+}
+
+fn addr(s: &str) -> Result<SocketAddr, rustler::Error> {
+    s.parse().map_err(|_| rustler::Error::BadArg)
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn mesh_start(
+    env: Env<'_>,
+    identity: ResourceArc<KeyPairResource>,
+    bind: String,
+    join_bind: String,
+    max_payload: usize,
+    keep_alive_ms: u64,
+    idle_timeout_ms: u64,
+) -> Result<ResourceArc<MeshResource>, String> {
+    let mut cfg = MeshConfig::new(*identity.0.seed());
+    cfg.bind = bind
+        .parse()
+        .map_err(|_| format!("bad bind address {bind:?}"))?;
+    cfg.join_bind = join_bind
+        .parse()
+        .map_err(|_| format!("bad join address {join_bind:?}"))?;
+    cfg.max_payload = max_payload;
+    cfg.keep_alive = Duration::from_millis(keep_alive_ms);
+    cfg.idle_timeout = Duration::from_millis(idle_timeout_ms);
+    let mesh = Mesh::start(
+        cfg,
+        Arc::new(Members::default()),
+        Arc::new(PidSink(env.pid())),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(ResourceArc::new(MeshResource(mesh)))
+}
+
+#[rustler::nif]
+fn mesh_addrs(m: ResourceArc<MeshResource>) -> Result<(String, String), String> {
+    let a = m.0.local_addr().map_err(|e| e.to_string())?;
+    let j = m.0.join_addr().map_err(|e| e.to_string())?;
+    Ok((a.to_string(), j.to_string()))
+}
+
+#[rustler::nif]
+fn mesh_set_members(
+    m: ResourceArc<MeshResource>,
+    keyring: Binary<'_>,
+    members: Vec<(Binary<'_>, u64)>,
+) -> Result<usize, rustler::Error> {
+    let keyring = key(&keyring)?;
+    let members = members
+        .iter()
+        .map(|(k, e)| Ok((key(k)?, *e)))
+        .collect::<Result<Vec<_>, rustler::Error>>()?;
+    Ok(m.0.set_members(keyring, members))
+}
+
+#[rustler::nif]
+fn mesh_remove_keyring(
+    m: ResourceArc<MeshResource>,
+    keyring: Binary<'_>,
+) -> Result<usize, rustler::Error> {
+    Ok(m.0.remove_keyring(&key(&keyring)?))
+}
+
+#[rustler::nif]
+fn mesh_add_address(
+    m: ResourceArc<MeshResource>,
+    peer: Binary<'_>,
+    address: String,
+) -> Result<Atom, rustler::Error> {
+    m.0.add_address(key(&peer)?, addr(&address)?);
+    Ok(atoms::ok())
+}
+
+#[rustler::nif]
+fn mesh_connected<'a>(
+    env: Env<'a>,
+    m: ResourceArc<MeshResource>,
+    keyring: Binary<'a>,
+) -> Result<Vec<Binary<'a>>, rustler::Error> {
+    Ok(m.0
+        .connected(&key(&keyring)?)
+        .iter()
+        .map(|k| bin(env, k))
+        .collect())
+}
+
+#[rustler::nif]
+fn mesh_disconnect(
+    m: ResourceArc<MeshResource>,
+    keyring: Binary<'_>,
+    peer: Binary<'_>,
+) -> Result<bool, rustler::Error> {
+    Ok(m.0.disconnect(&key(&keyring)?, &key(&peer)?))
+}
+
+#[rustler::nif]
+#[allow(clippy::too_many_arguments)]
+fn mesh_call<'a>(
+    env: Env<'a>,
+    m: ResourceArc<MeshResource>,
+    reference: Term<'a>,
+    keyring: Binary<'a>,
+    peer: Binary<'a>,
+    address: Option<String>,
+    name: String,
+    body: Binary<'a>,
+    timeout_ms: u64,
+) -> Result<Atom, rustler::Error> {
+    let address = address.as_deref().map(addr).transpose()?;
+    let (keyring, peer) = (key(&keyring)?, key(&peer)?);
+    let reply = Reply::new(env, reference);
+    m.0.call(
+        keyring,
+        peer,
+        address,
+        name,
+        body.as_slice().to_vec(),
+        Duration::from_millis(timeout_ms),
+        Box::new(move |result| {
+            reply.send(|env| match result {
+                Ok((status, body)) => {
+                    (atoms::ok(), (status_atom(status), bin(env, &body))).encode(env)
+                }
+                Err(e) => (atoms::error(), CallReason(e)).encode(env),
+            })
+        }),
+    );
+    Ok(atoms::ok())
+}
+
+#[rustler::nif]
+#[allow(clippy::too_many_arguments)]
+fn mesh_cast<'a>(
+    env: Env<'a>,
+    m: ResourceArc<MeshResource>,
+    reference: Term<'a>,
+    keyring: Binary<'a>,
+    peer: Binary<'a>,
+    address: Option<String>,
+    name: String,
+    body: Binary<'a>,
+    timeout_ms: u64,
+) -> Result<Atom, rustler::Error> {
+    let address = address.as_deref().map(addr).transpose()?;
+    let (keyring, peer) = (key(&keyring)?, key(&peer)?);
+    let reply = Reply::new(env, reference);
+    m.0.cast(
+        keyring,
+        peer,
+        address,
+        name,
+        body.as_slice().to_vec(),
+        Duration::from_millis(timeout_ms),
+        Box::new(move |result| {
+            reply.send(|env| match result {
+                Ok(()) => atoms::ok().encode(env),
+                Err(e) => (atoms::error(), CallReason(e)).encode(env),
+            })
+        }),
+    );
+    Ok(atoms::ok())
+}
+
+#[rustler::nif]
+fn mesh_respond(
+    m: ResourceArc<MeshResource>,
+    id: u64,
+    status: Atom,
+    body: Binary<'_>,
+) -> Result<bool, rustler::Error> {
+    let status = status_from(status).ok_or(rustler::Error::BadArg)?;
+    Ok(m.0.respond(id, status, body.as_slice().to_vec()))
+}
+
+#[rustler::nif]
+fn mesh_join<'a>(
+    env: Env<'a>,
+    m: ResourceArc<MeshResource>,
+    reference: Term<'a>,
+    address: String,
+    issuer: Binary<'a>,
+    invite: Binary<'a>,
+    timeout_ms: u64,
+) -> Result<Atom, rustler::Error> {
+    let address = addr(&address)?;
+    let issuer = key(&issuer)?;
+    let reply = Reply::new(env, reference);
+    m.0.join(
+        address,
+        issuer,
+        invite.as_slice().to_vec(),
+        Duration::from_millis(timeout_ms),
+        Box::new(move |result| {
+            reply.send(|env| match result {
+                Ok(entries) => {
+                    let entries: Vec<Binary<'_>> = entries.iter().map(|e| bin(env, e)).collect();
+                    (atoms::ok(), entries).encode(env)
+                }
+                Err(e) => (atoms::error(), CallReason(e)).encode(env),
+            })
+        }),
+    );
+    Ok(atoms::ok())
+}
+
+#[rustler::nif]
+fn mesh_answer_join(
+    m: ResourceArc<MeshResource>,
+    id: u64,
+    answer: Term<'_>,
+) -> Result<bool, rustler::Error> {
+    let answer = if let Ok((tag, entries)) = answer.decode::<(Atom, Vec<Binary<'_>>)>() {
+        if tag != atoms::ok() {
+            return Err(rustler::Error::BadArg);
+        }
+        Ok(entries.iter().map(|e| e.as_slice().to_vec()).collect())
+    } else {
+        let (_, reason): (Atom, Atom) = answer.decode()?;
+        Err(if reason == atoms::bad_invite() {
+            Refusal::BadInvite
+        } else if reason == atoms::not_member() {
+            Refusal::NotMember
+        } else if reason == atoms::unknown_keyring() {
+            Refusal::UnknownKeyring
+        } else {
+            Refusal::Other
+        })
+    };
+    Ok(m.0.answer_join(id, answer))
+}
+
+#[rustler::nif]
+fn mesh_push_log(
+    m: ResourceArc<MeshResource>,
+    keyring: Binary<'_>,
+    entries: Vec<Binary<'_>>,
+) -> Result<usize, rustler::Error> {
+    let entries = entries.iter().map(|e| e.as_slice().to_vec()).collect();
+    Ok(m.0.push_log(key(&keyring)?, entries))
+}
+
+#[rustler::nif]
+fn mesh_rejected_handshakes(m: ResourceArc<MeshResource>) -> u64 {
+    m.0.rejected_handshakes()
+}
+
+#[rustler::nif]
+fn mesh_close(m: ResourceArc<MeshResource>) -> Atom {
+    m.0.close();
+    atoms::ok()
+}

@@ -1,0 +1,178 @@
+//! The restricted term codec at the BEAM boundary: BEAM terms are walked
+//! straight into `keyring_core::wire::term::Writer`; decoded values become
+//! terms using EXISTING atoms only (an unknown atom name is an error, never a
+//! new atom).
+
+use keyring_core::wire::term::{self, TermError, Value, Writer};
+use rustler::types::tuple::{get_tuple, make_tuple};
+use rustler::{Atom, Binary, Encoder, Env, NewBinary, Term, TermType};
+
+use crate::atoms;
+
+/// Largest document either way (64 MiB).
+pub(crate) const MAX_TERM: usize = 64 << 20;
+
+pub(crate) enum CodecError {
+    Term(TermError),
+    UnknownAtom(String),
+    DuplicateKey,
+}
+
+impl Encoder for CodecError {
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        match self {
+            CodecError::UnknownAtom(name) => (atoms::unknown_atom(), name.as_str()).encode(env),
+            CodecError::DuplicateKey => (atoms::bad_term(), "duplicate map key").encode(env),
+            CodecError::Term(TermError::Unsupported(what)) => {
+                (atoms::unsupported(), *what).encode(env)
+            }
+            CodecError::Term(TermError::TooLarge(n)) => (atoms::too_large(), *n).encode(env),
+            CodecError::Term(TermError::TooDeep) => atoms::too_deep().encode(env),
+            CodecError::Term(TermError::Truncated) => atoms::truncated().encode(env),
+            CodecError::Term(e) => (atoms::bad_term(), e.to_string()).encode(env),
+        }
+    }
+}
+
+impl From<TermError> for CodecError {
+    fn from(e: TermError) -> Self {
+        CodecError::Term(e)
+    }
+}
+
+pub(crate) fn write_term(w: &mut Writer, t: Term<'_>, depth: usize) -> Result<(), TermError> {
+    if depth >= term::MAX_DEPTH {
+        return Err(TermError::TooDeep);
+    }
+    match t.get_type() {
+        TermType::Integer => {
+            let i: i64 = t
+                .decode()
+                .map_err(|_| TermError::Unsupported("integer outside 64 bits"))?;
+            w.int(i)
+        }
+        TermType::Float => w.float(t.decode().map_err(|_| TermError::Unsupported("float"))?),
+        TermType::Binary => {
+            let b: Binary<'_> = t
+                .decode()
+                .map_err(|_| TermError::Unsupported("bitstring"))?;
+            w.binary(b.as_slice())
+        }
+        TermType::Atom => {
+            let name = t
+                .atom_to_string()
+                .map_err(|_| TermError::Unsupported("atom"))?;
+            w.atom(&name)
+        }
+        TermType::List => {
+            let n = t
+                .list_length()
+                .map_err(|_| TermError::Unsupported("improper list"))?;
+            w.list(n)?;
+            let iter = t
+                .into_list_iterator()
+                .map_err(|_| TermError::Unsupported("list"))?;
+            for item in iter {
+                write_term(w, item, depth + 1)?;
+            }
+            Ok(())
+        }
+        TermType::Tuple => {
+            let items = get_tuple(t).map_err(|_| TermError::Unsupported("tuple"))?;
+            w.tuple(items.len())?;
+            items
+                .into_iter()
+                .try_for_each(|i| write_term(w, i, depth + 1))
+        }
+        TermType::Map => {
+            let n = t.map_size().map_err(|_| TermError::Unsupported("map"))?;
+            w.map(n)?;
+            let iter =
+                rustler::types::map::MapIterator::new(t).ok_or(TermError::Unsupported("map"))?;
+            for (k, v) in iter {
+                write_term(w, k, depth + 1)?;
+                write_term(w, v, depth + 1)?;
+            }
+            Ok(())
+        }
+        TermType::Fun => Err(TermError::Unsupported("fun")),
+        TermType::Pid => Err(TermError::Unsupported("pid")),
+        TermType::Port => Err(TermError::Unsupported("port")),
+        TermType::Ref => Err(TermError::Unsupported("reference")),
+        TermType::Unknown => Err(TermError::Unsupported("unknown term")),
+    }
+}
+
+pub(crate) fn encode_term(t: Term<'_>) -> Result<Vec<u8>, CodecError> {
+    let mut w = Writer::new(MAX_TERM);
+    write_term(&mut w, t, 0)?;
+    Ok(w.finish())
+}
+
+pub(crate) fn value_to_term<'a>(env: Env<'a>, v: &Value<'_>) -> Result<Term<'a>, CodecError> {
+    Ok(match v {
+        Value::Int(i) => i.encode(env),
+        Value::Float(f) => f.encode(env),
+        Value::Binary(b) => {
+            let mut out = NewBinary::new(env, b.len());
+            out.as_mut_slice().copy_from_slice(b);
+            Binary::from(out).encode(env)
+        }
+        Value::Atom(name) => Atom::existing_from_utf8_bytes(env, name.as_bytes())
+            .map_err(|_| CodecError::UnknownAtom((*name).to_owned()))?
+            .encode(env),
+        Value::List(items) => items
+            .iter()
+            .map(|i| value_to_term(env, i))
+            .collect::<Result<Vec<_>, _>>()?
+            .encode(env),
+        Value::Tuple(items) => {
+            let terms = items
+                .iter()
+                .map(|i| value_to_term(env, i))
+                .collect::<Result<Vec<_>, _>>()?;
+            make_tuple(env, &terms)
+        }
+        Value::Map(pairs) => {
+            let mut keys = Vec::with_capacity(pairs.len());
+            let mut values = Vec::with_capacity(pairs.len());
+            for (k, v) in pairs {
+                keys.push(value_to_term(env, k)?);
+                values.push(value_to_term(env, v)?);
+            }
+            Term::map_from_term_arrays(env, &keys, &values).map_err(|_| CodecError::DuplicateKey)?
+        }
+    })
+}
+
+pub(crate) fn decode_bytes<'a>(env: Env<'a>, bytes: &[u8]) -> Result<Term<'a>, CodecError> {
+    let v = term::decode(bytes, MAX_TERM)?;
+    value_to_term(env, &v)
+}
+
+fn encode_nif<'a>(env: Env<'a>, t: Term<'a>) -> Result<Binary<'a>, CodecError> {
+    let bytes = encode_term(t)?;
+    let mut out = NewBinary::new(env, bytes.len());
+    out.as_mut_slice().copy_from_slice(&bytes);
+    Ok(out.into())
+}
+
+#[rustler::nif]
+fn term_encode<'a>(env: Env<'a>, t: Term<'a>) -> Result<Binary<'a>, CodecError> {
+    encode_nif(env, t)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn term_encode_dirty<'a>(env: Env<'a>, t: Term<'a>) -> Result<Binary<'a>, CodecError> {
+    encode_nif(env, t)
+}
+
+#[rustler::nif]
+fn term_decode<'a>(env: Env<'a>, bytes: Binary<'a>) -> Result<Term<'a>, CodecError> {
+    decode_bytes(env, bytes.as_slice())
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn term_decode_dirty<'a>(env: Env<'a>, bytes: Binary<'a>) -> Result<Term<'a>, CodecError> {
+    decode_bytes(env, bytes.as_slice())
+}

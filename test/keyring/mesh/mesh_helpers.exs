@@ -1,0 +1,53 @@
+defmodule Keyring.MeshHelpers do
+  @moduledoc false
+  # Starts Keyring instances (own names and data dirs, loopback ports 0) in
+  # the test VM and stops them afterwards.
+  import ExUnit.Callbacks
+
+  def start_instance(tag) do
+    name = :"kr_#{tag}_#{System.unique_integer([:positive])}"
+    dir = Path.join(System.tmp_dir!(), "#{name}")
+    File.rm_rf!(dir)
+    {:ok, pid} = Keyring.start_link(name: name, data_dir: dir)
+    Process.unlink(pid)
+
+    on_exit(fn ->
+      try do
+        Supervisor.stop(pid, :shutdown, 10_000)
+      catch
+        :exit, _ -> :ok
+      end
+
+      File.rm_rf!(dir)
+    end)
+
+    name
+  end
+
+  def key(instance), do: Keyring.Identity.public_key(instance)
+  def id(instance), do: Keyring.Identity.node_id(instance)
+
+  def mesh(instance), do: elem(Keyring.Instance.fetch!(instance, :mesh), 1)
+
+  def connected(instance, ring), do: Keyring.Native.mesh_connected(mesh(instance), ring)
+
+  @doc "A keyring created on `admin` that `members` joined by invite."
+  def ring_with(admin, members, invite_opts \\ []) do
+    {:ok, ring} = Keyring.Ring.create("test", keyring: admin)
+
+    for m <- members do
+      {:ok, invite} = Keyring.Ring.invite(ring, [keyring: admin] ++ invite_opts)
+      {:ok, ^ring} = Keyring.join(invite, keyring: m)
+    end
+
+    ring
+  end
+
+  def eventually(fun, tries \\ 100) do
+    cond do
+      fun.() -> true
+      tries == 0 -> false
+      true -> Process.sleep(50) && eventually(fun, tries - 1)
+    end
+  end
+end

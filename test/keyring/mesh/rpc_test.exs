@@ -1,0 +1,149 @@
+Code.require_file("mesh_helpers.exs", __DIR__)
+
+defmodule Keyring.RPCTest do
+  use ExUnit.Case, async: false
+  import Keyring.MeshHelpers
+
+  alias Keyring.Ring
+
+  setup do
+    [a, b] = [start_instance(:a), start_instance(:b)]
+    ring = ring_with(a, [b], roles: ["web"])
+    %{a: a, b: b, ring: ring}
+  end
+
+  test "members call each other; the handler sees the caller's key and roles", ctx do
+    :ok =
+      Keyring.expose(:whoami, fn arg, caller -> {arg, caller.key, caller.roles} end,
+        keyring: ctx.a
+      )
+
+    b_key = key(ctx.b)
+
+    assert {:ok, {[1, 2.5, "x", :ok, %{k: nil}], ^b_key, ["web"]}} =
+             Keyring.call(id(ctx.a), :whoami, [1, 2.5, "x", :ok, %{k: nil}], keyring: ctx.b)
+
+    # And the other way over the same mesh.
+    :ok = Keyring.expose("echo", & &1, keyring: ctx.b)
+    assert {:ok, "hi"} = Keyring.call(id(ctx.b), "echo", "hi", keyring: ctx.a)
+  end
+
+  test "an unexposed handle is not found; an unauthorised caller is forbidden", ctx do
+    assert {:error, :not_found} = Keyring.call(id(ctx.a), :nothing_here, 1, keyring: ctx.b)
+
+    :ok =
+      Keyring.expose(:admin_only, fn _ -> :secret end,
+        keyring: ctx.a,
+        authorize: fn caller -> caller.admin end
+      )
+
+    assert {:error, :forbidden} = Keyring.call(id(ctx.a), :admin_only, 1, keyring: ctx.b)
+    :ok = Keyring.expose(:admin_only, fn _ -> :secret end, keyring: ctx.b, authorize: & &1.admin)
+    assert {:ok, :secret} = Keyring.call(id(ctx.b), :admin_only, 1, keyring: ctx.a)
+    :ok = Keyring.RPC.unexpose(:admin_only, keyring: ctx.b)
+    assert {:error, :not_found} = Keyring.call(id(ctx.b), :admin_only, 1, keyring: ctx.a)
+  end
+
+  test "a raising handler or authorize function gives an error, not a crash", ctx do
+    :ok = Keyring.expose(:boom, fn _ -> raise "kaput" end, keyring: ctx.a)
+    assert {:error, {:handler_error, detail}} = Keyring.call(id(ctx.a), :boom, 1, keyring: ctx.b)
+    assert detail =~ "kaput"
+    :ok = Keyring.expose(:guarded, & &1, keyring: ctx.a, authorize: fn _ -> raise "no" end)
+    assert {:error, :forbidden} = Keyring.call(id(ctx.a), :guarded, 1, keyring: ctx.b)
+    :ok = Keyring.expose(:pid, fn _ -> self() end, keyring: ctx.a)
+    assert {:error, {:handler_error, _}} = Keyring.call(id(ctx.a), :pid, 1, keyring: ctx.b)
+  end
+
+  test "arguments the codec does not carry raise ArgumentError at the caller", ctx do
+    assert_raise ArgumentError, fn -> Keyring.call(id(ctx.a), :x, self(), keyring: ctx.b) end
+    assert_raise ArgumentError, fn -> Keyring.call(id(ctx.a), :x, fn -> 1 end, keyring: ctx.b) end
+
+    assert_raise ArgumentError, fn ->
+      Keyring.call(id(ctx.a), :x, Bitwise.bsl(1, 70), keyring: ctx.b)
+    end
+  end
+
+  test "casts run the handler without a reply", ctx do
+    test = self()
+    :ok = Keyring.expose(:notify, fn msg -> send(test, {:got, msg}) end, keyring: ctx.a)
+    assert :ok = Keyring.cast(id(ctx.a), :notify, {:hello, 1}, keyring: ctx.b)
+    assert_receive {:got, {:hello, 1}}, 5_000
+  end
+
+  test "calling a node that shares no keyring is refused locally", ctx do
+    c = start_instance(:c)
+    assert {:error, :not_member} = Keyring.call(id(c), :x, 1, keyring: ctx.a)
+  end
+
+  test "a non-member is rejected in the handshake", ctx do
+    # C holds a valid copy of the log but is not in it.
+    c = start_instance(:c)
+    {:ok, log} = Ring.log(ctx.ring, keyring: ctx.a)
+    {:ok, _} = Ring.import_log(log, keyring: c)
+    {addr, _} = Ring.addresses(keyring: ctx.a)
+    :ok = Keyring.expose(:echo, & &1, keyring: ctx.a)
+
+    assert {:error, {:handshake_rejected, _}} =
+             Keyring.call(id(ctx.a), :echo, 1, keyring: c, address: addr)
+
+    assert connected(ctx.a, ctx.ring) |> Enum.all?(&(&1 != key(c)))
+    # The other direction: A refuses to dial C (not in A's snapshot).
+    {c_addr, _} = Ring.addresses(keyring: c)
+
+    assert {:error, :not_member} =
+             Keyring.call(id(c), :echo, 1, keyring: ctx.a, ring: ctx.ring, address: c_addr)
+  end
+
+  test "a peer claiming another member's key is rejected", ctx do
+    c = start_instance(:c)
+    {:ok, invite} = Ring.invite(ctx.ring, keyring: ctx.a)
+    {:ok, _} = Keyring.join(invite, keyring: c)
+    :ok = Keyring.expose(:echo, & &1, keyring: ctx.b)
+    # Drop the connection C opened when it joined, so A must dial.
+    assert eventually(fn -> key(c) in connected(ctx.a, ctx.ring) end)
+    Keyring.Native.mesh_disconnect(mesh(ctx.a), ctx.ring, key(c))
+    # Dial B's address but expect C's key: B cannot prove it holds C's key.
+    {b_addr, _} = Ring.addresses(keyring: ctx.b)
+
+    assert {:error, {:handshake_rejected, _}} =
+             Keyring.call(id(c), :echo, 1, keyring: ctx.a, address: b_addr)
+  end
+
+  test "a revoked member is disconnected at once and refused afterwards", ctx do
+    :ok = Keyring.expose(:echo, & &1, keyring: ctx.a)
+    assert {:ok, 1} = Keyring.call(id(ctx.a), :echo, 1, keyring: ctx.b)
+    assert key(ctx.b) in connected(ctx.a, ctx.ring)
+    {:ok, _} = Ring.remove_member(ctx.ring, key(ctx.b), keyring: ctx.a)
+    assert key(ctx.b) not in connected(ctx.a, ctx.ring)
+    assert eventually(fn -> connected(ctx.b, ctx.ring) == [] end)
+
+    assert {:error, {:handshake_rejected, _}} = Keyring.call(id(ctx.a), :echo, 2, keyring: ctx.b)
+  end
+
+  test "an expired member is disconnected and refused", ctx do
+    c = start_instance(:c)
+    {:ok, _} = Ring.add_member(ctx.ring, key(c), keyring: ctx.a, ttl: 1_500)
+    {:ok, log} = Ring.log(ctx.ring, keyring: ctx.a)
+    {:ok, _} = Ring.import_log(log, keyring: c)
+    {addr, _} = Ring.addresses(keyring: ctx.a)
+    :ok = Keyring.expose(:echo, & &1, keyring: ctx.a)
+    assert {:ok, 1} = Keyring.call(id(ctx.a), :echo, 1, keyring: c, address: addr)
+    assert eventually(fn -> key(c) not in connected(ctx.a, ctx.ring) end)
+    Process.sleep(100)
+
+    assert {:error, {:handshake_rejected, _}} =
+             Keyring.call(id(ctx.a), :echo, 2, keyring: c, address: addr, ring: ctx.ring)
+  end
+
+  test "membership changes reach connected members", ctx do
+    :ok = Keyring.expose(:echo, & &1, keyring: ctx.a)
+    assert {:ok, 1} = Keyring.call(id(ctx.a), :echo, 1, keyring: ctx.b)
+    newcomer = :crypto.strong_rand_bytes(32)
+    {:ok, _} = Ring.add_member(ctx.ring, newcomer, keyring: ctx.a, roles: ["db"])
+
+    assert eventually(fn ->
+             {:ok, info} = Ring.info(ctx.ring, keyring: ctx.b)
+             Enum.any?(info.members, &(&1.key == newcomer))
+           end)
+  end
+end
