@@ -5,8 +5,8 @@
 //! scheduler or on a Rust thread that answers with a message.
 
 mod atoms;
-mod hash;
 mod gossip;
+mod hash;
 mod identity;
 mod reply;
 

@@ -53,8 +53,7 @@ pub struct Decoded<'a> {
 fn cluster_ok(s: &[u8]) -> bool {
     !s.is_empty()
         && s.len() <= MAX_CLUSTER
-        && s
-            .iter()
+        && s.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
