@@ -88,15 +88,17 @@ defmodule Keyring do
 
     [
       {Keyring.PubSub, keyring: name},
-      {Keyring.CRDT,
-       name: Keyring.Coordinator.presence_crdt(name),
-       keyring: name,
-       group: :keyring_presence,
-       # Deltas are pushed and beats show liveness: anti-entropy is a backstop.
-       sync_interval: 30_000,
-       on_change: fn diffs ->
-         if pid = Process.whereis(coordinator), do: send(pid, {:presence_changed, diffs})
-       end},
+      {
+        Keyring.CRDT,
+        # Deltas are pushed and beats show liveness: anti-entropy is a backstop.
+        name: Keyring.Coordinator.presence_crdt(name),
+        keyring: name,
+        group: :keyring_presence,
+        sync_interval: 30_000,
+        on_change: fn diffs ->
+          if pid = Process.whereis(coordinator), do: send(pid, {:presence_changed, diffs})
+        end
+      },
       {Keyring.Coordinator,
        keyring: name, data_dir: opts[:data_dir], coordinator: opts[:coordinator]},
       {Keyring.ClusterHandler, keyring: name},
