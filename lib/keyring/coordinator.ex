@@ -50,7 +50,7 @@ defmodule Keyring.Coordinator do
   require Logger
 
   alias Keyring.{CRDT, Instance, PubSub}
-  alias Keyring.Coordinator.{Incarnation, Presence, Router}
+  alias Keyring.Coordinator.{Incarnation, Presence, Router, View}
 
   @coordinators :keyring_coordinators
 
@@ -373,12 +373,7 @@ defmodule Keyring.Coordinator do
 
     new =
       for {{:node, id}, %Presence{} = p} <- CRDT.to_map(state.crdt), into: %{} do
-        # A down mark only holds for the incarnation that went down.
-        status =
-          case Map.get(state.down_since, id) do
-            {inc, _pid, _since} when inc == p.incarnation -> :down
-            _ -> :up
-          end
+        status = View.status(p, Map.get(state.down_since, id))
 
         {id, %{p | status: status}}
       end
@@ -391,25 +386,8 @@ defmodule Keyring.Coordinator do
       end)
 
     for {id, _} <- old, not Map.has_key?(new, id), do: :ets.delete(state.table, id)
-    Enum.each(events(old, new), &emit(state, &1))
+    Enum.each(View.events(old, new), &emit(state, &1))
     state
-  end
-
-  defp events(old, new) do
-    changed =
-      Enum.flat_map(new, fn {id, p} ->
-        case Map.fetch(old, id) do
-          :error -> [{:join, p}]
-          {:ok, ^p} -> []
-          {:ok, %{incarnation: i} = o} when i != p.incarnation -> [{:leave, o}, {:join, p}]
-          {:ok, %{status: :up}} when p.status == :down -> [{:down, p}]
-          {:ok, %{status: :down}} when p.status == :up -> [{:join, p}]
-          {:ok, _} -> [{:update, p}]
-        end
-      end)
-
-    removed = for {id, o} <- old, not Map.has_key?(new, id), do: {:leave, o}
-    changed ++ removed
   end
 
   defp emit(state, {kind, p}) do
