@@ -193,7 +193,6 @@ defmodule Keyring.Coordinator do
     :ok = PubSub.subscribe(PubSub.topology_topic(), keyring: keyring)
 
     Process.flag(:trap_exit, true)
-    started = System.monotonic_time(:millisecond)
     incarnation = Incarnation.bump(opts[:data_dir])
     Instance.put(keyring, :incarnation, incarnation)
 
@@ -214,7 +213,6 @@ defmodule Keyring.Coordinator do
       pg_ref: ref,
       peers: MapSet.new(members -- [self()]),
       me: me,
-      started: started,
       handlers: %{},
       last_seen: %{},
       down_since: %{},
@@ -308,6 +306,7 @@ defmodule Keyring.Coordinator do
   # Graceful leave: remove our entry so others see :leave rather than :down.
   @impl GenServer
   def terminate(_reason, state) do
+    Instance.erase(state.keyring, :incarnation)
     CRDT.delete(state.crdt, key(state.me))
   catch
     :exit, _ -> :ok
