@@ -37,6 +37,18 @@ defmodule Keyring.CRDT do
   replica process. Replication uses Erlang distribution: values are plain
   terms, trusted like everything else inside one cluster.
 
+  ## Limits
+
+    * A removed key keeps a tombstone (its per-key causal context, a few
+      words per writer) so that late deliveries of older writes stay removed;
+      tombstones are not collected yet.
+    * Replicas push to every other replica (full mesh): fine for tens of
+      nodes, not for thousands.
+    * Hybrid clocks follow the fastest wall clock they have seen; a node whose
+      clock runs far ahead wins concurrent writes until the others catch up.
+    * Deltas carry whole values: keep values small (put blobs in
+      `Keyring.Store` and share their cids).
+
   ## Options
 
     * `:name` (required) — registered name, ETS table name and replication group.
