@@ -97,9 +97,15 @@ defmodule Keyring.Cluster.Strategy.Gossip do
         not (is_integer(config[key]) and config[key] > 0),
         do: raise(ArgumentError, "Gossip #{inspect(key)} must be a positive integer")
 
+    case open(config) do
+      {:ok, socket} -> init_state(socket, config, secret, opts)
+      {:error, reason} -> {:stop, {:gossip_socket, reason, port: config[:port]}}
+    end
+  end
+
+  defp init_state(socket, config, secret, opts) do
     keyring = opts[:keyring]
     cluster = to_string(opts[:topology])
-    {:ok, socket} = open(config)
 
     state = %{
       socket: socket,
