@@ -168,7 +168,8 @@ rust = Bench.Rust.start()
 paired = fn nif_fun, what, arg, ms, rounds ->
   pairs =
     for _ <- 1..rounds do
-      {Bench.rate(nif_fun, 1, ms), Bench.Rust.round(rust, what, arg, ms)}
+      {in_phase.(:keyring_crypto, fn -> Bench.rate(nif_fun, 1, ms) end),
+       in_phase.(:rust_crypto, fn -> Bench.Rust.round(rust, what, arg, ms) end)}
     end
 
   {Bench.median(Enum.map(pairs, &elem(&1, 0))), Bench.median(Enum.map(pairs, &elem(&1, 1)))}
@@ -183,15 +184,12 @@ blake3 =
     data = :binary.copy(<<0xA5>>, size)
     {rounds, ms} = if size > 1_048_576, do: {7, 1_000}, else: {9, 300}
 
-    {nif, r} =
-      in_phase.(:keyring, fn ->
-        paired.(fn -> Keyring.Hash.hash(data) end, "blake3", size, ms, rounds)
-      end)
+    {nif, r} = paired.(fn -> Keyring.Hash.hash(data) end, "blake3", size, ms, rounds)
 
     {nif, r} = {nif * size, r * size}
 
     sha =
-      in_phase.(:baselines, fn ->
+      in_phase.(:otp_crypto, fn ->
         Bench.rate(fn -> :crypto.hash(:sha256, data) end, rounds, ms)
       end) *
         size
@@ -218,21 +216,18 @@ sig = Keyring.Identity.sign(msg)
 {cpub, cpriv} = :crypto.generate_key(:eddsa, :ed25519)
 csig = :crypto.sign(:eddsa, :none, msg, [cpriv, :ed25519])
 
-{nif_sign, rust_sign} =
-  in_phase.(:keyring, fn -> paired.(fn -> Keyring.Identity.sign(msg) end, "sign", 64, 300, 9) end)
+{nif_sign, rust_sign} = paired.(fn -> Keyring.Identity.sign(msg) end, "sign", 64, 300, 9)
 
 {nif_verify, rust_verify} =
-  in_phase.(:keyring, fn ->
-    paired.(fn -> Keyring.Identity.verify(pk, msg, sig) end, "verify", 64, 300, 9)
-  end)
+  paired.(fn -> Keyring.Identity.verify(pk, msg, sig) end, "verify", 64, 300, 9)
 
 c_sign =
-  in_phase.(:baselines, fn ->
+  in_phase.(:otp_crypto, fn ->
     Bench.rate(fn -> :crypto.sign(:eddsa, :none, msg, [cpriv, :ed25519]) end)
   end)
 
 c_verify =
-  in_phase.(:baselines, fn ->
+  in_phase.(:otp_crypto, fn ->
     Bench.rate(fn -> :crypto.verify(:eddsa, :none, msg, csig, [cpub, :ed25519]) end)
   end)
 
@@ -333,8 +328,8 @@ store_rows =
     {ks, ds} =
       Enum.unzip(
         for _ <- 1..3 do
-          {in_phase.(:keyring, fn -> Bench.Store.puts(keyring_put, size, callers) end),
-           in_phase.(:baselines, fn -> Bench.Store.puts(dets_put, size, callers) end)}
+          {in_phase.(:keyring_store, fn -> Bench.Store.puts(keyring_put, size, callers) end),
+           in_phase.(:dets, fn -> Bench.Store.puts(dets_put, size, callers) end)}
         end
       )
 
@@ -373,10 +368,10 @@ get_rows =
     {ks, ds} =
       Enum.unzip(
         for _ <- 1..3 do
-          {in_phase.(:keyring, fn ->
+          {in_phase.(:keyring_store, fn ->
              Bench.Store.gets(&Keyring.Store.get/1, raw_keys, callers)
            end),
-           in_phase.(:baselines, fn ->
+           in_phase.(:dets, fn ->
              Bench.Store.gets(fn key -> {:ok, :dets.lookup(dets, key)} end, raw_keys, callers)
            end)}
         end
@@ -394,13 +389,15 @@ phases = Bench.SchedulerProbe.stop(probe)
 IO.puts("""
 
 -- Scheduler latency: lateness (µs) of a max-priority process's 1 ms timer
-   wake-ups; "runs > 1 ms" counts long_schedule events, dirty-scheduler runs included.
-   Compare keyring with baselines (pure Erlang/DETS and :crypto under the same load).
+   wake-ups, by phase; "runs > 1 ms" counts long_schedule events (dirty-scheduler
+   runs included). Each Keyring phase has a baseline doing the same kind of work
+   in pure OTP: read p99 against that, since on a shared 2-core machine the OS
+   preempting scheduler threads dominates. Dirty schedulers: #{:erlang.system_info(:dirty_cpu_schedulers)} CPU, #{:erlang.system_info(:dirty_io_schedulers)} I/O.
 """)
 
 Bench.row(["phase", "samples", "p50", "p99", "max", "runs > 1 ms"])
 
-for phase <- [:idle, :keyring, :baselines] do
+for phase <- [:idle, :keyring_crypto, :rust_crypto, :otp_crypto, :keyring_store, :dets] do
   {s, long} = Map.get(phases, phase, {[0], []})
 
   Bench.row([
@@ -412,11 +409,6 @@ for phase <- [:idle, :keyring, :baselines] do
     length(long)
   ])
 end
-
-{keyring_samples, keyring_long} = Map.get(phases, :keyring, {[0], []})
-
-for {who, info} <- Enum.take(keyring_long, 5),
-    do: IO.puts("   long_schedule during Keyring work: #{inspect(who)} #{inspect(info)}")
 
 IO.puts("\n-- Goals")
 goal = fn ok?, text -> IO.puts("#{if ok?, do: "PASS", else: "MISS"}  #{text}") end
@@ -431,14 +423,15 @@ goal.(nif_verify / rust_verify >= 0.85, "Ed25519 verify NIF >= 85% of Rust")
 goal.(put64 >= 10_000, ">= 10,000 durable 4 KiB puts/s with 64 callers (#{round(put64)})")
 best_get = get_rows |> Enum.map(&elem(&1, 1)) |> Enum.max()
 goal.(best_get >= 200_000, ">= 200,000 gets/s (#{round(best_get)})")
-p99 = Bench.percentile(keyring_samples, 0.99)
-{baseline_samples, _} = Map.get(phases, :baselines, {[0], []})
+p99 = fn phase -> phases |> Map.get(phase, {[0], []}) |> elem(0) |> Bench.percentile(0.99) end
 
-goal.(
-  p99 < 1_000,
-  "scheduler wake-up lateness p99 < 1 ms during Keyring work (#{p99} µs; " <>
-    "baselines under the same load: #{Bench.percentile(baseline_samples, 0.99)} µs)"
-)
+for {phase, baseline} <- [keyring_crypto: :otp_crypto, keyring_store: :dets] do
+  goal.(
+    p99.(phase) < 1_000,
+    "scheduler wake-up lateness p99 < 1 ms during #{phase} (#{p99.(phase)} µs; " <>
+      "#{baseline} under the same kind of load: #{p99.(baseline)} µs)"
+  )
+end
 
 Supervisor.stop(Keyring)
 File.rm_rf!(dir)

@@ -8,23 +8,24 @@ defmodule Keyring.Hash do
       iex> Keyring.Hash.hash_stream(["he", "llo"]) == Keyring.Hash.hash("hello")
       true
 
-  Inputs up to 128 KiB are hashed on the caller's scheduler (well under a
-  millisecond); larger ones go to a dirty CPU scheduler.
+  Hashing runs on the caller's scheduler in slices of 64 KiB (tens of
+  microseconds each); each slice is charged to the caller's timeslice, so a
+  large input is preempted like any Erlang loop and never holds a scheduler.
   """
 
   alias Keyring.Native
 
-  @dirty_threshold 128 * 1024
+  @slice 64 * 1024
 
   @typedoc "A streaming hasher (an opaque native reference)."
   @opaque hasher :: reference()
 
   @doc "The BLAKE3 digest of `data`."
   @spec hash(binary()) :: <<_::256>>
-  def hash(data) when is_binary(data) and byte_size(data) <= @dirty_threshold,
+  def hash(data) when is_binary(data) and byte_size(data) <= @slice,
     do: Native.blake3_hash(data)
 
-  def hash(data) when is_binary(data), do: Native.blake3_hash_dirty(data)
+  def hash(data) when is_binary(data), do: new() |> update(data) |> finalize()
   def hash(other), do: raise(ArgumentError, "expected a binary, got: #{inspect(other)}")
 
   @doc "A new streaming hasher."
@@ -33,18 +34,21 @@ defmodule Keyring.Hash do
 
   @doc "Feeds `data` (a binary or iodata) into `hasher`; returns the hasher."
   @spec update(hasher(), iodata()) :: hasher()
-  def update(hasher, data) when is_binary(data) and byte_size(data) <= @dirty_threshold do
-    :ok = Native.hasher_update(hasher, data)
-    hasher
-  end
-
   def update(hasher, data) when is_binary(data) do
-    :ok = Native.hasher_update_dirty(hasher, data)
+    feed(hasher, data, 0, byte_size(data))
     hasher
   end
 
   def update(hasher, data) when is_list(data), do: update(hasher, IO.iodata_to_binary(data))
   def update(_hasher, other), do: raise(ArgumentError, "expected iodata, got: #{inspect(other)}")
+
+  defp feed(hasher, data, offset, size) when size - offset > @slice do
+    :ok = Native.hasher_update(hasher, binary_part(data, offset, @slice))
+    feed(hasher, data, offset + @slice, size)
+  end
+
+  defp feed(hasher, data, offset, size),
+    do: :ok = Native.hasher_update(hasher, binary_part(data, offset, size - offset))
 
   @doc "The digest of everything fed so far."
   @spec finalize(hasher()) :: <<_::256>>

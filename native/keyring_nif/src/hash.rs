@@ -1,5 +1,9 @@
-//! BLAKE3 hashing. Small inputs run on a normal scheduler (64 KiB hashes in
-//! ~20 µs); the Elixir side routes big ones to the `_dirty` variants.
+//! BLAKE3 hashing on normal schedulers. One call hashes at most a slice of
+//! about 64 KiB (tens of microseconds); `Keyring.Hash` feeds larger inputs to
+//! the streaming hasher slice by slice, and each call reports the share of a
+//! 1 ms timeslice it used, so the BEAM preempts a long hashing loop the way it
+//! preempts Erlang code. Big inputs thus never hold a scheduler, and no dirty
+//! thread competes with the schedulers for the cores.
 
 use std::sync::Mutex;
 
@@ -18,13 +22,17 @@ pub(crate) fn digest_binary<'a>(env: Env<'a>, digest: &[u8]) -> Binary<'a> {
     out.into()
 }
 
-#[rustler::nif]
-fn blake3_hash<'a>(env: Env<'a>, data: Binary<'a>) -> Binary<'a> {
-    digest_binary(env, &keyring_core::hash::digest(data.as_slice()))
+/// Bytes BLAKE3 hashes in about one 1 ms BEAM timeslice on a slow core.
+const BYTES_PER_TIMESLICE: usize = 1_000_000;
+
+fn charge(env: Env<'_>, bytes: usize) {
+    let percent = (bytes * 100 / BYTES_PER_TIMESLICE).clamp(1, 100) as i32;
+    rustler::schedule::consume_timeslice(env, percent);
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
-fn blake3_hash_dirty<'a>(env: Env<'a>, data: Binary<'a>) -> Binary<'a> {
+#[rustler::nif]
+fn blake3_hash<'a>(env: Env<'a>, data: Binary<'a>) -> Binary<'a> {
+    charge(env, data.len());
     digest_binary(env, &keyring_core::hash::digest(data.as_slice()))
 }
 
@@ -42,12 +50,12 @@ fn update(hasher: &HasherResource, data: &[u8]) -> rustler::Atom {
 }
 
 #[rustler::nif]
-fn hasher_update(hasher: ResourceArc<HasherResource>, data: Binary<'_>) -> rustler::Atom {
-    update(&hasher, data.as_slice())
-}
-
-#[rustler::nif(schedule = "DirtyCpu")]
-fn hasher_update_dirty(hasher: ResourceArc<HasherResource>, data: Binary<'_>) -> rustler::Atom {
+fn hasher_update<'a>(
+    env: Env<'a>,
+    hasher: ResourceArc<HasherResource>,
+    data: Binary<'a>,
+) -> rustler::Atom {
+    charge(env, data.len());
     update(&hasher, data.as_slice())
 }
 
