@@ -2,9 +2,7 @@
 //! `keyring_core::membership`. Logs travel as lists of entry binaries; every
 //! function that takes a log replays and verifies all of it (DirtyCpu).
 
-use keyring_core::membership::{
-    Entry, Invite, InviteFields, Log, MembershipError, Op, PublicKey,
-};
+use keyring_core::membership::{Entry, Invite, InviteFields, Log, MembershipError, Op, PublicKey};
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, ResourceArc, Term};
 
 use crate::atoms;
@@ -44,12 +42,12 @@ fn bin<'a>(env: Env<'a>, bytes: &[u8]) -> Binary<'a> {
 }
 
 fn key(b: &Binary<'_>) -> Outcome<PublicKey> {
-    b.as_slice()
-        .try_into()
-        .map_err(|_| Reason(MembershipError::Malformed {
+    b.as_slice().try_into().map_err(|_| {
+        Reason(MembershipError::Malformed {
             what: "key",
             why: "a public key is 32 bytes",
-        }))
+        })
+    })
 }
 
 fn replay(entries: &[Binary<'_>]) -> Outcome<Log> {
@@ -57,7 +55,10 @@ fn replay(entries: &[Binary<'_>]) -> Outcome<Log> {
 }
 
 fn encoded_entries<'a>(env: Env<'a>, log: &Log) -> Vec<Binary<'a>> {
-    log.entries().iter().map(|e| bin(env, &e.encode())).collect()
+    log.entries()
+        .iter()
+        .map(|e| bin(env, &e.encode()))
+        .collect()
 }
 
 /// Summary of a verified log: `%{id, name, head, length, members}` where

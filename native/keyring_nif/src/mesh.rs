@@ -10,7 +10,9 @@ use std::time::Duration;
 use keyring_core::membership::PublicKey;
 use keyring_core::wire::frame::{Refusal, Status};
 use keyring_net::{CallError, Event, EventSink, Members, Mesh, MeshConfig};
-use rustler::{Atom, Binary, Encoder, Env, LocalPid, NewBinary, OwnedEnv, Resource, ResourceArc, Term};
+use rustler::{
+    Atom, Binary, Encoder, Env, LocalPid, NewBinary, OwnedEnv, Resource, ResourceArc, Term,
+};
 
 use crate::atoms;
 use crate::identity::KeyPairResource;
@@ -97,7 +99,13 @@ fn encode_event<'a>(env: Env<'a>, ev: &Event) -> Term<'a> {
             entries,
         } => {
             let entries: Vec<Binary<'a>> = entries.iter().map(|e| bin(env, e)).collect();
-            (atoms::log_update(), bin(env, keyring), bin(env, peer), entries).encode(env)
+            (
+                atoms::log_update(),
+                bin(env, keyring),
+                bin(env, peer),
+                entries,
+            )
+                .encode(env)
         }
     };
     (atoms::keyring_mesh(), event).encode(env)
@@ -128,7 +136,9 @@ impl Encoder for CallReason {
             CallError::NotMember => atoms::not_member().encode(env),
             CallError::NoAddress => atoms::no_address().encode(env),
             CallError::Refused(r) => (atoms::refused(), refusal_atom(*r)).encode(env),
-            CallError::HandshakeRejected(s) => (atoms::handshake_rejected(), s.as_str()).encode(env),
+            CallError::HandshakeRejected(s) => {
+                (atoms::handshake_rejected(), s.as_str()).encode(env)
+            }
             CallError::Unreachable(s) => (atoms::unreachable(), s.as_str()).encode(env),
             CallError::ConnectionLost(s) => (atoms::connection_lost(), s.as_str()).encode(env),
             CallError::Protocol(s) => (atoms::protocol(), s.as_str()).encode(env),
@@ -187,7 +197,9 @@ fn mesh_start(
     idle_timeout_ms: u64,
 ) -> Result<ResourceArc<MeshResource>, String> {
     let mut cfg = MeshConfig::new(*identity.0.seed());
-    cfg.bind = bind.parse().map_err(|_| format!("bad bind address {bind:?}"))?;
+    cfg.bind = bind
+        .parse()
+        .map_err(|_| format!("bad bind address {bind:?}"))?;
     cfg.join_bind = join_bind
         .parse()
         .map_err(|_| format!("bad join address {join_bind:?}"))?;
@@ -225,7 +237,10 @@ fn mesh_set_members(
 }
 
 #[rustler::nif]
-fn mesh_remove_keyring(m: ResourceArc<MeshResource>, keyring: Binary<'_>) -> Result<usize, rustler::Error> {
+fn mesh_remove_keyring(
+    m: ResourceArc<MeshResource>,
+    keyring: Binary<'_>,
+) -> Result<usize, rustler::Error> {
     Ok(m.0.remove_keyring(&key(&keyring)?))
 }
 
@@ -286,7 +301,9 @@ fn mesh_call<'a>(
         Duration::from_millis(timeout_ms),
         Box::new(move |result| {
             reply.send(|env| match result {
-                Ok((status, body)) => (atoms::ok(), (status_atom(status), bin(env, &body))).encode(env),
+                Ok((status, body)) => {
+                    (atoms::ok(), (status_atom(status), bin(env, &body))).encode(env)
+                }
                 Err(e) => (atoms::error(), CallReason(e)).encode(env),
             })
         }),

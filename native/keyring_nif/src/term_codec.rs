@@ -80,7 +80,9 @@ pub(crate) fn write_term(w: &mut Writer, t: Term<'_>, depth: usize) -> Result<()
         TermType::Tuple => {
             let items = get_tuple(t).map_err(|_| TermError::Unsupported("tuple"))?;
             w.tuple(items.len())?;
-            items.into_iter().try_for_each(|i| write_term(w, i, depth + 1))
+            items
+                .into_iter()
+                .try_for_each(|i| write_term(w, i, depth + 1))
         }
         TermType::Map => {
             let n = t.map_size().map_err(|_| TermError::Unsupported("map"))?;
@@ -138,8 +140,7 @@ pub(crate) fn value_to_term<'a>(env: Env<'a>, v: &Value<'_>) -> Result<Term<'a>,
                 keys.push(value_to_term(env, k)?);
                 values.push(value_to_term(env, v)?);
             }
-            Term::map_from_term_arrays(env, &keys, &values)
-                .map_err(|_| CodecError::DuplicateKey)?
+            Term::map_from_term_arrays(env, &keys, &values).map_err(|_| CodecError::DuplicateKey)?
         }
     })
 }

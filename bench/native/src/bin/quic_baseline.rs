@@ -132,7 +132,10 @@ fn cpu_seconds() -> f64 {
 
 #[tokio::main(worker_threads = 2)]
 async fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let bulk_mib = *args.first().unwrap_or(&512);
     let rpcs = *args.get(1).unwrap_or(&5000);
     let handshakes = *args.get(2).unwrap_or(&300);
@@ -223,7 +226,10 @@ async fn main() {
         r.read_to_end(16).await.unwrap();
         conn.close(VarInt::from_u32(0), b"");
     }
-    println!("handshakes_per_s={:.1}", handshakes as f64 / t.elapsed().as_secs_f64());
+    println!(
+        "handshakes_per_s={:.1}",
+        handshakes as f64 / t.elapsed().as_secs_f64()
+    );
 
     // RPC round trips: a new bi stream per 64-byte request, sequential.
     let conn = client.connect(addr, "bench").unwrap().await.unwrap();
