@@ -77,14 +77,15 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    fn from_u8(b: u8) -> Self {
-        match b {
+    fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
             1 => Self::NotMember,
             2 => Self::UnknownKeyring,
             3 => Self::BadInvite,
             4 => Self::ProtocolViolation,
-            _ => Self::Other,
-        }
+            255 => Self::Other,
+            _ => return None,
+        })
     }
 }
 
@@ -235,7 +236,8 @@ pub fn decode_payload(kind: u8, payload: &[u8]) -> Result<Frame<'_>, FrameError>
         },
         2 => Frame::Welcome,
         3 | 9 => {
-            let reason = Refusal::from_u8(r.u8().map_err(|_| bad("truncated"))?);
+            let reason = Refusal::from_u8(r.u8().map_err(|_| bad("truncated"))?)
+                .ok_or(bad("unknown refusal reason"))?;
             if kind == 3 {
                 Frame::Refused(reason)
             } else {
