@@ -26,6 +26,8 @@ defmodule Keyring do
   | `:data_dir` | `".keyring/<node name>"` | where the identity key and the store live |
   | `:passphrase` | `nil` | seals the identity key at rest (Argon2id + XChaCha20-Poly1305) |
   | `:store` | `[]` | options for `Keyring.Store` (see its docs) |
+  | `:coordinator` | `[]` | presence/heartbeat options (see `Keyring.Coordinator`) |
+  | `:cluster_topologies` | `config :keyring, :cluster_topologies` | discovery (see `Keyring.Cluster`) |
   | `:mesh` | `[]` | options for the QUIC mesh (see `Keyring.Transport.Quic`) |
 
   `start_link/1` answers `{:error, :bad_passphrase}` when the passphrase does
@@ -35,7 +37,7 @@ defmodule Keyring do
 
   ## Example
 
-      iex> dir = Path.join(System.tmp_dir!(), "keyring-doc-#{System.unique_integer([:positive])}")
+      iex> dir = Path.join(System.tmp_dir!(), "keyring-doc-#{Base.encode16(:crypto.strong_rand_bytes(6))}")
       iex> {:ok, _pid} = Keyring.start_link(name: DocKeyring, data_dir: dir)
       iex> {:ok, cid} = Keyring.Store.put("hello", keyring: DocKeyring)
       iex> Keyring.Store.get(cid, keyring: DocKeyring)
@@ -59,26 +61,90 @@ defmodule Keyring do
     opts = validate!(opts)
     data_dir = Path.expand(opts[:data_dir])
 
-    with :ok <- File.mkdir_p(data_dir),
-         {:ok, keypair} <- Keyring.Identity.KeyFile.load_or_create(data_dir, opts[:passphrase]) do
-      opts = Keyword.merge(opts, data_dir: data_dir, keypair: keypair)
-      Supervisor.start_link(__MODULE__, opts, name: opts[:name])
+    # Everything that can fail for a reason the caller should see (a data dir
+    # in use, a corrupted store, a wrong passphrase) is opened here, before
+    # the supervisor starts, so it comes back as {:error, reason} rather than
+    # as an exit of the linked caller.
+    with nil <- Process.whereis(opts[:name]),
+         :ok <- mkdir(data_dir),
+         {:ok, store} <- Keyring.Store.Server.open(data_dir),
+         {:ok, keypair} <- load_identity(data_dir, opts[:passphrase], store) do
+      opts = Keyword.merge(opts, data_dir: data_dir, keypair: keypair, store_handle: store)
+
+      case Supervisor.start_link(__MODULE__, opts, name: opts[:name]) do
+        {:ok, pid} ->
+          {:ok, pid}
+
+        other ->
+          Keyring.Store.Server.close(store)
+          other
+      end
+    else
+      pid when is_pid(pid) -> {:error, {:already_started, pid}}
+      {:error, _} = error -> error
     end
-    |> unwrap_start_error()
+  end
+
+  defp mkdir(dir) do
+    case File.mkdir_p(dir) do
+      :ok -> :ok
+      {:error, reason} -> {:error, {:data_dir, reason}}
+    end
+  end
+
+  defp load_identity(data_dir, passphrase, store) do
+    with {:error, _} = error <- Keyring.Identity.KeyFile.load_or_create(data_dir, passphrase) do
+      Keyring.Store.Server.close(store)
+      error
+    end
   end
 
   @impl Supervisor
   def init(opts) do
     name = opts[:name]
 
-    children = [
-      {Keyring.Identity, name: name, keypair: opts[:keypair], data_dir: opts[:data_dir]},
-      # {Keyring.Store, Keyword.merge(opts[:store], keyring: name, data_dir: opts[:data_dir])}
-      {Keyring.Mesh,
-       name: name, keypair: opts[:keypair], data_dir: opts[:data_dir], mesh: opts[:mesh]}
-    ]
+    children =
+      [
+        {Keyring.Identity, name: name, keypair: opts[:keypair], data_dir: opts[:data_dir]},
+        {Keyring.Store,
+         Keyword.merge(opts[:store],
+           keyring: name,
+           data_dir: opts[:data_dir],
+           handle: opts[:store_handle]
+         )}
+      ] ++
+        cluster_children(name, opts) ++
+        [
+          {Keyring.Mesh,
+           name: name, keypair: opts[:keypair], data_dir: opts[:data_dir], mesh: opts[:mesh]}
+        ]
 
     Supervisor.init(children, strategy: :rest_for_one)
+  end
+
+  # The cluster plane: PubSub scope, presence CRDT, coordinator, topology
+  # events, discovery strategies (see Keyring.Coordinator, Keyring.Cluster).
+  defp cluster_children(name, opts) do
+    coordinator = Keyring.Instance.child_name(name, Keyring.Coordinator)
+
+    [
+      {Keyring.PubSub, keyring: name},
+      {
+        Keyring.CRDT,
+        # Deltas are pushed and beats show liveness: anti-entropy is a backstop.
+        name: Keyring.Coordinator.presence_crdt(name),
+        keyring: name,
+        group: :keyring_presence,
+        sync_interval: 30_000,
+        on_change: fn diffs ->
+          if pid = Process.whereis(coordinator), do: send(pid, {:presence_changed, diffs})
+        end
+      },
+      {Keyring.Coordinator,
+       keyring: name, data_dir: opts[:data_dir], coordinator: opts[:coordinator]},
+      {Keyring.ClusterHandler, keyring: name},
+      {Keyring.Cluster, keyring: name, topologies: opts[:cluster_topologies]}
+    ]
   end
 
   @doc "Joins a keyring with an invite. See `Keyring.Ring.join/2`."
@@ -106,8 +172,12 @@ defmodule Keyring do
         :passphrase,
         name: __MODULE__,
         store: [],
+        coordinator: [],
+        cluster_topologies: Application.get_env(:keyring, :cluster_topologies, []),
         mesh: []
       ])
+
+    Keyring.Coordinator.validate!(opts[:coordinator])
 
     unless is_atom(opts[:name]),
       do: raise(ArgumentError, ":name must be an atom, got: #{inspect(opts[:name])}")
@@ -122,13 +192,4 @@ defmodule Keyring do
     Application.get_env(:keyring, :data_dir) ||
       Path.join(".keyring", node() |> Atom.to_string() |> String.split("@") |> hd())
   end
-
-  # Surface the store's own reason instead of a supervisor-shaped tuple.
-  defp unwrap_start_error({:error, {:shutdown, {:failed_to_start_child, _child, reason}}}),
-    do: {:error, unwrap_reason(reason)}
-
-  defp unwrap_start_error(other), do: other
-
-  defp unwrap_reason({:store, _} = reason), do: reason
-  defp unwrap_reason(reason), do: reason
 end

@@ -11,7 +11,7 @@ defmodule Keyring.Identity do
 
   The node id is the public key in the text form of `Keyring.Identity.NodeId`.
 
-      iex> dir = Path.join(System.tmp_dir!(), "keyring-id-#{System.unique_integer([:positive])}")
+      iex> dir = Path.join(System.tmp_dir!(), "keyring-id-#{Base.encode16(:crypto.strong_rand_bytes(6))}")
       iex> {:ok, _} = Keyring.start_link(name: IdDoc, data_dir: dir)
       iex> sig = Keyring.Identity.sign("hello", IdDoc)
       iex> Keyring.Identity.verify(Keyring.Identity.public_key(IdDoc), "hello", sig)

@@ -6,14 +6,16 @@
 //!
 //! - [`identity`]: Ed25519 keys, strict verification, the encrypted key file.
 //! - [`hash`]: BLAKE3 content hashing (one-shot and streaming).
+//! - [`gossip`]: LAN discovery packet codec (size-limited, never panics).
 //! - [`membership`]: keyrings (trust groups): the signed membership log and invites.
 //! - [`wire`]: typed frames and the restricted term codec for bytes from peers.
 //! - [`store`]: the content-addressed blob store on redb with group commit.
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![deny(unsafe_code)]
 
+pub mod gossip;
 pub mod hash;
 pub mod identity;
 pub mod membership;
+pub mod store;
 pub mod wire;
-// STORE_PLACEHOLDER

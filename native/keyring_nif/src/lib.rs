@@ -5,11 +5,13 @@
 //! scheduler or on a Rust thread that answers with a message.
 
 mod atoms;
+mod gossip;
 mod hash;
 mod identity;
 mod membership;
 mod mesh;
 mod reply;
+mod store;
 mod term_codec;
 
 rustler::init!("Elixir.Keyring.Native", load = load);

@@ -42,6 +42,13 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// Disarms the reply: the caller was answered synchronously instead.
+    pub(crate) fn cancel(mut self) {
+        self.sent = true;
+    }
+}
+
 impl Drop for Reply {
     fn drop(&mut self) {
         if self.sent {

@@ -1,0 +1,148 @@
+defmodule Mix.Tasks.Keyring.Demo do
+  @shortdoc "Runs a local multi-node keyring and shows presence converging"
+  @moduledoc """
+  Starts a local keyring of real, separate BEAM nodes on loopback (OTP
+  `:peer`, each with its own temporary data dir and identity), connected by
+  the Epmd strategy, and narrates what happens:
+
+    1. presence converges on every node;
+    2. a task is routed to the node that registered a capability;
+    3. one node is killed; the survivors mark it down and agree on who is left.
+
+      mix keyring.demo            # three nodes
+      mix keyring.demo --nodes 5
+
+  The demo VM is not part of the cluster: it drives the nodes over their
+  standard I/O.
+  """
+  use Mix.Task
+
+  @cookie ~c"keyring_demo_cookie"
+
+  @impl Mix.Task
+  def run(args) do
+    {opts, _, _} = OptionParser.parse(args, strict: [nodes: :integer])
+    n = max(opts[:nodes] || 3, 2)
+    Mix.Task.run("compile")
+    Mix.Task.run("loadpaths")
+    System.cmd("epmd", ["-daemon"])
+    suffix = System.unique_integer([:positive])
+    names = for i <- 1..n, do: :"demo#{i}_#{suffix}"
+    hosts = for name <- names, do: :"#{name}@127.0.0.1"
+    root = Path.join(System.tmp_dir!(), "keyring-demo-#{suffix}")
+
+    say("Starting #{n} Keyring nodes on 127.0.0.1 (data under #{root})")
+    t0 = now()
+
+    peers =
+      names
+      |> Enum.map(&Task.async(fn -> start_node(&1, hosts, root) end))
+      |> Enum.map(&Task.await(&1, 60_000))
+
+    try do
+      for {peer, node} <- peers,
+          do: say("  #{node} started (node id #{call(peer, Keyring.Identity, :node_id, [])})")
+
+      wait_until(fn -> Enum.all?(peers, &(active(&1) == Enum.sort(hosts))) end)
+
+      say(
+        "\nPresence converged on all #{n} nodes after #{now() - t0} ms. As seen from #{elem(hd(peers), 1)}:"
+      )
+
+      {first, _} = hd(peers)
+      for p <- call(first, Keyring.Coordinator, :active_nodes, []), do: say("  " <> inspect(p))
+
+      {second, second_node} = Enum.at(peers, 1)
+      :ok = call(second, Keyring.Coordinator, :register, [:upcase, {String, :upcase, []}])
+
+      wait_until(fn ->
+        Enum.any?(
+          call(first, Keyring.Coordinator, :active_nodes, []),
+          &(:upcase in &1.capabilities)
+        )
+      end)
+
+      result = call(first, Keyring.Coordinator, :route, [:upcase, "hello keyring", []])
+
+      say(
+        "\n#{second_node} registered :upcase; routing from #{elem(hd(peers), 1)}: #{inspect(result)}"
+      )
+
+      {victim, victim_node} = List.last(peers)
+      survivors = Enum.drop(peers, -1)
+      say("\nKilling #{victim_node} ...")
+      t1 = now()
+      :peer.cast(victim, :erlang, :halt, [])
+      want = survivors |> Enum.map(&elem(&1, 1)) |> Enum.sort()
+      wait_until(fn -> Enum.all?(survivors, &(active(&1) == want)) end)
+      say("Marked down on every survivor after #{now() - t1} ms. Survivors now see:")
+      {first, first_node} = hd(survivors)
+
+      for {_id, p} <- call(first, Keyring.Coordinator, :presence, [[include_down: true]]),
+          do: say("  " <> inspect(p))
+
+      say(
+        "\n#{first_node}: Keyring.Coordinator.active_nodes() -> #{inspect(active({first, first_node}))}"
+      )
+
+      say("Done.")
+    after
+      for {peer, _} <- peers do
+        try do
+          :peer.stop(peer)
+        catch
+          _, _ -> :ok
+        end
+      end
+
+      File.rm_rf(root)
+    end
+  end
+
+  defp start_node(name, hosts, root) do
+    args = [~c"-setcookie", @cookie] ++ Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
+
+    {:ok, peer, node} =
+      :peer.start(%{
+        name: name,
+        host: ~c"127.0.0.1",
+        longnames: true,
+        connection: :standard_io,
+        args: args
+      })
+
+    {:ok, _} = call(peer, Application, :ensure_all_started, [:keyring])
+    :ok = call(peer, Logger, :configure, [[level: :warning]])
+
+    opts = [
+      data_dir: Path.join(root, to_string(name)),
+      coordinator: [heartbeat: 1_000],
+      cluster_topologies: [
+        demo: [strategy: Keyring.Cluster.Strategy.Epmd, config: [hosts: hosts, interval: 500]]
+      ]
+    ]
+
+    {:ok, _} =
+      call(peer, Supervisor, :start_child, [Keyring.Application.Supervisor, {Keyring, opts}])
+
+    {peer, node}
+  end
+
+  defp active({peer, _node}),
+    do: call(peer, Keyring.Coordinator, :active_nodes, []) |> Enum.map(& &1.node)
+
+  defp call(peer, m, f, a), do: :peer.call(peer, m, f, a, 15_000)
+
+  defp wait_until(fun, deadline \\ nil) do
+    deadline = deadline || now() + 30_000
+
+    cond do
+      fun.() -> :ok
+      now() > deadline -> Mix.raise("the demo cluster did not converge in 30 s")
+      true -> Process.sleep(20) && wait_until(fun, deadline)
+    end
+  end
+
+  defp now, do: System.monotonic_time(:millisecond)
+  defp say(text), do: Mix.shell().info(text)
+end

@@ -1,0 +1,109 @@
+defmodule Keyring.Store.CrashTest do
+  # Durability under kill -9: a writer OS process is killed in a loop while
+  # 16 processes write; every cid it acknowledged must be readable (and
+  # verify) afterwards, and the database must always open.
+  use ExUnit.Case, async: true
+
+  alias Keyring.Test.TmpDir
+
+  @moduletag timeout: 300_000
+
+  test "acknowledged writes survive kill -9, 5 rounds" do
+    crash_loop(5)
+  end
+
+  @tag :slow
+  test "acknowledged writes survive kill -9, 30 rounds" do
+    crash_loop(30)
+  end
+
+  defp crash_loop(rounds) do
+    dir = TmpDir.new("keyring-crash")
+
+    acked =
+      Enum.reduce(1..rounds, MapSet.new(), fn round, acked ->
+        new = run_and_kill(dir, round)
+        assert MapSet.size(new) > 0, "round #{round} acknowledged nothing"
+        verify_all(dir, round, MapSet.union(acked, new))
+      end)
+
+    assert MapSet.size(acked) > rounds
+  end
+
+  defp run_and_kill(dir, round) do
+    elixir = System.find_executable("elixir")
+    paths = Enum.flat_map(:code.get_path(), &["-pa", to_string(&1)])
+    script = "Keyring.Test.CrashWriter.run(#{inspect(dir)}, #{round}, 16)"
+
+    port =
+      Port.open({:spawn_executable, elixir}, [
+        :binary,
+        :exit_status,
+        {:line, 256},
+        args: paths ++ ["-e", script]
+      ])
+
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    wait_ready(port)
+    # Let it write for a varying while, then pull the plug.
+    kill_after = 100 + :rand.uniform(400)
+    acked = collect(port, MapSet.new(), System.monotonic_time(:millisecond) + kill_after)
+    {_, 0} = System.cmd("kill", ["-9", Integer.to_string(os_pid)])
+    drain(port, acked)
+  end
+
+  defp wait_ready(port) do
+    receive do
+      {^port, {:data, {:eol, "READY"}}} -> :ok
+      {^port, {:data, _}} -> wait_ready(port)
+      {^port, {:exit_status, status}} -> flunk("writer exited early with #{status}")
+    after
+      60_000 -> flunk("writer did not start")
+    end
+  end
+
+  defp collect(port, acked, deadline) do
+    remaining = deadline - System.monotonic_time(:millisecond)
+
+    if remaining <= 0 do
+      acked
+    else
+      receive do
+        {^port, {:data, {:eol, "ACK " <> cid}}} -> collect(port, MapSet.put(acked, cid), deadline)
+        {^port, {:data, _}} -> collect(port, acked, deadline)
+      after
+        remaining -> acked
+      end
+    end
+  end
+
+  # Lines already in the pipe when the process died were acknowledged too.
+  defp drain(port, acked) do
+    receive do
+      {^port, {:data, {:eol, "ACK " <> cid}}} -> drain(port, MapSet.put(acked, cid))
+      {^port, {:data, _}} -> drain(port, acked)
+      {^port, {:exit_status, _}} -> acked
+    after
+      10_000 -> flunk("killed writer did not exit")
+    end
+  end
+
+  defp verify_all(dir, round, acked) do
+    name = Module.concat(__MODULE__, "Round#{round}")
+    {:ok, pid} = Keyring.start_link(name: name, data_dir: dir)
+
+    try do
+      for cid <- acked do
+        assert {:ok, _} = Keyring.Store.get(cid, keyring: name, verify: true),
+               "acknowledged blob #{cid} lost after kill -9 in round #{round}"
+      end
+
+      assert {:ok, count} = Keyring.Store.check(keyring: name)
+      assert count >= MapSet.size(acked)
+    after
+      Supervisor.stop(pid)
+    end
+
+    acked
+  end
+end

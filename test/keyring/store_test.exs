@@ -1,0 +1,144 @@
+defmodule Keyring.StoreTest do
+  use ExUnit.Case, async: true
+
+  alias Keyring.Store
+  alias Keyring.Store.Cid
+  alias Keyring.Test.TmpDir
+
+  doctest Keyring
+  doctest Keyring.Store
+  doctest Keyring.Store.Cid
+
+  setup context do
+    name = Module.concat(__MODULE__, "K#{context.line}")
+    dir = TmpDir.new()
+    start_supervised!({Keyring, name: name, data_dir: dir})
+    %{k: [keyring: name], name: name, dir: dir}
+  end
+
+  test "put, get, has?, size, delete", %{k: k} do
+    assert {:ok, cid} = Store.put("some bytes", k)
+    assert cid == Cid.of("some bytes")
+    assert {:ok, "some bytes"} = Store.get(cid, k)
+    assert {:ok, "some bytes"} = Store.get(Cid.parse!(cid), k ++ [verify: true])
+    assert Store.has?(cid, k)
+    assert {:ok, 10} = Store.size(cid, k)
+    assert {:ok, true} = Store.delete(cid, k)
+    assert {:ok, false} = Store.delete(cid, k)
+    refute Store.has?(cid, k)
+    assert {:error, :not_found} = Store.get(cid, k)
+    assert {:error, :not_found} = Store.size(cid, k)
+    assert {:error, :not_found} = Store.stream(cid, k)
+  end
+
+  test "puts are idempotent and stats count each blob once", %{k: k} do
+    assert {:ok, cid} = Store.put("twice", k)
+    assert {:ok, ^cid} = Store.put("twice", k)
+    assert {:ok, _} = Store.put("", k)
+    assert %{blobs: 2, bytes: 5, commits: commits, writes: 3} = Store.stats(k)
+    assert commits in 1..3
+  end
+
+  test "bad input raises ArgumentError and stores nothing", %{k: k} do
+    assert_raise ArgumentError, fn -> Store.put(:atom, k) end
+    assert_raise ArgumentError, fn -> Store.put(["io", "list"], k) end
+    assert_raise ArgumentError, ~r/invalid cid/, fn -> Store.get("abc", k) end
+    assert_raise ArgumentError, ~r/invalid cid/, fn -> Store.get(String.duplicate("z", 64), k) end
+    assert_raise ArgumentError, fn -> Store.has?(123, k) end
+    assert_raise ArgumentError, fn -> Store.delete(nil, k) end
+    assert_raise ArgumentError, fn -> Store.put("x", Keyword.put(k, :bogus, 1)) end
+    assert_raise ArgumentError, fn -> Store.put_stream([1, 2], k) end
+    assert Store.stats(k).blobs == 0
+  end
+
+  test "a large blob goes in from a stream and comes back as a stream", %{k: k, dir: dir} do
+    data = :crypto.strong_rand_bytes(5 * 1024 * 1024 + 123)
+    pieces = for <<p::binary-size(65_536) <- data>>, do: p
+    rest = binary_part(data, length(pieces) * 65_536, byte_size(data) - length(pieces) * 65_536)
+
+    assert {:ok, cid} = Store.put_stream(pieces ++ [rest], k)
+    assert cid == Cid.of(data)
+    assert {:ok, stream} = Store.stream(cid, k ++ [verify: true])
+    chunks = Enum.to_list(stream)
+    assert Enum.all?(chunks, &(byte_size(&1) <= 256 * 1024))
+    assert IO.iodata_to_binary(chunks) == data
+
+    path = Path.join(dir, "blob.bin")
+    File.write!(path, data)
+    assert {:ok, ^cid} = Store.put_file(path, k)
+    assert {:error, {:io, _}} = Store.put_file(Path.join(dir, "missing"), k)
+    assert File.ls!(Path.join([dir, "store", "tmp"])) == []
+  end
+
+  test "listing is lazy and complete", %{k: k} do
+    cids = for i <- 1..2_500, do: elem(Store.put("blob #{i}", k), 1)
+    listed = Store.list(k)
+    assert Enum.take(listed, 3) == cids |> Enum.sort() |> Enum.take(3)
+    assert Enum.to_list(listed) == Enum.sort(cids)
+  end
+
+  test "concurrent writers are grouped into shared commits, each acknowledged", %{k: k} do
+    results =
+      1..64
+      |> Task.async_stream(fn i -> Store.put(:binary.copy(<<i>>, 4096), k) end,
+        max_concurrency: 64
+      )
+      |> Enum.map(fn {:ok, {:ok, cid}} -> cid end)
+
+    assert length(Enum.uniq(results)) == 64
+    %{commits: commits, writes: 64} = Store.stats(k)
+    assert commits < 64
+    assert Enum.all?(results, &Store.has?(&1, k))
+  end
+
+  test "refs are durable small pointers", %{k: k} do
+    assert :ok = Store.put_ref("head/main", "abc", k)
+    assert {:ok, "abc"} = Store.get_ref("head/main", k)
+    assert :ok = Store.put_ref("head/dev", "def", k)
+    assert {:ok, [{"head/dev", "def"}, {"head/main", "abc"}]} = Store.list_refs("head/", k)
+    assert {:ok, true} = Store.delete_ref("head/main", k)
+    assert {:error, :not_found} = Store.get_ref("head/main", k)
+
+    assert {:error, {:too_large, "ref value"}} =
+             Store.put_ref("big", :binary.copy("x", 70_000), k)
+  end
+
+  test "corrupted bytes on disk are caught by verify and check/1", %{k: k, name: name, dir: dir} do
+    marker = :binary.copy("KEYRING-CORRUPTION-MARKER-", 100)
+    {:ok, bad} = Store.put(marker, k)
+    {:ok, good} = Store.put("healthy", k)
+    assert {:ok, 2} = Store.check(k)
+    stop_supervised!(name)
+
+    db = Path.join([dir, "store", "store.redb"])
+    bytes = File.read!(db)
+    {pos, _} = :binary.match(bytes, marker)
+    <<head::binary-size(pos + 10), byte, tail::binary>> = bytes
+    File.write!(db, <<head::binary, Bitwise.bxor(byte, 0xFF), tail::binary>>)
+
+    start_supervised!({Keyring, name: name, data_dir: dir})
+    assert {:error, :content_mismatch} = Store.get(bad, k ++ [verify: true])
+    assert {:ok, "healthy"} = Store.get(good, k ++ [verify: true])
+    assert {:error, {:corrupt_blobs, [^bad]}} = Store.check(k)
+    {:ok, stream} = Store.stream(bad, k ++ [verify: true])
+    assert_raise Keyring.Store.CorruptBlobError, fn -> Enum.to_list(stream) end
+  end
+
+  test "a second node on the same data dir gets :already_open", %{dir: dir} do
+    assert {:error, {:store, :already_open}} = Keyring.start_link(name: Other, data_dir: dir)
+    refute Process.whereis(Other)
+  end
+
+  test "a corrupted database file is a clear error at start", %{name: name, dir: dir} do
+    stop_supervised!(name)
+    File.write!(Path.join([dir, "store", "store.redb"]), :binary.copy(<<0xAB>>, 65_536))
+
+    assert {:error, {:store, {reason, _message}}} = Keyring.start_link(name: name, data_dir: dir)
+    assert reason in [:corrupted, :io]
+  end
+
+  test "after the instance stops, calls fail clearly", %{k: k, name: name} do
+    stop_supervised!(name)
+    assert_raise ArgumentError, ~r/no Keyring instance/, fn -> Store.put("x", k) end
+  end
+end

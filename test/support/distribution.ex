@@ -1,0 +1,41 @@
+defmodule Keyring.Test.Distribution do
+  @moduledoc false
+  # Makes the test VM a distributed node (needed by :peer tests and gossip).
+
+  def ensure_started! do
+    unless Node.alive?() do
+      System.cmd("epmd", ["-daemon"])
+      name = :"keyring_test_#{System.unique_integer([:positive])}@127.0.0.1"
+
+      case Node.start(name, :longnames) do
+        {:ok, _} -> :ok
+        {:error, {:already_started, _}} -> :ok
+      end
+
+      Node.set_cookie(:keyring_test_cookie)
+    end
+
+    :ok
+  end
+
+  @doc "Polls `fun` until it returns a truthy value or `timeout` ms pass."
+  def eventually(fun, timeout \\ 20_000, what \\ "condition") do
+    deadline = System.monotonic_time(:millisecond) + timeout
+    loop(fun, deadline, what)
+  end
+
+  defp loop(fun, deadline, what) do
+    case fun.() do
+      result when result not in [nil, false] ->
+        result
+
+      _ ->
+        if System.monotonic_time(:millisecond) > deadline do
+          raise ExUnit.AssertionError, message: "timed out waiting for #{what}"
+        end
+
+        Process.sleep(25)
+        loop(fun, deadline, what)
+    end
+  end
+end
