@@ -50,7 +50,7 @@ defmodule Keyring.Mesh do
         Instance.put(name, :handles, %{})
 
         rings =
-          for saved <- Persistence.load_all(state.data_dir),
+          for saved <- Persistence.load_all(name),
               {:ok, ring} <- [RingState.restore(saved)],
               into: %{},
               do: {ring.id, ring}
@@ -146,7 +146,7 @@ defmodule Keyring.Mesh do
     case fetch_ring(state, id) do
       {:ok, _ring} ->
         state.transport.remove_ring(state.handle, id)
-        Persistence.delete(state.data_dir, id)
+        Persistence.delete(state.name, id)
         state = update_in(state.rings, &Map.delete(&1, id))
         publish_view(state)
         {:reply, :ok, state}
@@ -323,7 +323,7 @@ defmodule Keyring.Mesh do
   end
 
   defp persist_and_publish(state, ring) do
-    case Persistence.save(state.data_dir, RingState.to_saved(ring)) do
+    case Persistence.save(state.name, RingState.to_saved(ring)) do
       :ok -> :ok
       {:error, reason} -> Logger.error("keyring: could not save ring: #{inspect(reason)}")
     end
