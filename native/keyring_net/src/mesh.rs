@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use keyring_core::identity::KeyPair;
 use keyring_core::membership::PublicKey;
 use keyring_core::wire::frame::{self, Frame, Refusal, Status};
@@ -99,7 +100,7 @@ pub enum Event {
         /// Exposed name.
         name: String,
         /// Restricted-term arguments.
-        body: Vec<u8>,
+        body: Bytes,
     },
     /// A one-way call.
     Cast {
@@ -110,7 +111,7 @@ pub enum Event {
         /// Exposed name.
         name: String,
         /// Restricted-term arguments.
-        body: Vec<u8>,
+        body: Bytes,
     },
     /// A join request: answer with [`Mesh::answer_join`].
     JoinRequest {
@@ -415,14 +416,14 @@ impl Mesh {
         peer: PublicKey,
         addr: Option<SocketAddr>,
         name: String,
-        body: Vec<u8>,
+        body: Bytes,
         timeout: Duration,
         done: CallDone,
     ) {
         let inner = self.inner.clone();
         self.handle.spawn(async move {
             let deadline = tokio::time::Instant::now() + timeout;
-            let work = crate::client::call(&inner, keyring, peer, addr, &name, &body, deadline);
+            let work = crate::client::call(&inner, keyring, peer, addr, &name, body, deadline);
             let out = tokio::time::timeout_at(deadline, work)
                 .await
                 .unwrap_or(Err(CallError::Timeout));
@@ -439,14 +440,14 @@ impl Mesh {
         peer: PublicKey,
         addr: Option<SocketAddr>,
         name: String,
-        body: Vec<u8>,
+        body: Bytes,
         timeout: Duration,
         done: CastDone,
     ) {
         let inner = self.inner.clone();
         self.handle.spawn(async move {
             let deadline = tokio::time::Instant::now() + timeout;
-            let work = crate::client::cast(&inner, keyring, peer, addr, &name, &body, deadline);
+            let work = crate::client::cast(&inner, keyring, peer, addr, &name, body, deadline);
             let out = tokio::time::timeout_at(deadline, work)
                 .await
                 .unwrap_or(Err(CallError::Timeout));
@@ -455,18 +456,15 @@ impl Mesh {
     }
 
     /// Answers an [`Event::Request`].
-    pub fn respond(&self, id: u64, status: Status, body: Vec<u8>) -> bool {
+    pub fn respond(&self, id: u64, status: Status, body: Bytes) -> bool {
         let Some(mut send) = lock(&self.inner.pending).remove(&id) else {
             return false;
         };
         self.handle.spawn(async move {
-            if let Ok(bytes) = (Frame::Response {
-                status,
-                body: &body,
-            })
-            .encode()
-            {
-                let _ = send.write_all(&bytes).await;
+            if let Ok(prefix) = frame::response_prefix(status, body.len()) {
+                let _ = send
+                    .write_all_chunks(&mut [Bytes::from(prefix), body])
+                    .await;
                 let _ = send.finish();
             }
         });

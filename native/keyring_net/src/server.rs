@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use keyring_core::membership::PublicKey;
 use keyring_core::wire::frame::{self, Frame, Refusal};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
@@ -123,13 +124,14 @@ async fn request(
     };
     match frame::decode(&bytes, inner.max_payload) {
         Ok(Frame::Request { name, body }) if inner.members.is_member(&keyring, &peer) => {
+            let (name, offset) = (name.to_owned(), bytes.len() - body.len());
             let id = inner.park(send);
             inner.sink.deliver(Event::Request {
                 id,
                 keyring,
                 peer,
-                name: name.to_owned(),
-                body: body.to_vec(),
+                name,
+                body: Bytes::from(bytes).slice(offset..),
             });
         }
         _ => {
@@ -155,12 +157,15 @@ async fn one_way(inner: Arc<Inner>, keyring: PublicKey, peer: PublicKey, mut rec
         return;
     }
     match frame::decode(&bytes, inner.max_payload) {
-        Ok(Frame::Cast { name, body }) => inner.sink.deliver(Event::Cast {
-            keyring,
-            peer,
-            name: name.to_owned(),
-            body: body.to_vec(),
-        }),
+        Ok(Frame::Cast { name, body }) => {
+            let (name, offset) = (name.to_owned(), bytes.len() - body.len());
+            inner.sink.deliver(Event::Cast {
+                keyring,
+                peer,
+                name,
+                body: Bytes::from(bytes).slice(offset..),
+            })
+        }
         Ok(Frame::LogUpdate {
             keyring_id,
             entries,

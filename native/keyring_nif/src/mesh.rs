@@ -297,7 +297,7 @@ fn mesh_call<'a>(
         peer,
         address,
         name,
-        body.as_slice().to_vec(),
+        bytes::Bytes::copy_from_slice(body.as_slice()),
         Duration::from_millis(timeout_ms),
         Box::new(move |result| {
             reply.send(|env| match result {
@@ -332,7 +332,7 @@ fn mesh_cast<'a>(
         peer,
         address,
         name,
-        body.as_slice().to_vec(),
+        bytes::Bytes::copy_from_slice(body.as_slice()),
         Duration::from_millis(timeout_ms),
         Box::new(move |result| {
             reply.send(|env| match result {
@@ -352,7 +352,7 @@ fn mesh_respond(
     body: Binary<'_>,
 ) -> Result<bool, rustler::Error> {
     let status = status_from(status).ok_or(rustler::Error::BadArg)?;
-    Ok(m.0.respond(id, status, body.as_slice().to_vec()))
+    Ok(m.0.respond(id, status, bytes::Bytes::copy_from_slice(body.as_slice())))
 }
 
 #[rustler::nif]
