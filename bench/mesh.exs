@@ -201,7 +201,20 @@ defmodule MeshBench do
     [~c"-proto_dist", ~c"inet_tls", ~c"-ssl_dist_optfile", String.to_charlist(opts)]
   end
 
+  # Defined once; its object code is loaded into the :peer nodes.
   defp dist_module do
+    case Process.get(:dist_module) do
+      nil ->
+        mod = define_dist_module()
+        Process.put(:dist_module, mod)
+        mod
+
+      mod ->
+        mod
+    end
+  end
+
+  defp define_dist_module do
     defmodule DistSink do
       def sink(expected, reply_to), do: loop(0, expected, reply_to)
 
