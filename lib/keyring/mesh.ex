@@ -166,8 +166,8 @@ defmodule Keyring.Mesh do
     {:reply, with({:ok, ring} <- fetch_ring(state, id), do: {:ok, ring.entries}), state}
   end
 
-  def handle_call({:expose, name, handler, authorize}, _from, state) do
-    handles = Map.put(state.handles, name, {handler, authorize})
+  def handle_call({:expose, name, handler, authorize, timeout}, _from, state) do
+    handles = Map.put(state.handles, name, {handler, authorize, timeout})
     Instance.put(state.name, :handles, handles)
     {:reply, :ok, %{state | handles: handles}}
   end
@@ -216,16 +216,19 @@ defmodule Keyring.Mesh do
     end
   end
 
-  def handle_info({:keyring_mesh, {:peer_up, id, _peer, _addr}}, state) do
+  def handle_info({:keyring_mesh, {:peer_up, id, peer, addr}}, state) do
     # A (re)connected peer may have missed changes: offer our log.
     with {:ok, ring} <- fetch_ring(state, id),
          do: state.transport.push_log(state.handle, id, ring.entries)
 
+    notify(state, {:keyring_mesh, :peer_up, %{keyring: id, peer: peer, address: addr}})
     {:noreply, state}
   end
 
-  def handle_info({:keyring_mesh, {:peer_down, _id, _peer, _reason}}, state),
-    do: {:noreply, state}
+  def handle_info({:keyring_mesh, {:peer_down, id, peer, reason}}, state) do
+    notify(state, {:keyring_mesh, :peer_down, %{keyring: id, peer: peer, reason: reason}})
+    {:noreply, state}
+  end
 
   def handle_info({:keyring_reply, ref, result}, state) do
     case Map.pop(state.joins, ref) do
@@ -335,7 +338,20 @@ defmodule Keyring.Mesh do
     state = put_in(state.rings[ring.id], ring)
     state.transport.set_members(state.handle, ring.id, RingState.transport_members(ring))
     publish_view(state)
+    notify(state, {:keyring_mesh, :membership, RingState.info(ring)})
     state
+  end
+
+  @topic "keyring:mesh"
+
+  @doc false
+  def topic, do: @topic
+
+  defp notify(state, message) do
+    Keyring.PubSub.local_broadcast(@topic, message, keyring: state.name)
+  catch
+    # PubSub not running (e.g. while the instance shuts down).
+    _, _ -> :ok
   end
 
   # What callers read without a GenServer hop: members and roles per ring.

@@ -19,7 +19,16 @@ defmodule Keyring.RPC do
 
   Calling a name that is not exposed answers `{:error, :not_found}`; a caller
   the authorize function refuses gets `{:error, :forbidden}`; a handler that
-  raises gives `{:error, {:handler_error, description}}`.
+  raises gives `{:error, {:handler_error, description}}`, and one that runs
+  past its `:timeout` `{:error, :unavailable}`.
+
+  ## Events
+
+  Each instance publishes, locally on `Keyring.PubSub` topic `"keyring:mesh"`:
+  `{:keyring_mesh, :peer_up, %{keyring: id, peer: key, address: addr}}`,
+  `{:keyring_mesh, :peer_down, %{keyring: id, peer: key, reason: text}}` and
+  `{:keyring_mesh, :membership, info}` (see `Keyring.Ring.info/2`) whenever a
+  keyring's log changes.
 
   ## What crosses the wire
 
@@ -54,12 +63,14 @@ defmodule Keyring.RPC do
 
   @doc """
   Exposes `handler` under `name` (an atom or string). Options: `:authorize`
-  (`fn caller -> boolean end`), `:keyring` (instance).
+  (`fn caller -> boolean end`), `:timeout` (ms a handler may run before it
+  is killed and the caller gets `{:error, :unavailable}`; default 30 s),
+  `:keyring` (instance).
   """
   @spec expose(atom() | String.t(), (term() -> term()) | (term(), caller() -> term()), keyword()) ::
           :ok
   def expose(name, handler, opts \\ []) do
-    opts = Keyword.validate!(opts, [:authorize, keyring: Keyring])
+    opts = Keyword.validate!(opts, [:authorize, keyring: Keyring, timeout: 30_000])
 
     unless is_function(handler, 1) or is_function(handler, 2),
       do:
@@ -70,7 +81,13 @@ defmodule Keyring.RPC do
     unless is_function(authorize, 1),
       do: raise(ArgumentError, ":authorize must be a function of arity 1")
 
-    GenServer.call(Mesh.server(opts[:keyring]), {:expose, name!(name), handler, authorize})
+    unless is_integer(opts[:timeout]) and opts[:timeout] > 0,
+      do: raise(ArgumentError, ":timeout must be a positive integer (ms)")
+
+    GenServer.call(
+      Mesh.server(opts[:keyring]),
+      {:expose, name!(name), handler, authorize, opts[:timeout]}
+    )
   end
 
   @doc "Withdraws a handle."

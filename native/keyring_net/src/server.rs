@@ -178,10 +178,20 @@ async fn one_way(inner: Arc<Inner>, keyring: PublicKey, peer: PublicKey, mut rec
     }
 }
 
+/// Most join connections served at once; more are refused before the
+/// handshake (the join endpoint accepts any key, so it must stay cheap).
+pub(crate) const MAX_JOINS_IN_FLIGHT: usize = 32;
+
 pub(crate) async fn accept_joins(inner: Arc<Inner>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_JOINS_IN_FLIGHT));
     while let Some(incoming) = inner.join_endpoint.accept().await {
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            incoming.refuse();
+            continue;
+        };
         let inner = inner.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let Ok(conn) = incoming.await else { return };
             let Some(peer) = peer_key(&conn) else { return };
             let Ok(Ok((send, mut recv))) =
