@@ -140,9 +140,8 @@ async fn main() {
     let rpcs = *args.get(1).unwrap_or(&5000);
     let handshakes = *args.get(2).unwrap_or(&300);
 
-    let mut p = rustls::crypto::ring::default_provider();
-    p.kx_groups = vec![rustls::crypto::ring::kx_group::X25519];
-    let provider = Arc::new(p);
+    // The same provider and key-exchange groups as the mesh.
+    let provider = keyring_net::tls::provider();
     let mut transport = TransportConfig::default();
     transport
         .stream_receive_window(VarInt::from_u32(16 << 20))
