@@ -15,6 +15,7 @@
 
 mod client;
 mod error;
+mod event;
 pub mod members;
 pub mod mesh;
 mod server;
