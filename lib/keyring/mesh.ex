@@ -275,8 +275,7 @@ defmodule Keyring.Mesh do
   @hello "keyring.hello"
 
   defp hello(state, ring, peer, address) do
-    {:ok, body} = Keyring.Mesh.TermCodec.encode(nil)
-    state.transport.cast(state.handle, make_ref(), ring, peer, address, @hello, body, 5_000)
+    state.transport.cast(state.handle, make_ref(), ring, peer, address, @hello, nil, 5_000)
   end
 
   defp member_key?(summary, key), do: Enum.any?(summary.members, &(elem(&1, 0) == key))

@@ -107,10 +107,11 @@ defmodule Keyring.RPC do
 
   def call(peer, name, args, opts) do
     {transport, handle, ring, peer, opts} = prepare(peer, opts)
-    body = encode!(args)
     ref = make_ref()
     timeout = opts[:timeout]
-    :ok = transport.call(handle, ref, ring, peer, opts[:address], name!(name), body, timeout)
+
+    transport.call(handle, ref, ring, peer, opts[:address], name!(name), args, timeout)
+    |> sent!(args)
 
     receive do
       {:keyring_reply, ^ref, {:ok, {:ok, reply}}} ->
@@ -142,11 +143,10 @@ defmodule Keyring.RPC do
           :ok | {:error, term()}
   def cast(peer, name, args, opts \\ []) do
     {transport, handle, ring, peer, opts} = prepare(peer, opts)
-    body = encode!(args)
     ref = make_ref()
 
-    :ok =
-      transport.cast(handle, ref, ring, peer, opts[:address], name!(name), body, opts[:timeout])
+    transport.cast(handle, ref, ring, peer, opts[:address], name!(name), args, opts[:timeout])
+    |> sent!(args)
 
     receive do
       {:keyring_reply, ^ref, result} -> result
@@ -185,16 +185,12 @@ defmodule Keyring.RPC do
     {transport, handle, ring, peer, opts}
   end
 
-  defp encode!(args) do
-    case TermCodec.encode(args) do
-      {:ok, body} ->
-        body
+  defp sent!(:ok, _args), do: :ok
 
-      {:error, reason} ->
-        raise ArgumentError,
-              "cannot send #{inspect(args, limit: 5)} over the mesh: #{inspect(reason)} " <>
-                "(allowed: integers, floats, binaries, atoms, lists, tuples, maps)"
-    end
+  defp sent!({:error, reason}, args) do
+    raise ArgumentError,
+          "cannot send #{inspect(args, limit: 5)} over the mesh: #{inspect(reason)} " <>
+            "(allowed: integers, floats, binaries, atoms, lists, tuples, maps)"
   end
 
   defp text(detail) do
