@@ -235,11 +235,24 @@ defmodule Keyring.Mesh do
       {nil, _} ->
         {:noreply, state}
 
+      {{:hello, from, reply}, joins} ->
+        GenServer.reply(from, reply)
+        {:noreply, %{state | joins: joins}}
+
       {{from, invite, mesh_addr}, joins} ->
         state = %{state | joins: joins}
-        {reply, state} = finish_join(state, result, invite, mesh_addr)
-        GenServer.reply(from, reply)
-        {:noreply, state}
+
+        case finish_join(state, result, invite, mesh_addr) do
+          {{:ok, id}, state} ->
+            # Answer once our first connection to the admin is admitted, so
+            # the admin knows where we listen when the caller gets :ok.
+            ref = hello(state, id, invite.issuer, mesh_addr)
+            {:noreply, put_in(state.joins[ref], {:hello, from, {:ok, id}})}
+
+          {reply, state} ->
+            GenServer.reply(from, reply)
+            {:noreply, state}
+        end
     end
   end
 
@@ -253,8 +266,6 @@ defmodule Keyring.Mesh do
          true <- member_key?(summary, state.public_key) || {:error, :not_admitted},
          {:ok, ring, state} <- adopt_or_merge(state, entries) do
       state.transport.add_address(state.handle, invite.issuer, mesh_addr)
-      # Connect once so the admin learns where we listen.
-      hello(state, ring.id, invite.issuer, mesh_addr)
       {{:ok, ring.id}, state}
     else
       error -> {error, state}
@@ -274,8 +285,11 @@ defmodule Keyring.Mesh do
 
   @hello "keyring.hello"
 
+  # Connects once so the admin learns where we listen; answers to the ref.
   defp hello(state, ring, peer, address) do
-    state.transport.cast(state.handle, make_ref(), ring, peer, address, @hello, nil, 5_000)
+    ref = make_ref()
+    state.transport.cast(state.handle, ref, ring, peer, address, @hello, nil, 5_000)
+    ref
   end
 
   defp member_key?(summary, key), do: Enum.any?(summary.members, &(elem(&1, 0) == key))

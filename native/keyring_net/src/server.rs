@@ -72,12 +72,13 @@ async fn admit(inner: Arc<Inner>, conn: Connection) {
     if !inner.members.is_member(&keyring, &peer) {
         return refuse(&conn, send, Refusal::NotMember).await;
     }
+    // Register first: once the client reads Welcome it may expect us to know it.
+    inner.register(keyring, peer, conn.clone());
     let mut send = send;
     let welcome = Frame::Welcome.encode().expect("fixed frame");
     if send.write_all(&welcome).await.is_err() || send.finish().is_err() {
         return;
     }
-    inner.register(keyring, peer, conn.clone());
     serve(inner, keyring, peer, conn).await;
 }
 
