@@ -52,13 +52,22 @@ defmodule Bench.SchedulerProbe do
   #   timers) and records how late it actually runs: if a NIF held a
   #   scheduler, wake-ups would be late;
   # - :erlang.system_monitor reports every process or port that ran more
-  #   than 1 ms without yielding (long_schedule), which is exactly what a NIF
-  #   that overstays on a normal scheduler would cause.
+  #   than 1 ms without yielding (long_schedule). Runs on dirty schedulers
+  #   count too (that is where long NIFs belong), so this is context, not a
+  #   verdict; the probe is the measure.
   def start do
     parent = self()
     monitor = spawn_link(fn -> monitor_loop(parent, :setup, []) end)
     :erlang.system_monitor(monitor, [{:long_schedule, 1}])
-    probe = spawn_link(fn -> probe_loop(parent, :setup, []) end)
+    # At max priority the probe runs as soon as its scheduler reaches a
+    # scheduling point, so run-queue length does not delay it; a scheduler
+    # held by a NIF (or the OS preempting the scheduler thread) does.
+    probe =
+      spawn_link(fn ->
+        Process.flag(:priority, :max)
+        probe_loop(parent, :setup, [])
+      end)
+
     {probe, monitor}
   end
 
@@ -137,6 +146,7 @@ defmodule Bench.Rust do
   end
 end
 
+Logger.configure(level: :warning)
 IO.puts("== Keyring foundation benchmarks (#{System.schedulers_online()} schedulers)")
 
 # --- scheduler probe baseline: idle ---------------------------------------------
@@ -381,7 +391,13 @@ get_rows =
 :dets.close(dets)
 phases = Bench.SchedulerProbe.stop(probe)
 
-IO.puts("\n-- Scheduler latency: lateness of 1 ms timer wake-ups (µs), long_schedule events")
+IO.puts("""
+
+-- Scheduler latency: lateness (µs) of a max-priority process's 1 ms timer
+   wake-ups; "runs > 1 ms" counts long_schedule events, dirty-scheduler runs included.
+   Compare keyring with baselines (pure Erlang/DETS and :crypto under the same load).
+""")
+
 Bench.row(["phase", "samples", "p50", "p99", "max", "runs > 1 ms"])
 
 for phase <- [:idle, :keyring, :baselines] do
@@ -416,7 +432,13 @@ goal.(put64 >= 10_000, ">= 10,000 durable 4 KiB puts/s with 64 callers (#{round(
 best_get = get_rows |> Enum.map(&elem(&1, 1)) |> Enum.max()
 goal.(best_get >= 200_000, ">= 200,000 gets/s (#{round(best_get)})")
 p99 = Bench.percentile(keyring_samples, 0.99)
-goal.(p99 < 1_000, "scheduler wake-up lateness p99 < 1 ms during Keyring work (#{p99} µs)")
+{baseline_samples, _} = Map.get(phases, :baselines, {[0], []})
+
+goal.(
+  p99 < 1_000,
+  "scheduler wake-up lateness p99 < 1 ms during Keyring work (#{p99} µs; " <>
+    "baselines under the same load: #{Bench.percentile(baseline_samples, 0.99)} µs)"
+)
 
 Supervisor.stop(Keyring)
 File.rm_rf!(dir)

@@ -50,7 +50,7 @@ defmodule Keyring.Coordinator do
   require Logger
 
   alias Keyring.{CRDT, Instance, PubSub}
-  alias Keyring.Coordinator.{Incarnation, Presence, Router}
+  alias Keyring.Coordinator.{Incarnation, Presence, Router, View}
 
   @coordinators :keyring_coordinators
 
@@ -193,7 +193,6 @@ defmodule Keyring.Coordinator do
     :ok = PubSub.subscribe(PubSub.topology_topic(), keyring: keyring)
 
     Process.flag(:trap_exit, true)
-    started = System.monotonic_time(:millisecond)
     incarnation = Incarnation.bump(opts[:data_dir])
     Instance.put(keyring, :incarnation, incarnation)
 
@@ -214,7 +213,6 @@ defmodule Keyring.Coordinator do
       pg_ref: ref,
       peers: MapSet.new(members -- [self()]),
       me: me,
-      started: started,
       handlers: %{},
       last_seen: %{},
       down_since: %{},
@@ -308,6 +306,7 @@ defmodule Keyring.Coordinator do
   # Graceful leave: remove our entry so others see :leave rather than :down.
   @impl GenServer
   def terminate(_reason, state) do
+    Instance.erase(state.keyring, :incarnation)
     CRDT.delete(state.crdt, key(state.me))
   catch
     :exit, _ -> :ok
@@ -373,12 +372,7 @@ defmodule Keyring.Coordinator do
 
     new =
       for {{:node, id}, %Presence{} = p} <- CRDT.to_map(state.crdt), into: %{} do
-        # A down mark only holds for the incarnation that went down.
-        status =
-          case Map.get(state.down_since, id) do
-            {inc, _pid, _since} when inc == p.incarnation -> :down
-            _ -> :up
-          end
+        status = View.status(p, Map.get(state.down_since, id))
 
         {id, %{p | status: status}}
       end
@@ -391,25 +385,8 @@ defmodule Keyring.Coordinator do
       end)
 
     for {id, _} <- old, not Map.has_key?(new, id), do: :ets.delete(state.table, id)
-    Enum.each(events(old, new), &emit(state, &1))
+    Enum.each(View.events(old, new), &emit(state, &1))
     state
-  end
-
-  defp events(old, new) do
-    changed =
-      Enum.flat_map(new, fn {id, p} ->
-        case Map.fetch(old, id) do
-          :error -> [{:join, p}]
-          {:ok, ^p} -> []
-          {:ok, %{incarnation: i} = o} when i != p.incarnation -> [{:leave, o}, {:join, p}]
-          {:ok, %{status: :up}} when p.status == :down -> [{:down, p}]
-          {:ok, %{status: :down}} when p.status == :up -> [{:join, p}]
-          {:ok, _} -> [{:update, p}]
-        end
-      end)
-
-    removed = for {id, o} <- old, not Map.has_key?(new, id), do: {:leave, o}
-    changed ++ removed
   end
 
   defp emit(state, {kind, p}) do

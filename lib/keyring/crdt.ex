@@ -37,6 +37,18 @@ defmodule Keyring.CRDT do
   replica process. Replication uses Erlang distribution: values are plain
   terms, trusted like everything else inside one cluster.
 
+  ## Limits
+
+    * A removed key keeps a tombstone (its per-key causal context, a few
+      words per writer) so that late deliveries of older writes stay removed;
+      tombstones are not collected yet.
+    * Replicas push to every other replica (full mesh): fine for tens of
+      nodes, not for thousands.
+    * Hybrid clocks follow the fastest wall clock they have seen; a node whose
+      clock runs far ahead wins concurrent writes until the others catch up.
+    * Deltas carry whole values: keep values small (put blobs in
+      `Keyring.Store` and share their cids).
+
   ## Options
 
     * `:name` (required) — registered name, ETS table name and replication group.
@@ -298,10 +310,8 @@ defmodule Keyring.CRDT do
   defp apply_diffs(state, []), do: state
 
   defp apply_diffs(state, diffs) do
-    Enum.each(diffs, fn
-      {:put, key, value} -> :ets.insert(state.name, {key, value})
-      {:delete, key} -> :ets.delete(state.name, key)
-    end)
+    :ets.insert(state.name, for({:put, key, value} <- diffs, do: {key, value}))
+    for {:delete, key} <- diffs, do: :ets.delete(state.name, key)
 
     case state.on_change do
       nil -> :ok
@@ -349,18 +359,19 @@ defmodule Keyring.CRDT do
   end
 
   @doc false
+  # Splits entries into lists whose external size stays within max_bytes.
   def chunk(entries, max_bytes) do
     {chunks, last, _size} =
-      Enum.reduce(entries, {[], %{}, 0}, fn {key, key_state}, {chunks, current, size} ->
-        entry_size = :erlang.external_size({key, key_state})
+      Enum.reduce(entries, {[], [], 0}, fn entry, {chunks, current, size} ->
+        entry_size = :erlang.external_size(entry)
 
-        if size + entry_size > max_bytes and map_size(current) > 0 do
-          {[current | chunks], %{key => key_state}, entry_size}
+        if size + entry_size > max_bytes and current != [] do
+          {[current | chunks], [entry], entry_size}
         else
-          {chunks, Map.put(current, key, key_state), size + entry_size}
+          {chunks, [entry | current], size + entry_size}
         end
       end)
 
-    Enum.reverse(if map_size(last) > 0, do: [last | chunks], else: chunks)
+    Enum.reverse(if last != [], do: [last | chunks], else: chunks)
   end
 end

@@ -22,6 +22,8 @@ defmodule Keyring.Identity do
   """
   use GenServer
 
+  require Logger
+
   alias Keyring.{Instance, Native}
   alias Keyring.Identity.NodeId
 
@@ -90,6 +92,7 @@ defmodule Keyring.Identity do
     Instance.put(name, :keypair, keypair)
     Instance.put(name, :public_key, public_key)
     Instance.put(name, :node_id, NodeId.encode(public_key))
+    Logger.info("Keyring #{inspect(name)}: node id #{NodeId.encode(public_key)}")
     Process.flag(:trap_exit, true)
     {:ok, %{name: name}}
   end

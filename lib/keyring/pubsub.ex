@@ -25,6 +25,8 @@ defmodule Keyring.PubSub do
 
   Forward them to Phoenix.PubSub or `:telemetry` in a host app:
 
+      iex> dir = Path.join(System.tmp_dir!(), "keyring-pubsub-doc-#{System.unique_integer([:positive])}")
+      iex> {:ok, _} = Keyring.start_link(name: PubSubDoc, data_dir: dir)
       iex> :ok = Keyring.PubSub.subscribe("keyring:presence", keyring: PubSubDoc)
       iex> Keyring.PubSub.local_broadcast("keyring:presence", {:keyring_presence, :join, :example}, keyring: PubSubDoc)
       :ok

@@ -74,6 +74,8 @@ defmodule Keyring.Store do
 
   @default_timeout 60_000
   @list_page 1_000
+  @max_ref_name 1024
+  @max_ref_value 64 * 1024
 
   @doc false
   def child_spec(opts) do
@@ -301,7 +303,19 @@ defmodule Keyring.Store do
   def put_ref(name, value, opts) when is_binary(name) and is_binary(value) do
     opts = Keyword.validate!(opts, keyring: Keyring, timeout: @default_timeout)
     handle = handle(opts)
-    Reply.call(fn ref -> Native.store_put_ref(handle, ref, name, value) end, opts[:timeout])
+
+    # Checked here too, so an oversized value is refused before it is copied
+    # on a normal scheduler.
+    cond do
+      byte_size(name) > @max_ref_name ->
+        {:error, {:too_large, "ref name"}}
+
+      byte_size(value) > @max_ref_value ->
+        {:error, {:too_large, "ref value"}}
+
+      true ->
+        Reply.call(fn ref -> Native.store_put_ref(handle, ref, name, value) end, opts[:timeout])
+    end
   end
 
   def put_ref(name, value, _opts),
@@ -323,7 +337,10 @@ defmodule Keyring.Store do
   def delete_ref(name, opts \\ []) when is_binary(name) do
     opts = Keyword.validate!(opts, keyring: Keyring, timeout: @default_timeout)
     handle = handle(opts)
-    Reply.call(fn ref -> Native.store_delete_ref(handle, ref, name) end, opts[:timeout])
+
+    if byte_size(name) > @max_ref_name,
+      do: {:ok, false},
+      else: Reply.call(fn ref -> Native.store_delete_ref(handle, ref, name) end, opts[:timeout])
   end
 
   @doc "Refs whose names start with `prefix`, as `{name, value}` pairs (at most `:limit`, default 10,000)."

@@ -104,4 +104,25 @@ defmodule Keyring.Cluster.PresenceTest do
       "writes from both sides everywhere"
     )
   end
+
+  test "a node down longer than permdown_after is removed from the map everywhere" do
+    conf = [heartbeat: 100, permdown_after: 1_000]
+    [a, b, c] = peers = Peers.start_many(:perm, 3, coordinator: conf)
+    on_exit(fn -> Peers.stop_all(peers) end)
+    Peers.connect_all(peers)
+    eventually(fn -> converged?(peers) end, 30_000, "convergence")
+
+    c_id =
+      Peers.presence(a) |> Map.values() |> Enum.find(&(&1.node == c.node)) |> Map.fetch!(:node_id)
+
+    Peers.kill(c)
+
+    eventually(
+      fn -> Enum.all?([a, b], &(Peers.presence(&1, include_down: true)[c_id] == nil)) end,
+      15_000,
+      "c removed on a and b"
+    )
+
+    assert Peers.call(a, Keyring.CRDT, :get, [Keyring.Presence, {:node, c_id}]) == nil
+  end
 end

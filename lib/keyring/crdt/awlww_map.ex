@@ -28,7 +28,7 @@ defmodule Keyring.CRDT.AWLWWMap do
 
   ## Digests
 
-  For anti-entropy the map keeps a 64-bit hash per key, summed (mod 2^64) into
+  For anti-entropy the map keeps a 64-bit hash per key (of its dots), summed (mod 2^64) into
   `#{1024}` buckets by `:erlang.phash2(key, 1024)`, and a root sum. Two replicas
   with equal roots hold the same dots; otherwise comparing bucket sums finds
   which buckets to exchange.
@@ -38,6 +38,7 @@ defmodule Keyring.CRDT.AWLWWMap do
 
   @buckets 1024
   @mask 0xFFFFFFFFFFFFFFFF
+  @word 4_294_967_296
 
   @type replica :: term()
   @type key_state ::
@@ -90,11 +91,11 @@ defmodule Keyring.CRDT.AWLWWMap do
   end
 
   @doc """
-  Joins a delta (any map of key states from another replica) into `map`.
-  Returns the new map and the visible diffs.
+  Joins a delta (any map, or list of `{key, key_state}`, from another
+  replica) into `map`. Returns the new map and the visible diffs.
   """
-  @spec join(t(), delta()) :: {t(), [diff()]}
-  def join(%__MODULE__{} = map, delta) when is_map(delta) do
+  @spec join(t(), delta() | [{term(), key_state()}]) :: {t(), [diff()]}
+  def join(%__MODULE__{} = map, delta) when is_map(delta) or is_list(delta) do
     Enum.reduce(delta, {map, []}, fn {key, remote}, {map, acc} ->
       case Map.fetch(map.entries, key) do
         {:ok, local} ->
@@ -209,6 +210,9 @@ defmodule Keyring.CRDT.AWLWWMap do
   @spec entries_in(t(), [non_neg_integer()]) :: [{term(), key_state()}]
   def entries_in(%__MODULE__{}, []), do: []
 
+  def entries_in(%__MODULE__{entries: entries}, buckets) when length(buckets) == @buckets,
+    do: Map.to_list(entries)
+
   def entries_in(%__MODULE__{entries: entries}, buckets) do
     wanted = MapSet.new(buckets)
     Enum.filter(entries, fn {key, _} -> MapSet.member?(wanted, bucket(key)) end)
@@ -237,11 +241,12 @@ defmodule Keyring.CRDT.AWLWWMap do
   defp band(n), do: Bitwise.band(n, @mask)
 
   # The dots identify the writes (and so the values): hash key, context, dots.
+  # Two differently framed phash2 (stable across machines and OTP releases)
+  # make 64 bits; a digest, not a security boundary (distribution is trusted).
   defp hash(key, {context, alive}) do
     dots = for {replica, {counter, _hlc, _value}} <- alive, do: {replica, counter}
-    bin = :erlang.term_to_binary({key, Enum.sort(context), Enum.sort(dots)}, [:deterministic])
-    <<h::64, _::binary>> = :crypto.hash(:md5, bin)
-    h
+    term = {key, Enum.sort(context), Enum.sort(dots)}
+    Bitwise.bor(Bitwise.bsl(:erlang.phash2(term, @word), 32), :erlang.phash2({term}, @word))
   end
 
   defp diffs(_key, same, same), do: []

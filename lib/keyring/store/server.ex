@@ -5,6 +5,8 @@ defmodule Keyring.Store.Server do
   # :persistent_term, and closes it on shutdown (queued writes finish first).
   use GenServer
 
+  require Logger
+
   alias Keyring.{Instance, Native}
 
   def start_link(opts) do
@@ -38,10 +40,24 @@ defmodule Keyring.Store.Server do
       {:ok, handle} ->
         Process.flag(:trap_exit, true)
         Instance.put(opts[:keyring], :store, handle)
+        log_opened(opts[:keyring], opts[:data_dir], handle)
         {:ok, %{keyring: opts[:keyring], handle: handle}}
 
       {:error, reason} ->
         {:stop, reason}
+    end
+  end
+
+  defp log_opened(keyring, data_dir, handle) do
+    case Native.store_stats(handle) do
+      {:ok, {blobs, bytes, file_bytes, _, _}} ->
+        Logger.info(
+          "Keyring #{inspect(keyring)}: store #{Path.join(data_dir, "store")}: " <>
+            "#{blobs} blobs, #{bytes} bytes (file #{file_bytes} bytes)"
+        )
+
+      {:error, _} ->
+        :ok
     end
   end
 

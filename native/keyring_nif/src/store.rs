@@ -217,11 +217,11 @@ fn store_get<'a>(
     verify: bool,
 ) -> Term<'a> {
     let result = to_cid(&cid).and_then(|cid| with_open(&store, |o| o.store.get(&cid, verify)));
-    match result {
-        Ok(Some(bytes)) => (atoms::ok(), digest_binary(env, &bytes)).encode(env),
-        Ok(None) => (atoms::error(), atoms::not_found()).encode(env),
-        Err(reason) => (atoms::error(), reason).encode(env),
-    }
+    encode_bytes(
+        env,
+        result,
+        (atoms::error(), atoms::not_found()).encode(env),
+    )
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
@@ -239,9 +239,14 @@ fn store_read_chunk<'a>(
 ) -> Term<'a> {
     let result =
         to_cid(&cid).and_then(|cid| with_open(&store, |o| o.store.read_chunk(&cid, index)));
+    encode_bytes(env, result, atoms::eof().encode(env))
+}
+
+/// `{:ok, bytes}`, `absent` for `None`, or `{:error, reason}`.
+fn encode_bytes<'a>(env: Env<'a>, result: Outcome<Option<Vec<u8>>>, absent: Term<'a>) -> Term<'a> {
     match result {
         Ok(Some(bytes)) => (atoms::ok(), digest_binary(env, &bytes)).encode(env),
-        Ok(None) => atoms::eof().encode(env),
+        Ok(None) => absent,
         Err(reason) => (atoms::error(), reason).encode(env),
     }
 }

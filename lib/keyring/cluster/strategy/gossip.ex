@@ -97,9 +97,15 @@ defmodule Keyring.Cluster.Strategy.Gossip do
         not (is_integer(config[key]) and config[key] > 0),
         do: raise(ArgumentError, "Gossip #{inspect(key)} must be a positive integer")
 
+    case open(config) do
+      {:ok, socket} -> init_state(socket, config, secret, opts)
+      {:error, reason} -> {:stop, {:gossip_socket, reason, port: config[:port]}}
+    end
+  end
+
+  defp init_state(socket, config, secret, opts) do
     keyring = opts[:keyring]
     cluster = to_string(opts[:topology])
-    {:ok, socket} = open(config)
 
     state = %{
       socket: socket,
@@ -219,14 +225,14 @@ defmodule Keyring.Cluster.Strategy.Gossip do
   ## Receiving
 
   @doc false
-  # Validates one packet; returns {:ok, node_name_binary} or {:error, counter}.
+  # Validates one packet; returns {:ok, node_name, nonce, ts} or {:error, counter}.
   def check(packet, state, now) do
     with {:ok, {ts, nonce, _pk, _inc, cluster, node_name}} <- decode(packet),
          :ok <- verify_mac(packet, state.secret),
          :ok <- if(cluster == state.cluster, do: :ok, else: {:error, :foreign}),
          :ok <- if(abs(now - ts) <= state.config[:max_skew], do: :ok, else: {:error, :stale}),
          :ok <- if(Map.has_key?(state.nonces, nonce), do: {:error, :replayed}, else: :ok) do
-      {:ok, node_name, nonce}
+      {:ok, node_name, nonce, ts}
     end
   end
 
@@ -250,8 +256,10 @@ defmodule Keyring.Cluster.Strategy.Gossip do
     now = System.os_time(:millisecond)
 
     case check(packet, state, now) do
-      {:ok, node_name, nonce} ->
-        state = %{state | nonces: Map.put(state.nonces, nonce, now + state.config[:max_skew])}
+      {:ok, node_name, nonce, ts} ->
+        # Remember the nonce until the packet itself would be stale.
+        expiry = max(now, ts) + state.config[:max_skew]
+        state = %{state | nonces: Map.put(state.nonces, nonce, expiry)}
         handle_announce(state, node_name)
 
       {:error, counter} ->

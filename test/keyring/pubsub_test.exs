@@ -1,0 +1,63 @@
+defmodule Keyring.PubSubTest do
+  use ExUnit.Case, async: true
+
+  alias Keyring.PubSub
+
+  doctest Keyring.PubSub
+  doctest Keyring.CRDT
+  doctest Keyring.CRDT.HLC
+
+  setup do
+    name = :"PubSubTest#{System.unique_integer([:positive])}"
+    dir = Path.join(System.tmp_dir!(), "kr-pubsub-#{System.unique_integer([:positive])}")
+    start_supervised!({Keyring, name: name, data_dir: dir})
+    on_exit(fn -> File.rm_rf(dir) end)
+    {:ok, keyring: name}
+  end
+
+  test "broadcast reaches every subscriber of the topic and only them", %{keyring: k} do
+    parent = self()
+
+    spawn_link(fn ->
+      :ok = PubSub.subscribe("t", keyring: k)
+      send(parent, :subscribed)
+      receive do: (msg -> send(parent, {:other_got, msg}))
+    end)
+
+    assert_receive :subscribed
+    :ok = PubSub.subscribe("t", keyring: k)
+    :ok = PubSub.subscribe("unrelated", keyring: k)
+    :ok = PubSub.broadcast("t", :hello, keyring: k)
+    assert_receive :hello
+    assert_receive {:other_got, :hello}
+    refute_received :hello
+  end
+
+  test "unsubscribe stops delivery; subscribers are listed", %{keyring: k} do
+    :ok = PubSub.subscribe("t2", keyring: k)
+    assert self() in PubSub.subscribers("t2", keyring: k)
+    :ok = PubSub.unsubscribe("t2", keyring: k)
+    :ok = PubSub.unsubscribe("t2", keyring: k)
+    :ok = PubSub.local_broadcast("t2", :nope, keyring: k)
+    refute_receive :nope, 50
+  end
+
+  test "topology and presence events are published on the documented topics", %{keyring: k} do
+    :ok = Keyring.Coordinator.subscribe(k)
+    :ok = Keyring.Coordinator.set_quic_addr("127.0.0.1:4433", k)
+
+    assert_receive {:keyring_presence, :update,
+                    %Keyring.Coordinator.Presence{quic_addr: "127.0.0.1:4433"}}
+
+    assert PubSub.presence_topic() == "keyring:presence"
+    assert PubSub.topology_topic() == "keyring:topology"
+  end
+
+  test "an unknown instance raises ArgumentError" do
+    assert_raise ArgumentError, ~r/no Keyring instance/, fn ->
+      PubSub.subscribe("t", keyring: Nope)
+    end
+
+    assert_raise ArgumentError, fn -> PubSub.subscribe("t", bogus: 1) end
+  end
+end
