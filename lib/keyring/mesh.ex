@@ -36,6 +36,8 @@ defmodule Keyring.Mesh do
           name: name,
           data_dir: opts[:data_dir],
           keypair: opts[:keypair],
+          # Seals the root keys of keyrings this node creates (as the identity key).
+          passphrase: opts[:passphrase],
           public_key: Native.keypair_public_key(opts[:keypair]),
           transport: transport,
           handle: handle,
@@ -73,7 +75,7 @@ defmodule Keyring.Mesh do
   @impl GenServer
   def handle_call({:create, ring_name}, _from, state) do
     with {:ok, root} <- Native.keypair_generate(),
-         {:ok, sealed} <- Native.keypair_seal(root, nil),
+         {:ok, sealed} <- Native.keypair_seal(root, state.passphrase),
          {:ok, entries} <- Native.ring_create(root, ring_name, [state.public_key], now()),
          {:ok, ring} <- RingState.new(entries, sealed) do
       {:reply, {:ok, ring.id}, persist_and_publish(state, ring)}
