@@ -43,7 +43,7 @@ defmodule Keyring.MeshHelpers do
     ring
   end
 
-  def eventually(fun, tries \\ 100) do
+  def eventually(fun, tries \\ 200) do
     cond do
       fun.() -> true
       tries == 0 -> false

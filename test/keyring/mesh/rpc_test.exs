@@ -141,7 +141,7 @@ defmodule Keyring.RPCTest do
 
   test "an expired member is disconnected and refused", ctx do
     c = start_instance(:c)
-    {:ok, _} = Ring.add_member(ctx.ring, key(c), keyring: ctx.a, ttl: 1_500)
+    {:ok, _} = Ring.add_member(ctx.ring, key(c), keyring: ctx.a, ttl: 3_000)
     {:ok, log} = Ring.log(ctx.ring, keyring: ctx.a)
     {:ok, _} = Ring.import_log(log, keyring: c)
     {addr, _} = Ring.addresses(keyring: ctx.a)
