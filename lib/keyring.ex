@@ -116,7 +116,11 @@ defmodule Keyring do
         cluster_children(name, opts) ++
         [
           {Keyring.Mesh,
-           name: name, keypair: opts[:keypair], data_dir: opts[:data_dir], mesh: opts[:mesh]}
+           name: name,
+           keypair: opts[:keypair],
+           data_dir: opts[:data_dir],
+           mesh: opts[:mesh],
+           passphrase: opts[:passphrase]}
         ]
 
     Supervisor.init(children, strategy: :rest_for_one)

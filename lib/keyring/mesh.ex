@@ -36,6 +36,8 @@ defmodule Keyring.Mesh do
           name: name,
           data_dir: opts[:data_dir],
           keypair: opts[:keypair],
+          # Seals the root keys of keyrings this node creates (as the identity key).
+          passphrase: opts[:passphrase],
           public_key: Native.keypair_public_key(opts[:keypair]),
           transport: transport,
           handle: handle,
@@ -50,7 +52,7 @@ defmodule Keyring.Mesh do
         Instance.put(name, :handles, %{})
 
         rings =
-          for saved <- Persistence.load_all(state.data_dir),
+          for saved <- Persistence.load_all(name),
               {:ok, ring} <- [RingState.restore(saved)],
               into: %{},
               do: {ring.id, ring}
@@ -73,7 +75,7 @@ defmodule Keyring.Mesh do
   @impl GenServer
   def handle_call({:create, ring_name}, _from, state) do
     with {:ok, root} <- Native.keypair_generate(),
-         {:ok, sealed} <- Native.keypair_seal(root, nil),
+         {:ok, sealed} <- Native.keypair_seal(root, state.passphrase),
          {:ok, entries} <- Native.ring_create(root, ring_name, [state.public_key], now()),
          {:ok, ring} <- RingState.new(entries, sealed) do
       {:reply, {:ok, ring.id}, persist_and_publish(state, ring)}
@@ -146,7 +148,7 @@ defmodule Keyring.Mesh do
     case fetch_ring(state, id) do
       {:ok, _ring} ->
         state.transport.remove_ring(state.handle, id)
-        Persistence.delete(state.data_dir, id)
+        Persistence.delete(state.name, id)
         state = update_in(state.rings, &Map.delete(&1, id))
         publish_view(state)
         {:reply, :ok, state}
@@ -166,8 +168,8 @@ defmodule Keyring.Mesh do
     {:reply, with({:ok, ring} <- fetch_ring(state, id), do: {:ok, ring.entries}), state}
   end
 
-  def handle_call({:expose, name, handler, authorize}, _from, state) do
-    handles = Map.put(state.handles, name, {handler, authorize})
+  def handle_call({:expose, name, handler, authorize, timeout}, _from, state) do
+    handles = Map.put(state.handles, name, {handler, authorize, timeout})
     Instance.put(state.name, :handles, handles)
     {:reply, :ok, %{state | handles: handles}}
   end
@@ -216,27 +218,43 @@ defmodule Keyring.Mesh do
     end
   end
 
-  def handle_info({:keyring_mesh, {:peer_up, id, _peer, _addr}}, state) do
+  def handle_info({:keyring_mesh, {:peer_up, id, peer, addr}}, state) do
     # A (re)connected peer may have missed changes: offer our log.
     with {:ok, ring} <- fetch_ring(state, id),
          do: state.transport.push_log(state.handle, id, ring.entries)
 
+    notify(state, {:keyring_mesh, :peer_up, %{keyring: id, peer: peer, address: addr}})
     {:noreply, state}
   end
 
-  def handle_info({:keyring_mesh, {:peer_down, _id, _peer, _reason}}, state),
-    do: {:noreply, state}
+  def handle_info({:keyring_mesh, {:peer_down, id, peer, reason}}, state) do
+    notify(state, {:keyring_mesh, :peer_down, %{keyring: id, peer: peer, reason: reason}})
+    {:noreply, state}
+  end
 
   def handle_info({:keyring_reply, ref, result}, state) do
     case Map.pop(state.joins, ref) do
       {nil, _} ->
         {:noreply, state}
 
+      {{:hello, from, reply}, joins} ->
+        GenServer.reply(from, reply)
+        {:noreply, %{state | joins: joins}}
+
       {{from, invite, mesh_addr}, joins} ->
         state = %{state | joins: joins}
-        {reply, state} = finish_join(state, result, invite, mesh_addr)
-        GenServer.reply(from, reply)
-        {:noreply, state}
+
+        case finish_join(state, result, invite, mesh_addr) do
+          {{:ok, id}, state} ->
+            # Answer once our first connection to the admin is admitted, so
+            # the admin knows where we listen when the caller gets :ok.
+            ref = hello(state, id, invite.issuer, mesh_addr)
+            {:noreply, put_in(state.joins[ref], {:hello, from, {:ok, id}})}
+
+          {reply, state} ->
+            GenServer.reply(from, reply)
+            {:noreply, state}
+        end
     end
   end
 
@@ -250,8 +268,6 @@ defmodule Keyring.Mesh do
          true <- member_key?(summary, state.public_key) || {:error, :not_admitted},
          {:ok, ring, state} <- adopt_or_merge(state, entries) do
       state.transport.add_address(state.handle, invite.issuer, mesh_addr)
-      # Connect once so the admin learns where we listen.
-      hello(state, ring.id, invite.issuer, mesh_addr)
       {{:ok, ring.id}, state}
     else
       error -> {error, state}
@@ -271,9 +287,11 @@ defmodule Keyring.Mesh do
 
   @hello "keyring.hello"
 
+  # Connects once so the admin learns where we listen; answers to the ref.
   defp hello(state, ring, peer, address) do
-    {:ok, body} = Keyring.Mesh.TermCodec.encode(nil)
-    state.transport.cast(state.handle, make_ref(), ring, peer, address, @hello, body, 5_000)
+    ref = make_ref()
+    state.transport.cast(state.handle, ref, ring, peer, address, @hello, nil, 5_000)
+    ref
   end
 
   defp member_key?(summary, key), do: Enum.any?(summary.members, &(elem(&1, 0) == key))
@@ -323,7 +341,7 @@ defmodule Keyring.Mesh do
   end
 
   defp persist_and_publish(state, ring) do
-    case Persistence.save(state.data_dir, RingState.to_saved(ring)) do
+    case Persistence.save(state.name, RingState.to_saved(ring)) do
       :ok -> :ok
       {:error, reason} -> Logger.error("keyring: could not save ring: #{inspect(reason)}")
     end
@@ -335,7 +353,20 @@ defmodule Keyring.Mesh do
     state = put_in(state.rings[ring.id], ring)
     state.transport.set_members(state.handle, ring.id, RingState.transport_members(ring))
     publish_view(state)
+    notify(state, {:keyring_mesh, :membership, RingState.info(ring)})
     state
+  end
+
+  @topic "keyring:mesh"
+
+  @doc false
+  def topic, do: @topic
+
+  defp notify(state, message) do
+    Keyring.PubSub.local_broadcast(@topic, message, keyring: state.name)
+  catch
+    # PubSub not running (e.g. while the instance shuts down).
+    _, _ -> :ok
   end
 
   # What callers read without a GenServer hop: members and roles per ring.

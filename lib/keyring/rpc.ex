@@ -19,7 +19,16 @@ defmodule Keyring.RPC do
 
   Calling a name that is not exposed answers `{:error, :not_found}`; a caller
   the authorize function refuses gets `{:error, :forbidden}`; a handler that
-  raises gives `{:error, {:handler_error, description}}`.
+  raises gives `{:error, {:handler_error, description}}`, and one that runs
+  past its `:timeout` `{:error, :unavailable}`.
+
+  ## Events
+
+  Each instance publishes, locally on `Keyring.PubSub` topic `"keyring:mesh"`:
+  `{:keyring_mesh, :peer_up, %{keyring: id, peer: key, address: addr}}`,
+  `{:keyring_mesh, :peer_down, %{keyring: id, peer: key, reason: text}}` and
+  `{:keyring_mesh, :membership, info}` (see `Keyring.Ring.info/2`) whenever a
+  keyring's log changes.
 
   ## What crosses the wire
 
@@ -54,12 +63,14 @@ defmodule Keyring.RPC do
 
   @doc """
   Exposes `handler` under `name` (an atom or string). Options: `:authorize`
-  (`fn caller -> boolean end`), `:keyring` (instance).
+  (`fn caller -> boolean end`), `:timeout` (ms a handler may run before it
+  is killed and the caller gets `{:error, :unavailable}`; default 30 s),
+  `:keyring` (instance).
   """
   @spec expose(atom() | String.t(), (term() -> term()) | (term(), caller() -> term()), keyword()) ::
           :ok
   def expose(name, handler, opts \\ []) do
-    opts = Keyword.validate!(opts, [:authorize, keyring: Keyring])
+    opts = Keyword.validate!(opts, [:authorize, keyring: Keyring, timeout: 30_000])
 
     unless is_function(handler, 1) or is_function(handler, 2),
       do:
@@ -70,7 +81,13 @@ defmodule Keyring.RPC do
     unless is_function(authorize, 1),
       do: raise(ArgumentError, ":authorize must be a function of arity 1")
 
-    GenServer.call(Mesh.server(opts[:keyring]), {:expose, name!(name), handler, authorize})
+    unless is_integer(opts[:timeout]) and opts[:timeout] > 0,
+      do: raise(ArgumentError, ":timeout must be a positive integer (ms)")
+
+    GenServer.call(
+      Mesh.server(opts[:keyring]),
+      {:expose, name!(name), handler, authorize, opts[:timeout]}
+    )
   end
 
   @doc "Withdraws a handle."
@@ -90,10 +107,11 @@ defmodule Keyring.RPC do
 
   def call(peer, name, args, opts) do
     {transport, handle, ring, peer, opts} = prepare(peer, opts)
-    body = encode!(args)
     ref = make_ref()
     timeout = opts[:timeout]
-    :ok = transport.call(handle, ref, ring, peer, opts[:address], name!(name), body, timeout)
+
+    transport.call(handle, ref, ring, peer, opts[:address], name!(name), args, timeout)
+    |> sent!(args)
 
     receive do
       {:keyring_reply, ^ref, {:ok, {:ok, reply}}} ->
@@ -125,11 +143,10 @@ defmodule Keyring.RPC do
           :ok | {:error, term()}
   def cast(peer, name, args, opts \\ []) do
     {transport, handle, ring, peer, opts} = prepare(peer, opts)
-    body = encode!(args)
     ref = make_ref()
 
-    :ok =
-      transport.cast(handle, ref, ring, peer, opts[:address], name!(name), body, opts[:timeout])
+    transport.cast(handle, ref, ring, peer, opts[:address], name!(name), args, opts[:timeout])
+    |> sent!(args)
 
     receive do
       {:keyring_reply, ^ref, result} -> result
@@ -168,16 +185,12 @@ defmodule Keyring.RPC do
     {transport, handle, ring, peer, opts}
   end
 
-  defp encode!(args) do
-    case TermCodec.encode(args) do
-      {:ok, body} ->
-        body
+  defp sent!(:ok, _args), do: :ok
 
-      {:error, reason} ->
-        raise ArgumentError,
-              "cannot send #{inspect(args, limit: 5)} over the mesh: #{inspect(reason)} " <>
-                "(allowed: integers, floats, binaries, atoms, lists, tuples, maps)"
-    end
+  defp sent!({:error, reason}, args) do
+    raise ArgumentError,
+          "cannot send #{inspect(args, limit: 5)} over the mesh: #{inspect(reason)} " <>
+            "(allowed: integers, floats, binaries, atoms, lists, tuples, maps)"
   end
 
   defp text(detail) do

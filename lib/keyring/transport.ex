@@ -16,7 +16,7 @@ defmodule Keyring.Transport do
       `{:request, id, ring, peer, name, body}`, `{:cast, ring, peer, name, body}`,
       `{:join_request, id, peer, invite}` or `{:log_update, ring, peer, entries}`.
 
-  Bodies are documents of the restricted term codec (see `Keyring.RPC`);
+  Reply and event bodies are documents of the restricted term codec (see `Keyring.RPC`);
   keys and ring ids are 32-byte Ed25519 public keys.
   """
 

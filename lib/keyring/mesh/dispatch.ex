@@ -20,11 +20,11 @@ defmodule Keyring.Mesh.Dispatch do
       :error ->
         respond.(:not_found, "")
 
-      {:ok, {handler, authorize}} ->
+      {:ok, {handler, authorize, timeout}} ->
         caller = caller(state.name, ring, peer)
 
         spawn(fn ->
-          case run(handler, authorize, caller, body) do
+          case run_bounded(handler, authorize, caller, body, timeout) do
             {:ok, reply} -> respond.(:ok, reply)
             {status, detail} -> respond.(status, detail)
           end
@@ -32,8 +32,20 @@ defmodule Keyring.Mesh.Dispatch do
     end
   end
 
+  # The handler runs in its own process so a hung handler cannot keep the
+  # request (and its stream) open forever: after `timeout` it is killed and
+  # the caller gets {:error, :unavailable}.
+  defp run_bounded(handler, authorize, caller, body, timeout) do
+    task = Task.async(fn -> run(handler, authorize, caller, body) end)
+
+    case Task.yield(task, timeout) || Task.shutdown(task, :brutal_kill) do
+      {:ok, result} -> result
+      _ -> {:unavailable, detail(:handler_timeout)}
+    end
+  end
+
   def cast(state, ring, peer, name, body) do
-    with {:ok, {handler, authorize}} <- Map.fetch(state.handles, name) do
+    with {:ok, {handler, authorize, _timeout}} <- Map.fetch(state.handles, name) do
       caller = caller(state.name, ring, peer)
       spawn(fn -> run(handler, authorize, caller, body) end)
     end

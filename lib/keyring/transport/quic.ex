@@ -20,6 +20,7 @@ defmodule Keyring.Transport.Quic do
   @behaviour Keyring.Transport
 
   alias Keyring.Native
+  alias Keyring.Mesh.TermCodec
 
   @impl true
   def start(opts) do
@@ -52,13 +53,21 @@ defmodule Keyring.Transport.Quic do
   @impl true
   def add_address(mesh, peer, address), do: ok!(Native.mesh_add_address(mesh, peer, address))
 
+  # Arguments are encoded by the NIF straight into the outgoing buffer (on a
+  # dirty scheduler when they are large).
   @impl true
-  def call(mesh, ref, ring, peer, address, name, body, timeout_ms),
-    do: ok!(Native.mesh_call(mesh, ref, ring, peer, address, name, body, timeout_ms))
+  def call(mesh, ref, ring, peer, address, name, args, timeout_ms) do
+    if TermCodec.dirty?(args),
+      do: Native.mesh_call_dirty(mesh, ref, ring, peer, address, name, args, timeout_ms),
+      else: Native.mesh_call(mesh, ref, ring, peer, address, name, args, timeout_ms)
+  end
 
   @impl true
-  def cast(mesh, ref, ring, peer, address, name, body, timeout_ms),
-    do: ok!(Native.mesh_cast(mesh, ref, ring, peer, address, name, body, timeout_ms))
+  def cast(mesh, ref, ring, peer, address, name, args, timeout_ms) do
+    if TermCodec.dirty?(args),
+      do: Native.mesh_cast_dirty(mesh, ref, ring, peer, address, name, args, timeout_ms),
+      else: Native.mesh_cast(mesh, ref, ring, peer, address, name, args, timeout_ms)
+  end
 
   @impl true
   def respond(mesh, id, status, body), do: ok!(Native.mesh_respond(mesh, id, status, body))

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use keyring_core::membership::PublicKey;
 use keyring_core::wire::frame::{self, Frame, Status};
 use quinn::Connection;
@@ -144,12 +145,13 @@ pub(crate) async fn call(
     peer: PublicKey,
     addr: Option<SocketAddr>,
     name: &str,
-    body: &[u8],
+    body: Bytes,
     deadline: Instant,
 ) -> Result<(Status, Vec<u8>), CallError> {
-    let request = Frame::Request { name, body }
-        .encode()
-        .map_err(|e| CallError::Protocol(e.to_string()))?;
+    let prefix = Bytes::from(
+        frame::message_prefix(false, name, body.len())
+            .map_err(|e| CallError::Protocol(e.to_string()))?,
+    );
     let mut retried = false;
     loop {
         let conn = connection(inner, keyring, peer, addr, deadline).await?;
@@ -158,7 +160,7 @@ pub(crate) async fn call(
                 .open_bi()
                 .await
                 .map_err(|e| CallError::from_connection(&e))?;
-            send.write_all(&request)
+            send.write_all_chunks(&mut [prefix.clone(), body.clone()])
                 .await
                 .map_err(|_| closed_reason(&conn))?;
             let _ = send.finish();
@@ -187,18 +189,19 @@ pub(crate) async fn cast(
     peer: PublicKey,
     addr: Option<SocketAddr>,
     name: &str,
-    body: &[u8],
+    body: Bytes,
     deadline: Instant,
 ) -> Result<(), CallError> {
-    let bytes = Frame::Cast { name, body }
-        .encode()
-        .map_err(|e| CallError::Protocol(e.to_string()))?;
+    let prefix = Bytes::from(
+        frame::message_prefix(true, name, body.len())
+            .map_err(|e| CallError::Protocol(e.to_string()))?,
+    );
     let conn = connection(inner, keyring, peer, addr, deadline).await?;
     let mut send = conn
         .open_uni()
         .await
         .map_err(|e| CallError::from_connection(&e))?;
-    send.write_all(&bytes)
+    send.write_all_chunks(&mut [prefix, body])
         .await
         .map_err(|_| closed_reason(&conn))?;
     let _ = send.finish();

@@ -7,15 +7,15 @@
 //!   ([`Members`]) inside the handshake; a non-member's handshake fails before
 //!   any stream exists. After the handshake the client names its keyring in a
 //!   `Hello`; only the server's `Welcome` admits the connection.
-//! - Key exchange: X25519 on the `ring` provider. The hybrid X25519MLKEM768
-//!   group needs the aws-lc-rs provider, whose C build needs cmake (absent on
-//!   the build machines); switching is a provider change in [`tls`].
+//! - Key exchange: hybrid X25519MLKEM768 (then X25519) on the aws-lc-rs
+//!   provider (feature `pq`, default); `classic` uses ring and X25519 only.
 //! - Live connections are re-checked on every membership change and every
 //!   [`mesh::REVALIDATE_EVERY`]; revoked or expired members are closed.
 //! - Results go to callbacks and an [`EventSink`]; nothing here blocks a caller.
 
 mod client;
 mod error;
+mod event;
 pub mod members;
 pub mod mesh;
 mod server;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use keyring_core::identity::KeyPair;
 use keyring_core::membership::PublicKey;
 use keyring_core::wire::frame::{self, Frame, Refusal, Status};
@@ -18,6 +19,7 @@ use rustls::sign::CertifiedKey;
 use tokio::runtime::Runtime;
 
 use crate::error::{CallError, StartError};
+pub use crate::event::{CallDone, CastDone, Event, EventSink, JoinDone};
 use crate::members::Members;
 use crate::tls::{self, ClientPolicy, ServerVerifier, ALPN_JOIN, ALPN_MESH};
 
@@ -66,84 +68,6 @@ impl MeshConfig {
         }
     }
 }
-
-/// Something the mesh reports to its owner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A member connection was admitted (either direction).
-    PeerUp {
-        /// Keyring of the connection.
-        keyring: PublicKey,
-        /// Peer key.
-        peer: PublicKey,
-        /// Peer address.
-        addr: SocketAddr,
-    },
-    /// A member connection closed.
-    PeerDown {
-        /// Keyring of the connection.
-        keyring: PublicKey,
-        /// Peer key.
-        peer: PublicKey,
-        /// Why.
-        reason: String,
-    },
-    /// An RPC call: answer it with [`Mesh::respond`].
-    Request {
-        /// Answer handle.
-        id: u64,
-        /// Keyring of the connection.
-        keyring: PublicKey,
-        /// Caller (TLS-authenticated).
-        peer: PublicKey,
-        /// Exposed name.
-        name: String,
-        /// Restricted-term arguments.
-        body: Vec<u8>,
-    },
-    /// A one-way call.
-    Cast {
-        /// Keyring of the connection.
-        keyring: PublicKey,
-        /// Caller.
-        peer: PublicKey,
-        /// Exposed name.
-        name: String,
-        /// Restricted-term arguments.
-        body: Vec<u8>,
-    },
-    /// A join request: answer with [`Mesh::answer_join`].
-    JoinRequest {
-        /// Answer handle.
-        id: u64,
-        /// The joining node's key (TLS-authenticated).
-        peer: PublicKey,
-        /// Encoded invite.
-        invite: Vec<u8>,
-    },
-    /// A member pushed its membership log.
-    LogUpdate {
-        /// Keyring.
-        keyring: PublicKey,
-        /// Sender.
-        peer: PublicKey,
-        /// Encoded entries.
-        entries: Vec<Vec<u8>>,
-    },
-}
-
-/// Receives [`Event`]s, on a runtime thread. Must not block.
-pub trait EventSink: Send + Sync + 'static {
-    /// Takes one event.
-    fn deliver(&self, event: Event);
-}
-
-/// Callback for a call's outcome.
-pub type CallDone = Box<dyn FnOnce(Result<(Status, Vec<u8>), CallError>) + Send>;
-/// Callback for a cast's outcome.
-pub type CastDone = Box<dyn FnOnce(Result<(), CallError>) + Send>;
-/// Callback for a join's outcome (the membership log).
-pub type JoinDone = Box<dyn FnOnce(Result<Vec<Vec<u8>>, CallError>) + Send>;
 
 type ConnKey = (PublicKey, PublicKey);
 
@@ -415,14 +339,14 @@ impl Mesh {
         peer: PublicKey,
         addr: Option<SocketAddr>,
         name: String,
-        body: Vec<u8>,
+        body: Bytes,
         timeout: Duration,
         done: CallDone,
     ) {
         let inner = self.inner.clone();
         self.handle.spawn(async move {
             let deadline = tokio::time::Instant::now() + timeout;
-            let work = crate::client::call(&inner, keyring, peer, addr, &name, &body, deadline);
+            let work = crate::client::call(&inner, keyring, peer, addr, &name, body, deadline);
             let out = tokio::time::timeout_at(deadline, work)
                 .await
                 .unwrap_or(Err(CallError::Timeout));
@@ -439,14 +363,14 @@ impl Mesh {
         peer: PublicKey,
         addr: Option<SocketAddr>,
         name: String,
-        body: Vec<u8>,
+        body: Bytes,
         timeout: Duration,
         done: CastDone,
     ) {
         let inner = self.inner.clone();
         self.handle.spawn(async move {
             let deadline = tokio::time::Instant::now() + timeout;
-            let work = crate::client::cast(&inner, keyring, peer, addr, &name, &body, deadline);
+            let work = crate::client::cast(&inner, keyring, peer, addr, &name, body, deadline);
             let out = tokio::time::timeout_at(deadline, work)
                 .await
                 .unwrap_or(Err(CallError::Timeout));
@@ -455,18 +379,15 @@ impl Mesh {
     }
 
     /// Answers an [`Event::Request`].
-    pub fn respond(&self, id: u64, status: Status, body: Vec<u8>) -> bool {
+    pub fn respond(&self, id: u64, status: Status, body: Bytes) -> bool {
         let Some(mut send) = lock(&self.inner.pending).remove(&id) else {
             return false;
         };
         self.handle.spawn(async move {
-            if let Ok(bytes) = (Frame::Response {
-                status,
-                body: &body,
-            })
-            .encode()
-            {
-                let _ = send.write_all(&bytes).await;
+            if let Ok(prefix) = frame::response_prefix(status, body.len()) {
+                let _ = send
+                    .write_all_chunks(&mut [Bytes::from(prefix), body])
+                    .await;
                 let _ = send.finish();
             }
         });

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use keyring_core::membership::PublicKey;
 use keyring_core::wire::frame::{self, Frame, Refusal};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
@@ -71,12 +72,13 @@ async fn admit(inner: Arc<Inner>, conn: Connection) {
     if !inner.members.is_member(&keyring, &peer) {
         return refuse(&conn, send, Refusal::NotMember).await;
     }
+    // Register first: once the client reads Welcome it may expect us to know it.
+    inner.register(keyring, peer, conn.clone());
     let mut send = send;
     let welcome = Frame::Welcome.encode().expect("fixed frame");
     if send.write_all(&welcome).await.is_err() || send.finish().is_err() {
         return;
     }
-    inner.register(keyring, peer, conn.clone());
     serve(inner, keyring, peer, conn).await;
 }
 
@@ -123,13 +125,14 @@ async fn request(
     };
     match frame::decode(&bytes, inner.max_payload) {
         Ok(Frame::Request { name, body }) if inner.members.is_member(&keyring, &peer) => {
+            let (name, offset) = (name.to_owned(), bytes.len() - body.len());
             let id = inner.park(send);
             inner.sink.deliver(Event::Request {
                 id,
                 keyring,
                 peer,
-                name: name.to_owned(),
-                body: body.to_vec(),
+                name,
+                body: Bytes::from(bytes).slice(offset..),
             });
         }
         _ => {
@@ -155,12 +158,15 @@ async fn one_way(inner: Arc<Inner>, keyring: PublicKey, peer: PublicKey, mut rec
         return;
     }
     match frame::decode(&bytes, inner.max_payload) {
-        Ok(Frame::Cast { name, body }) => inner.sink.deliver(Event::Cast {
-            keyring,
-            peer,
-            name: name.to_owned(),
-            body: body.to_vec(),
-        }),
+        Ok(Frame::Cast { name, body }) => {
+            let (name, offset) = (name.to_owned(), bytes.len() - body.len());
+            inner.sink.deliver(Event::Cast {
+                keyring,
+                peer,
+                name,
+                body: Bytes::from(bytes).slice(offset..),
+            })
+        }
         Ok(Frame::LogUpdate {
             keyring_id,
             entries,
@@ -173,10 +179,20 @@ async fn one_way(inner: Arc<Inner>, keyring: PublicKey, peer: PublicKey, mut rec
     }
 }
 
+/// Most join connections served at once; more are refused before the
+/// handshake (the join endpoint accepts any key, so it must stay cheap).
+pub(crate) const MAX_JOINS_IN_FLIGHT: usize = 32;
+
 pub(crate) async fn accept_joins(inner: Arc<Inner>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_JOINS_IN_FLIGHT));
     while let Some(incoming) = inner.join_endpoint.accept().await {
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            incoming.refuse();
+            continue;
+        };
         let inner = inner.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let Ok(conn) = incoming.await else { return };
             let Some(peer) = peer_key(&conn) else { return };
             let Ok(Ok((send, mut recv))) =

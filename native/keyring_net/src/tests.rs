@@ -76,7 +76,7 @@ fn call(
         peer,
         Some(addr),
         "echo".into(),
-        body.to_vec(),
+        bytes::Bytes::copy_from_slice(body),
         T,
         Box::new(move |r| {
             let _ = tx.send(r);

@@ -44,9 +44,20 @@ pub fn key_from_spki(spki: &[u8]) -> Option<PublicKey> {
     spki[12..].try_into().ok()
 }
 
-pub(crate) fn provider() -> Arc<CryptoProvider> {
+/// The crypto provider both sides use: aws-lc-rs with the hybrid
+/// X25519MLKEM768 group first (feature `pq`, the default), or ring with X25519.
+#[cfg(feature = "pq")]
+pub fn provider() -> Arc<CryptoProvider> {
+    use rustls::crypto::aws_lc_rs::{default_provider, kx_group};
+    let mut p = default_provider();
+    p.kx_groups = vec![kx_group::X25519MLKEM768, kx_group::X25519];
+    Arc::new(p)
+}
+
+/// The crypto provider both sides use: ring with X25519 (ring has no ML-KEM).
+#[cfg(not(feature = "pq"))]
+pub fn provider() -> Arc<CryptoProvider> {
     let mut p = rustls::crypto::ring::default_provider();
-    // ring offers no ML-KEM: X25519 only (see the crate docs).
     p.kx_groups = vec![rustls::crypto::ring::kx_group::X25519];
     Arc::new(p)
 }
@@ -295,6 +306,13 @@ pub(crate) fn client_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "pq")]
+    #[test]
+    fn hybrid_post_quantum_group_is_preferred() {
+        let p = provider();
+        assert_eq!(p.kx_groups[0].name(), rustls::NamedGroup::X25519MLKEM768);
+    }
 
     #[test]
     fn spki_roundtrips_and_rejects_other_shapes() {

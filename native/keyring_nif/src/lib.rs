@@ -19,3 +19,10 @@ rustler::init!("Elixir.Keyring.Native", load = load);
 fn load(_env: rustler::Env<'_>, _info: rustler::Term<'_>) -> bool {
     true
 }
+
+// Rust-side allocations (QUIC buffers, frames, store batches) go to mimalloc:
+// glibc's malloc maps and unmaps every ~1 MiB buffer, and the page faults cost
+// the mesh ~25% of its bulk throughput (bench/mesh.exs). BEAM terms still use
+// the BEAM's allocators.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

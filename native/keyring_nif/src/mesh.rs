@@ -17,6 +17,7 @@ use rustler::{
 use crate::atoms;
 use crate::identity::KeyPairResource;
 use crate::reply::Reply;
+use crate::term_codec::{encode_term, CodecError};
 
 pub(crate) struct MeshResource(Mesh);
 
@@ -276,9 +277,33 @@ fn mesh_disconnect(
     Ok(m.0.disconnect(&key(&keyring)?, &key(&peer)?))
 }
 
-#[rustler::nif]
+/// Arguments shared by calls and casts; the arguments are encoded here with the
+/// restricted term codec straight into the buffer that goes on the wire.
+struct Outbound {
+    keyring: PublicKey,
+    peer: PublicKey,
+    address: Option<SocketAddr>,
+    body: bytes::Bytes,
+}
+
+fn outbound<'a>(
+    keyring: Binary<'a>,
+    peer: Binary<'a>,
+    address: Option<String>,
+    arguments: Term<'a>,
+) -> Result<Result<Outbound, CodecError>, rustler::Error> {
+    let address = address.as_deref().map(addr).transpose()?;
+    let (keyring, peer) = (key(&keyring)?, key(&peer)?);
+    Ok(encode_term(arguments).map(|body| Outbound {
+        keyring,
+        peer,
+        address,
+        body: bytes::Bytes::from(body),
+    }))
+}
+
 #[allow(clippy::too_many_arguments)]
-fn mesh_call<'a>(
+fn call_impl<'a>(
     env: Env<'a>,
     m: ResourceArc<MeshResource>,
     reference: Term<'a>,
@@ -286,18 +311,20 @@ fn mesh_call<'a>(
     peer: Binary<'a>,
     address: Option<String>,
     name: String,
-    body: Binary<'a>,
+    arguments: Term<'a>,
     timeout_ms: u64,
-) -> Result<Atom, rustler::Error> {
-    let address = address.as_deref().map(addr).transpose()?;
-    let (keyring, peer) = (key(&keyring)?, key(&peer)?);
+) -> Result<Term<'a>, rustler::Error> {
+    let out = match outbound(keyring, peer, address, arguments)? {
+        Ok(out) => out,
+        Err(e) => return Ok((atoms::error(), e).encode(env)),
+    };
     let reply = Reply::new(env, reference);
     m.0.call(
-        keyring,
-        peer,
-        address,
+        out.keyring,
+        out.peer,
+        out.address,
         name,
-        body.as_slice().to_vec(),
+        out.body,
         Duration::from_millis(timeout_ms),
         Box::new(move |result| {
             reply.send(|env| match result {
@@ -308,7 +335,80 @@ fn mesh_call<'a>(
             })
         }),
     );
-    Ok(atoms::ok())
+    Ok(atoms::ok().encode(env))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cast_impl<'a>(
+    env: Env<'a>,
+    m: ResourceArc<MeshResource>,
+    reference: Term<'a>,
+    keyring: Binary<'a>,
+    peer: Binary<'a>,
+    address: Option<String>,
+    name: String,
+    arguments: Term<'a>,
+    timeout_ms: u64,
+) -> Result<Term<'a>, rustler::Error> {
+    let out = match outbound(keyring, peer, address, arguments)? {
+        Ok(out) => out,
+        Err(e) => return Ok((atoms::error(), e).encode(env)),
+    };
+    let reply = Reply::new(env, reference);
+    m.0.cast(
+        out.keyring,
+        out.peer,
+        out.address,
+        name,
+        out.body,
+        Duration::from_millis(timeout_ms),
+        Box::new(move |result| {
+            reply.send(|env| match result {
+                Ok(()) => atoms::ok().encode(env),
+                Err(e) => (atoms::error(), CallReason(e)).encode(env),
+            })
+        }),
+    );
+    Ok(atoms::ok().encode(env))
+}
+
+/// `:ok` (the answer follows as `{:keyring_reply, ref, _}`) or
+/// `{:error, reason}` when the arguments cannot be encoded.
+#[rustler::nif]
+#[allow(clippy::too_many_arguments)]
+fn mesh_call<'a>(
+    env: Env<'a>,
+    m: ResourceArc<MeshResource>,
+    reference: Term<'a>,
+    keyring: Binary<'a>,
+    peer: Binary<'a>,
+    address: Option<String>,
+    name: String,
+    arguments: Term<'a>,
+    timeout_ms: u64,
+) -> Result<Term<'a>, rustler::Error> {
+    call_impl(
+        env, m, reference, keyring, peer, address, name, arguments, timeout_ms,
+    )
+}
+
+/// [`mesh_call`] for large arguments (encoding them takes longer than ~1 ms).
+#[rustler::nif(schedule = "DirtyCpu")]
+#[allow(clippy::too_many_arguments)]
+fn mesh_call_dirty<'a>(
+    env: Env<'a>,
+    m: ResourceArc<MeshResource>,
+    reference: Term<'a>,
+    keyring: Binary<'a>,
+    peer: Binary<'a>,
+    address: Option<String>,
+    name: String,
+    arguments: Term<'a>,
+    timeout_ms: u64,
+) -> Result<Term<'a>, rustler::Error> {
+    call_impl(
+        env, m, reference, keyring, peer, address, name, arguments, timeout_ms,
+    )
 }
 
 #[rustler::nif]
@@ -321,27 +421,30 @@ fn mesh_cast<'a>(
     peer: Binary<'a>,
     address: Option<String>,
     name: String,
-    body: Binary<'a>,
+    arguments: Term<'a>,
     timeout_ms: u64,
-) -> Result<Atom, rustler::Error> {
-    let address = address.as_deref().map(addr).transpose()?;
-    let (keyring, peer) = (key(&keyring)?, key(&peer)?);
-    let reply = Reply::new(env, reference);
-    m.0.cast(
-        keyring,
-        peer,
-        address,
-        name,
-        body.as_slice().to_vec(),
-        Duration::from_millis(timeout_ms),
-        Box::new(move |result| {
-            reply.send(|env| match result {
-                Ok(()) => atoms::ok().encode(env),
-                Err(e) => (atoms::error(), CallReason(e)).encode(env),
-            })
-        }),
-    );
-    Ok(atoms::ok())
+) -> Result<Term<'a>, rustler::Error> {
+    cast_impl(
+        env, m, reference, keyring, peer, address, name, arguments, timeout_ms,
+    )
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+#[allow(clippy::too_many_arguments)]
+fn mesh_cast_dirty<'a>(
+    env: Env<'a>,
+    m: ResourceArc<MeshResource>,
+    reference: Term<'a>,
+    keyring: Binary<'a>,
+    peer: Binary<'a>,
+    address: Option<String>,
+    name: String,
+    arguments: Term<'a>,
+    timeout_ms: u64,
+) -> Result<Term<'a>, rustler::Error> {
+    cast_impl(
+        env, m, reference, keyring, peer, address, name, arguments, timeout_ms,
+    )
 }
 
 #[rustler::nif]
@@ -352,7 +455,7 @@ fn mesh_respond(
     body: Binary<'_>,
 ) -> Result<bool, rustler::Error> {
     let status = status_from(status).ok_or(rustler::Error::BadArg)?;
-    Ok(m.0.respond(id, status, body.as_slice().to_vec()))
+    Ok(m.0.respond(id, status, bytes::Bytes::copy_from_slice(body.as_slice())))
 }
 
 #[rustler::nif]

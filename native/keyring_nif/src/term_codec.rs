@@ -109,15 +109,35 @@ pub(crate) fn encode_term(t: Term<'_>) -> Result<Vec<u8>, CodecError> {
     Ok(w.finish())
 }
 
-pub(crate) fn value_to_term<'a>(env: Env<'a>, v: &Value<'_>) -> Result<Term<'a>, CodecError> {
+/// Binaries at least this large are returned as sub-binaries of the input
+/// (no copy); smaller ones are copied so they do not pin the whole input.
+const SUB_BINARY_MIN: usize = 4096;
+
+fn binary_term<'a>(env: Env<'a>, b: &[u8], source: Option<&Binary<'a>>) -> Term<'a> {
+    if let Some(src) = source.filter(|_| b.len() >= SUB_BINARY_MIN) {
+        let base = src.as_slice().as_ptr() as usize;
+        let start = b.as_ptr() as usize;
+        if start >= base && start + b.len() <= base + src.len() {
+            if let Ok(sub) = src.make_subbinary(start - base, b.len()) {
+                return sub.encode(env);
+            }
+        }
+    }
+    let mut out = NewBinary::new(env, b.len());
+    out.as_mut_slice().copy_from_slice(b);
+    Binary::from(out).encode(env)
+}
+
+fn value_to_term_in<'a>(
+    env: Env<'a>,
+    v: &Value<'_>,
+    source: Option<&Binary<'a>>,
+) -> Result<Term<'a>, CodecError> {
+    let value_to_term = |env, v| value_to_term_in(env, v, source);
     Ok(match v {
         Value::Int(i) => i.encode(env),
         Value::Float(f) => f.encode(env),
-        Value::Binary(b) => {
-            let mut out = NewBinary::new(env, b.len());
-            out.as_mut_slice().copy_from_slice(b);
-            Binary::from(out).encode(env)
-        }
+        Value::Binary(b) => binary_term(env, b, source),
         Value::Atom(name) => Atom::existing_from_utf8_bytes(env, name.as_bytes())
             .map_err(|_| CodecError::UnknownAtom((*name).to_owned()))?
             .encode(env),
@@ -145,9 +165,9 @@ pub(crate) fn value_to_term<'a>(env: Env<'a>, v: &Value<'_>) -> Result<Term<'a>,
     })
 }
 
-pub(crate) fn decode_bytes<'a>(env: Env<'a>, bytes: &[u8]) -> Result<Term<'a>, CodecError> {
-    let v = term::decode(bytes, MAX_TERM)?;
-    value_to_term(env, &v)
+fn decode_binary<'a>(env: Env<'a>, bytes: Binary<'a>) -> Result<Term<'a>, CodecError> {
+    let v = term::decode(bytes.as_slice(), MAX_TERM)?;
+    value_to_term_in(env, &v, Some(&bytes))
 }
 
 fn encode_nif<'a>(env: Env<'a>, t: Term<'a>) -> Result<Binary<'a>, CodecError> {
@@ -169,10 +189,10 @@ fn term_encode_dirty<'a>(env: Env<'a>, t: Term<'a>) -> Result<Binary<'a>, CodecE
 
 #[rustler::nif]
 fn term_decode<'a>(env: Env<'a>, bytes: Binary<'a>) -> Result<Term<'a>, CodecError> {
-    decode_bytes(env, bytes.as_slice())
+    decode_binary(env, bytes)
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
 fn term_decode_dirty<'a>(env: Env<'a>, bytes: Binary<'a>) -> Result<Term<'a>, CodecError> {
-    decode_bytes(env, bytes.as_slice())
+    decode_binary(env, bytes)
 }

@@ -4,11 +4,11 @@ defmodule Keyring.MeshHelpers do
   # the test VM and stops them afterwards.
   import ExUnit.Callbacks
 
-  def start_instance(tag) do
+  def start_instance(tag, opts \\ []) do
     name = :"kr_#{tag}_#{System.unique_integer([:positive])}"
     dir = Path.join(System.tmp_dir!(), "#{name}")
     File.rm_rf!(dir)
-    {:ok, pid} = Keyring.start_link(name: name, data_dir: dir)
+    {:ok, pid} = Keyring.start_link([name: name, data_dir: dir] ++ opts)
     Process.unlink(pid)
 
     on_exit(fn ->
@@ -43,7 +43,7 @@ defmodule Keyring.MeshHelpers do
     ring
   end
 
-  def eventually(fun, tries \\ 100) do
+  def eventually(fun, tries \\ 200) do
     cond do
       fun.() -> true
       tries == 0 -> false

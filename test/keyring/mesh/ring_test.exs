@@ -94,6 +94,15 @@ defmodule Keyring.RingTest do
     assert {:ok, ^before} = Ring.info(ring, keyring: a)
   end
 
+  test "the root key is sealed with the instance passphrase" do
+    a = start_instance(:a, passphrase: "correct horse")
+    {:ok, ring} = Ring.create("ops", keyring: a)
+    [%{id: ^ring, root_key: sealed}] = Keyring.Ring.Persistence.load_all(a)
+    assert {:error, :passphrase_required} = Native.keypair_open(sealed, nil)
+    assert {:ok, root} = Native.keypair_open(sealed, "correct horse")
+    assert Native.keypair_public_key(root) == ring
+  end
+
   test "bad arguments raise ArgumentError" do
     a = start_instance(:a)
     assert_raise ArgumentError, fn -> Ring.create("", keyring: a) end

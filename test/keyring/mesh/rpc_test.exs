@@ -54,6 +54,25 @@ defmodule Keyring.RPCTest do
     assert {:error, {:handler_error, _}} = Keyring.call(id(ctx.a), :pid, 1, keyring: ctx.b)
   end
 
+  test "a handler that runs past its timeout is killed and the caller told", ctx do
+    :ok =
+      Keyring.expose(:slow, fn _ -> Process.sleep(:infinity) end, keyring: ctx.a, timeout: 200)
+
+    assert {:error, :unavailable} = Keyring.call(id(ctx.a), :slow, 1, keyring: ctx.b)
+  end
+
+  test "peer and membership events are published on keyring:mesh", ctx do
+    :ok = Keyring.PubSub.subscribe(Keyring.Mesh.topic(), keyring: ctx.a)
+    newcomer = :crypto.strong_rand_bytes(32)
+    {:ok, _} = Ring.add_member(ctx.ring, newcomer, keyring: ctx.a)
+    assert_receive {:keyring_mesh, :membership, %{id: ring, members: members}}, 5_000
+    assert ring == ctx.ring
+    assert Enum.any?(members, &(&1.key == newcomer))
+    {:ok, _} = Ring.remove_member(ctx.ring, key(ctx.b), keyring: ctx.a)
+    b_key = key(ctx.b)
+    assert_receive {:keyring_mesh, :peer_down, %{peer: ^b_key}}, 5_000
+  end
+
   test "arguments the codec does not carry raise ArgumentError at the caller", ctx do
     assert_raise ArgumentError, fn -> Keyring.call(id(ctx.a), :x, self(), keyring: ctx.b) end
     assert_raise ArgumentError, fn -> Keyring.call(id(ctx.a), :x, fn -> 1 end, keyring: ctx.b) end
@@ -122,7 +141,7 @@ defmodule Keyring.RPCTest do
 
   test "an expired member is disconnected and refused", ctx do
     c = start_instance(:c)
-    {:ok, _} = Ring.add_member(ctx.ring, key(c), keyring: ctx.a, ttl: 1_500)
+    {:ok, _} = Ring.add_member(ctx.ring, key(c), keyring: ctx.a, ttl: 3_000)
     {:ok, log} = Ring.log(ctx.ring, keyring: ctx.a)
     {:ok, _} = Ring.import_log(log, keyring: c)
     {addr, _} = Ring.addresses(keyring: ctx.a)

@@ -77,14 +77,15 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    fn from_u8(b: u8) -> Self {
-        match b {
+    fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
             1 => Self::NotMember,
             2 => Self::UnknownKeyring,
             3 => Self::BadInvite,
             4 => Self::ProtocolViolation,
-            _ => Self::Other,
-        }
+            255 => Self::Other,
+            _ => return None,
+        })
     }
 }
 
@@ -235,7 +236,8 @@ pub fn decode_payload(kind: u8, payload: &[u8]) -> Result<Frame<'_>, FrameError>
         },
         2 => Frame::Welcome,
         3 | 9 => {
-            let reason = Refusal::from_u8(r.u8().map_err(|_| bad("truncated"))?);
+            let reason = Refusal::from_u8(r.u8().map_err(|_| bad("truncated"))?)
+                .ok_or(bad("unknown refusal reason"))?;
             if kind == 3 {
                 Frame::Refused(reason)
             } else {
@@ -370,6 +372,41 @@ impl Frame<'_> {
     }
 }
 
+/// The bytes of a `Request` (or, with `cast`, a `Cast`) frame that precede
+/// its body: write them and then the body itself, without building the frame
+/// in one buffer.
+pub fn message_prefix(cast: bool, name: &str, body_len: usize) -> Result<Vec<u8>, FrameError> {
+    let kind = if cast { 6 } else { 4 };
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(FrameError::Malformed {
+            kind: kind_name(kind),
+            why: "name must be 1..=255 bytes",
+        });
+    }
+    let mut out = prefix(kind, 1 + name.len() + body_len)?;
+    out.push(name.len() as u8);
+    out.extend_from_slice(name.as_bytes());
+    Ok(out)
+}
+
+/// The bytes of a `Response` frame that precede its body.
+pub fn response_prefix(status: Status, body_len: usize) -> Result<Vec<u8>, FrameError> {
+    let mut out = prefix(5, 1 + body_len)?;
+    out.push(status as u8);
+    Ok(out)
+}
+
+fn prefix(kind: u8, payload_len: usize) -> Result<Vec<u8>, FrameError> {
+    let len = u32::try_from(payload_len).map_err(|_| FrameError::TooLarge {
+        len: payload_len,
+        max: u32::MAX as usize,
+    })?;
+    let mut out = Vec::with_capacity(HEADER_LEN + 256);
+    out.extend_from_slice(&[VERSION, kind]);
+    out.extend_from_slice(&len.to_be_bytes());
+    Ok(out)
+}
+
 fn encode_entries(out: &mut Vec<u8>, entries: &[&[u8]]) {
     out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
     for e in entries {
@@ -419,6 +456,39 @@ mod tests {
             let bytes = f.encode().unwrap();
             assert_eq!(decode(&bytes, DEFAULT_MAX_PAYLOAD).unwrap(), f);
         }
+    }
+
+    #[test]
+    fn prefix_then_body_equals_the_whole_frame() {
+        let body = b"some body";
+        for cast in [false, true] {
+            let whole = if cast {
+                Frame::Cast { name: "n", body }
+            } else {
+                Frame::Request { name: "n", body }
+            }
+            .encode()
+            .unwrap();
+            let split = [
+                message_prefix(cast, "n", body.len()).unwrap(),
+                body.to_vec(),
+            ]
+            .concat();
+            assert_eq!(split, whole);
+        }
+        let whole = Frame::Response {
+            status: Status::Ok,
+            body,
+        }
+        .encode()
+        .unwrap();
+        let split = [
+            response_prefix(Status::Ok, body.len()).unwrap(),
+            body.to_vec(),
+        ]
+        .concat();
+        assert_eq!(split, whole);
+        assert!(message_prefix(false, "", 0).is_err());
     }
 
     #[test]

@@ -1,0 +1,326 @@
+# Keyring mesh benchmark: handshakes/s, RPC round trips/s, bulk throughput and
+# CPU per GiB of the QUIC mesh, compared in the same run with a plain quinn
+# client/server (bench/native quic_baseline: same TLS 1.3 + Ed25519 RPK, no
+# Keyring framing, no BEAM) and with Erlang distribution over TLS
+# (-proto_dist inet_tls, self-signed cert made here with openssl) and plain
+# (unencrypted, reference only) distribution between two :peer nodes.
+#
+#   ELIXIR_ERL_OPTIONS="+sbwt none +sbwtdcpu none +sbwtdio none" \
+#     mix run --no-start bench/mesh.exs [BULK_MIB]     (default 256)
+#
+# (+sbwt none: idle schedulers do not spin, so CPU time measures work; the
+# :peer nodes get the same flags.)
+#
+# Needs: a release build of the NIF (mix compile), cargo (builds
+# quic_baseline), openssl. Medians of 3 runs are printed; CPU is user+system
+# time of the process(es) holding both endpoints, from /proc.
+
+Application.put_env(:keyring, :autostart, false)
+{:ok, _} = Application.ensure_all_started(:keyring)
+
+defmodule MeshBench do
+  def median(xs), do: xs |> Enum.sort() |> Enum.at(div(length(xs), 2))
+
+  def cpu_seconds(os_pid \\ System.pid()) do
+    [_, after_comm] = File.read!("/proc/#{os_pid}/stat") |> String.split(")", parts: 2)
+    f = String.split(after_comm)
+    (String.to_integer(Enum.at(f, 11)) + String.to_integer(Enum.at(f, 12))) / 100
+  end
+
+  def time(fun) do
+    t0 = System.monotonic_time()
+    result = fun.()
+
+    {System.convert_time_unit(System.monotonic_time() - t0, :native, :microsecond) / 1.0e6,
+     result}
+  end
+
+  # --- Keyring mesh ---------------------------------------------------------
+
+  def keyring_setup do
+    tmp = Path.join(System.tmp_dir!(), "keyring-bench-#{System.unique_integer([:positive])}")
+    {:ok, _} = Keyring.start_link(name: BenchA, data_dir: tmp <> "/a")
+    {:ok, _} = Keyring.start_link(name: BenchB, data_dir: tmp <> "/b")
+    {:ok, ring} = Keyring.Ring.create("bench", keyring: BenchA)
+    {:ok, invite} = Keyring.Ring.invite(ring, keyring: BenchA)
+    {:ok, ^ring} = Keyring.join(invite, keyring: BenchB)
+    :ok = Keyring.expose(:echo, & &1, keyring: BenchB)
+    counter = :counters.new(1, [:atomics])
+    parent = self()
+
+    :ok =
+      Keyring.expose(
+        :sink,
+        fn bin ->
+          :counters.add(counter, 1, byte_size(bin))
+          send(parent, :sunk)
+        end,
+        keyring: BenchB
+      )
+
+    b = Keyring.Identity.node_id(BenchB)
+    {:ok, "x"} = Keyring.call(b, :echo, "x", keyring: BenchA)
+    %{ring: ring, b: b, b_key: Keyring.Identity.public_key(BenchB), counter: counter}
+  end
+
+  def keyring_handshakes(ctx, n) do
+    {_, mesh} = Keyring.Instance.fetch!(BenchA, :mesh)
+
+    {secs, _} =
+      time(fn ->
+        for _ <- 1..n do
+          Keyring.Native.mesh_disconnect(mesh, ctx.ring, ctx.b_key)
+          {:ok, "x"} = Keyring.call(ctx.b, :echo, "x", keyring: BenchA)
+        end
+      end)
+
+    n / secs
+  end
+
+  def keyring_rpc(ctx, n) do
+    payload = :binary.copy(<<7>>, 64)
+
+    {secs, _} =
+      time(fn ->
+        for _ <- 1..n, do: {:ok, _} = Keyring.call(ctx.b, :echo, payload, keyring: BenchA)
+      end)
+
+    n / secs
+  end
+
+  def keyring_bulk(ctx, mib) do
+    bin = :crypto.strong_rand_bytes(1_048_576)
+    :counters.put(ctx.counter, 1, 0)
+    cpu0 = cpu_seconds()
+    senders = 8
+
+    {secs, _} =
+      time(fn ->
+        1..senders
+        |> Enum.map(fn i ->
+          count = div(mib, senders) + if(i <= rem(mib, senders), do: 1, else: 0)
+
+          Task.async(fn ->
+            for _ <- 1..count//1,
+                do: :ok = Keyring.cast(ctx.b, :sink, bin, keyring: BenchA, timeout: 60_000)
+          end)
+        end)
+        |> Task.await_many(120_000)
+
+        for _ <- 1..mib, do: receive(do: (:sunk -> :ok), after: (60_000 -> raise "bulk stalled"))
+      end)
+
+    {mib / secs, (cpu_seconds() - cpu0) / (mib / 1024)}
+  end
+
+  # --- plain quinn ------------------------------------------------------------
+
+  def quinn(mib) do
+    {_, 0} =
+      System.cmd(
+        "cargo",
+        ~w(build --release -q -p keyring_bench --bin quic_baseline --target-dir _build/cargo),
+        stderr_to_stdout: true
+      )
+
+    {out, 0} =
+      System.cmd(Path.expand("_build/cargo/release/quic_baseline"), ["#{mib}", "3000", "200"])
+
+    out
+    |> String.split("\n", trim: true)
+    |> Map.new(fn line ->
+      [k, v] = String.split(line, "=")
+      {String.to_atom(k), String.to_float(v)}
+    end)
+  end
+
+  # --- Erlang distribution ----------------------------------------------------
+
+  def dist(mode, mib) do
+    dir = Path.join(System.tmp_dir!(), "keyring-bench-dist-#{System.unique_integer([:positive])}")
+    File.mkdir_p!(dir)
+    tls_args = if mode == :tls, do: tls_args(dir), else: []
+    paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
+    u = System.unique_integer([:positive])
+
+    start = fn n ->
+      {:ok, peer, node} =
+        :peer.start(%{
+          name: :"bench_#{n}_#{u}",
+          host: ~c"127.0.0.1",
+          longnames: true,
+          connection: :standard_io,
+          args:
+            [~c"+sbwt", ~c"none", ~c"+sbwtdcpu", ~c"none", ~c"+sbwtdio", ~c"none"] ++
+              tls_args ++ paths
+        })
+
+      {:module, mod, bin, _} = dist_module()
+      {:module, ^mod} = :peer.call(peer, :code, :load_binary, [mod, ~c"dist_sink.beam", bin])
+      {peer, node, :peer.call(peer, :os, :getpid, []) |> List.to_integer()}
+    end
+
+    {pa, _na, os_a} = start.(:a)
+    {pb, nb, os_b} = start.(:b)
+    true = :peer.call(pa, :net_kernel, :connect_node, [nb])
+    cpu = fn -> cpu_seconds(os_a) + cpu_seconds(os_b) end
+    cpu0 = cpu.()
+    secs = :peer.call(pa, MeshBench.DistSink, :run, [nb, mib], 120_000)
+    cpu_used = cpu.() - cpu0
+    rpc_secs = :peer.call(pa, MeshBench.DistSink, :rpc, [nb, 3000], 120_000)
+    :peer.stop(pa)
+    :peer.stop(pb)
+
+    %{
+      bulk_mib_per_s: mib / secs,
+      cpu_s_per_gib: cpu_used / (mib / 1024),
+      rpc_per_s: 3000 / rpc_secs
+    }
+  end
+
+  defp tls_args(dir) do
+    cert = Path.join(dir, "cert.pem")
+    key = Path.join(dir, "key.pem")
+
+    {_, 0} =
+      System.cmd(
+        "openssl",
+        ~w(req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1) ++
+          ["-keyout", key, "-out", cert],
+        stderr_to_stdout: true
+      )
+
+    opts = Path.join(dir, "dist.conf")
+
+    File.write!(opts, """
+    [{server, [{certfile, "#{cert}"}, {keyfile, "#{key}"}, {verify, verify_none},
+               {versions, ['tlsv1.3']}]},
+     {client, [{verify, verify_none}, {versions, ['tlsv1.3']}]}].
+    """)
+
+    [~c"-proto_dist", ~c"inet_tls", ~c"-ssl_dist_optfile", String.to_charlist(opts)]
+  end
+
+  # Defined once; its object code is loaded into the :peer nodes.
+  defp dist_module do
+    case Process.get(:dist_module) do
+      nil ->
+        mod = define_dist_module()
+        Process.put(:dist_module, mod)
+        mod
+
+      mod ->
+        mod
+    end
+  end
+
+  defp define_dist_module do
+    defmodule DistSink do
+      def sink(expected, reply_to), do: loop(0, expected, reply_to)
+
+      defp loop(got, expected, reply_to) when got >= expected,
+        do: send(reply_to, {:sink_done, got})
+
+      defp loop(got, expected, reply_to) do
+        receive do
+          {:data, b} -> loop(got + byte_size(b), expected, reply_to)
+        end
+      end
+
+      def run(node, mib) do
+        pid = Node.spawn(node, __MODULE__, :sink, [mib * 1_048_576, self()])
+        bin = :crypto.strong_rand_bytes(1_048_576)
+        t0 = System.monotonic_time()
+        for _ <- 1..mib, do: send(pid, {:data, bin})
+        receive do: ({:sink_done, _} -> :ok)
+        System.convert_time_unit(System.monotonic_time() - t0, :native, :microsecond) / 1.0e6
+      end
+
+      def rpc(node, n) do
+        payload = :binary.copy(<<7>>, 64)
+        t0 = System.monotonic_time()
+        for _ <- 1..n, do: ^payload = :erpc.call(node, :erlang, :iolist_to_binary, [payload])
+        System.convert_time_unit(System.monotonic_time() - t0, :native, :microsecond) / 1.0e6
+      end
+    end
+  end
+end
+
+mib =
+  case System.argv() do
+    [n | _] -> String.to_integer(n)
+    _ -> 256
+  end
+
+IO.puts("bulk: #{mib} x 1 MiB messages, 3 runs each, medians\n")
+ctx = MeshBench.keyring_setup()
+
+runs = fn f -> for(_ <- 1..3, do: f.()) end
+
+kr_hs = runs.(fn -> MeshBench.keyring_handshakes(ctx, 200) end) |> MeshBench.median()
+kr_rpc = runs.(fn -> MeshBench.keyring_rpc(ctx, 3000) end) |> MeshBench.median()
+kr_bulk_runs = runs.(fn -> MeshBench.keyring_bulk(ctx, mib) end)
+kr_bulk = kr_bulk_runs |> Enum.map(&elem(&1, 0)) |> MeshBench.median()
+kr_cpu = kr_bulk_runs |> Enum.map(&elem(&1, 1)) |> MeshBench.median()
+
+q_runs = runs.(fn -> MeshBench.quinn(mib) end)
+
+q =
+  Map.new([:handshakes_per_s, :rpc_per_s, :bulk_mib_per_s, :cpu_s_per_gib], fn k ->
+    {k, q_runs |> Enum.map(& &1[k]) |> MeshBench.median()}
+  end)
+
+tls_runs = runs.(fn -> MeshBench.dist(:tls, mib) end)
+plain_runs = runs.(fn -> MeshBench.dist(:plain, mib) end)
+med = fn rs, k -> rs |> Enum.map(& &1[k]) |> MeshBench.median() end
+
+f = fn x -> :erlang.float_to_binary(x * 1.0, decimals: 1) end
+
+row = fn name, hs, rpc, bulk, cpu ->
+  IO.puts(
+    String.pad_trailing(name, 28) <>
+      String.pad_leading(hs, 12) <>
+      String.pad_leading(rpc, 12) <> String.pad_leading(bulk, 12) <> String.pad_leading(cpu, 12)
+  )
+end
+
+row.("", "handshake/s", "rpc/s", "MiB/s", "CPU-s/GiB")
+row.("keyring mesh (QUIC)", f.(kr_hs), f.(kr_rpc), f.(kr_bulk), f.(kr_cpu))
+
+row.(
+  "plain quinn (Rust)",
+  f.(q.handshakes_per_s),
+  f.(q.rpc_per_s),
+  f.(q.bulk_mib_per_s),
+  f.(q.cpu_s_per_gib)
+)
+
+row.(
+  "erlang dist over TLS",
+  "-",
+  f.(med.(tls_runs, :rpc_per_s)),
+  f.(med.(tls_runs, :bulk_mib_per_s)),
+  f.(med.(tls_runs, :cpu_s_per_gib))
+)
+
+row.(
+  "erlang dist plain (ref.)",
+  "-",
+  f.(med.(plain_runs, :rpc_per_s)),
+  f.(med.(plain_runs, :bulk_mib_per_s)),
+  f.(med.(plain_runs, :cpu_s_per_gib))
+)
+
+IO.puts("")
+
+IO.puts(
+  "keyring / plain quinn bulk:    #{f.(100 * kr_bulk / q.bulk_mib_per_s)} %   (goal >= 80 %)"
+)
+
+IO.puts(
+  "keyring / TLS distribution:    #{:erlang.float_to_binary(kr_bulk / med.(tls_runs, :bulk_mib_per_s), decimals: 2)} x (goal >= 3 x)"
+)
+
+IO.puts(
+  "keyring / plain quinn handshakes: #{f.(100 * kr_hs / q.handshakes_per_s)} %, rpc: #{f.(100 * kr_rpc / q.rpc_per_s)} %"
+)
