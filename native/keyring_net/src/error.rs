@@ -29,6 +29,9 @@ pub enum CallError {
     /// The peer refused us after the handshake.
     #[error("refused by the peer: {0:?}")]
     Refused(Refusal),
+    /// The peer closed the connection because our membership ended.
+    #[error("the peer closed the connection: membership revoked or expired")]
+    Revoked,
     /// The TLS handshake failed: one side did not accept the other's key.
     #[error("handshake rejected: {0}")]
     HandshakeRejected(String),
@@ -60,7 +63,7 @@ impl CallError {
                 Self::HandshakeRejected(c.to_string())
             }
             E::ApplicationClosed(c) if c.error_code.into_inner() == crate::mesh::CLOSE_REVOKED => {
-                Self::Refused(Refusal::NotMember)
+                Self::Revoked
             }
             E::ApplicationClosed(c) if c.error_code.into_inner() == crate::mesh::CLOSE_REFUSED => {
                 Self::Refused(Refusal::Other)

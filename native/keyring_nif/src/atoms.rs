@@ -65,4 +65,5 @@ rustler::atoms! {
     bad_invite,
     protocol_violation,
     other,
+    revoked,
 }

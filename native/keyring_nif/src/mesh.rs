@@ -135,6 +135,7 @@ impl Encoder for CallReason {
     fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
         match &self.0 {
             CallError::NotMember => atoms::not_member().encode(env),
+            CallError::Revoked => atoms::revoked().encode(env),
             CallError::NoAddress => atoms::no_address().encode(env),
             CallError::Refused(r) => (atoms::refused(), refusal_atom(*r)).encode(env),
             CallError::HandshakeRejected(s) => {
