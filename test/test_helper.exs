@@ -23,4 +23,4 @@ can_mount_tmpfs? =
      end
    end).()
 
-ExUnit.start(exclude: [:slow, :known_flaky] ++ if(can_mount_tmpfs?, do: [], else: [:tmpfs]))
+ExUnit.start(exclude: [:slow] ++ if(can_mount_tmpfs?, do: [], else: [:tmpfs]))

@@ -6,8 +6,7 @@ defmodule Keyring.CoordinatorTest do
 
   setup do
     name = :"CoordTest#{System.unique_integer([:positive])}"
-    dir = Path.join(System.tmp_dir!(), "kr-coord-#{System.unique_integer([:positive])}")
-    on_exit(fn -> File.rm_rf(dir) end)
+    dir = Keyring.Test.TmpDir.new("kr-coord")
     {:ok, keyring: name, dir: dir}
   end
 

@@ -9,9 +9,8 @@ defmodule Keyring.PubSubTest do
 
   setup do
     name = :"PubSubTest#{System.unique_integer([:positive])}"
-    dir = Path.join(System.tmp_dir!(), "kr-pubsub-#{System.unique_integer([:positive])}")
+    dir = Keyring.Test.TmpDir.new("kr-pubsub")
     start_supervised!({Keyring, name: name, data_dir: dir})
-    on_exit(fn -> File.rm_rf(dir) end)
     {:ok, keyring: name}
   end
 

@@ -101,7 +101,12 @@ defmodule Keyring.Test.Peers do
   def presence(p, opts \\ []), do: call(p, Keyring.Coordinator, :presence, [opts])
 
   def tmp_dir(name) do
-    Path.join(System.tmp_dir!(), "keyring-peer-#{name}-#{System.unique_integer([:positive])}")
+    # unique_integer restarts with every VM: add random bytes so a run never
+    # reuses (and inherits the store of) an earlier run's directory.
+    suffix =
+      "#{System.unique_integer([:positive])}-#{Base.encode16(:crypto.strong_rand_bytes(4))}"
+
+    Path.join(System.tmp_dir!(), "keyring-peer-#{name}-#{suffix}")
   end
 
   defp ensure_epmd, do: System.cmd("epmd", ["-daemon"])

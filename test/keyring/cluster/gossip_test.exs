@@ -16,7 +16,7 @@ defmodule Keyring.Cluster.Strategy.GossipTest do
   end
 
   setup do
-    dir = Path.join(System.tmp_dir!(), "kr-gossip-#{System.unique_integer([:positive])}")
+    dir = Keyring.Test.TmpDir.new("kr-gossip")
     name = :"GossipTest#{System.unique_integer([:positive])}"
     {:ok, sup} = Keyring.start_link(name: name, data_dir: dir)
     on_exit(fn -> File.rm_rf(dir) end)
