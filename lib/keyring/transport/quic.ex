@@ -69,7 +69,11 @@ defmodule Keyring.Transport.Quic do
       else: Native.mesh_cast(mesh, ref, ring, peer, address, name, args, timeout_ms)
   end
 
+  # Bodies over 256 KiB are copied out of the BEAM on a dirty scheduler.
   @impl true
+  def respond(mesh, id, status, body) when byte_size(body) > 262_144,
+    do: ok!(Native.mesh_respond_dirty(mesh, id, status, body))
+
   def respond(mesh, id, status, body), do: ok!(Native.mesh_respond(mesh, id, status, body))
 
   @impl true

@@ -10,6 +10,8 @@ use std::sync::Mutex;
 use keyring_core::hash::StreamHasher;
 use rustler::{Binary, Env, NewBinary, Resource, ResourceArc};
 
+use crate::timeslice::Charge;
+
 /// A streaming hasher shared with the BEAM as an opaque reference.
 struct HasherResource(Mutex<StreamHasher>);
 
@@ -22,17 +24,9 @@ pub(crate) fn digest_binary<'a>(env: Env<'a>, digest: &[u8]) -> Binary<'a> {
     out.into()
 }
 
-/// Bytes BLAKE3 hashes in about one 1 ms BEAM timeslice on a slow core.
-const BYTES_PER_TIMESLICE: usize = 1_000_000;
-
-fn charge(env: Env<'_>, bytes: usize) {
-    let percent = (bytes * 100 / BYTES_PER_TIMESLICE).clamp(1, 100) as i32;
-    rustler::schedule::consume_timeslice(env, percent);
-}
-
 #[rustler::nif]
 fn blake3_hash<'a>(env: Env<'a>, data: Binary<'a>) -> Binary<'a> {
-    charge(env, data.len());
+    let _charge = Charge::start(env);
     digest_binary(env, &keyring_core::hash::digest(data.as_slice()))
 }
 
@@ -55,7 +49,7 @@ fn hasher_update<'a>(
     hasher: ResourceArc<HasherResource>,
     data: Binary<'a>,
 ) -> rustler::Atom {
-    charge(env, data.len());
+    let _charge = Charge::start(env);
     update(&hasher, data.as_slice())
 }
 

@@ -6,6 +6,7 @@ use rustler::{Atom, Binary, Encoder, Env, Resource, ResourceArc, Term};
 
 use crate::atoms;
 use crate::hash::digest_binary;
+use crate::timeslice::Charge;
 
 pub(crate) struct KeyPairResource(pub(crate) KeyPair);
 
@@ -36,7 +37,8 @@ impl std::panic::RefUnwindSafe for Reason {}
 type NifOutcome<T> = Result<T, Reason>;
 
 #[rustler::nif]
-fn keypair_generate() -> NifOutcome<ResourceArc<KeyPairResource>> {
+fn keypair_generate(env: Env<'_>) -> NifOutcome<ResourceArc<KeyPairResource>> {
+    let _charge = Charge::start(env);
     KeyPair::generate()
         .map(|kp| ResourceArc::new(KeyPairResource(kp)))
         .map_err(Reason)
@@ -75,6 +77,7 @@ fn keypair_public_key<'a>(env: Env<'a>, kp: ResourceArc<KeyPairResource>) -> Bin
 
 #[rustler::nif]
 fn sign<'a>(env: Env<'a>, kp: ResourceArc<KeyPairResource>, message: Binary<'a>) -> Binary<'a> {
+    let _charge = Charge::start(env);
     digest_binary(env, &kp.0.sign(message.as_slice()))
 }
 
@@ -92,7 +95,13 @@ fn verify_impl(pk: Binary<'_>, message: Binary<'_>, sig: Binary<'_>) -> NifOutco
 }
 
 #[rustler::nif]
-fn verify(pk: Binary<'_>, message: Binary<'_>, sig: Binary<'_>) -> NifOutcome<bool> {
+fn verify<'a>(
+    env: Env<'a>,
+    pk: Binary<'a>,
+    message: Binary<'a>,
+    sig: Binary<'a>,
+) -> NifOutcome<bool> {
+    let _charge = Charge::start(env);
     verify_impl(pk, message, sig)
 }
 

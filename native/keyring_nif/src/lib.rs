@@ -13,6 +13,7 @@ mod mesh;
 mod reply;
 mod store;
 mod term_codec;
+mod timeslice;
 
 rustler::init!("Elixir.Keyring.Native", load = load);
 

@@ -211,6 +211,7 @@ fn invite_create<'a>(
 /// Decodes an invite and checks its signature and expiry.
 #[rustler::nif]
 fn invite_verify<'a>(env: Env<'a>, bytes: Binary<'a>, now_ms: u64) -> Outcome<Term<'a>> {
+    let _charge = crate::timeslice::Charge::start(env);
     let invite = Invite::decode(bytes.as_slice()).map_err(Reason)?;
     invite.verify(now_ms).map_err(Reason)?;
     let names = [

@@ -388,6 +388,7 @@ fn mesh_call<'a>(
     arguments: Term<'a>,
     timeout_ms: u64,
 ) -> Result<Term<'a>, rustler::Error> {
+    let _charge = crate::timeslice::Charge::start(env);
     call_impl(
         env, m, reference, keyring, peer, address, name, arguments, timeout_ms,
     )
@@ -425,6 +426,7 @@ fn mesh_cast<'a>(
     arguments: Term<'a>,
     timeout_ms: u64,
 ) -> Result<Term<'a>, rustler::Error> {
+    let _charge = crate::timeslice::Charge::start(env);
     cast_impl(
         env, m, reference, keyring, peer, address, name, arguments, timeout_ms,
     )
@@ -448,6 +450,16 @@ fn mesh_cast_dirty<'a>(
     )
 }
 
+fn respond_impl(
+    m: &MeshResource,
+    id: u64,
+    status: Atom,
+    body: &[u8],
+) -> Result<bool, rustler::Error> {
+    let status = status_from(status).ok_or(rustler::Error::BadArg)?;
+    Ok(m.0.respond(id, status, bytes::Bytes::copy_from_slice(body)))
+}
+
 #[rustler::nif]
 fn mesh_respond(
     m: ResourceArc<MeshResource>,
@@ -455,8 +467,19 @@ fn mesh_respond(
     status: Atom,
     body: Binary<'_>,
 ) -> Result<bool, rustler::Error> {
-    let status = status_from(status).ok_or(rustler::Error::BadArg)?;
-    Ok(m.0.respond(id, status, bytes::Bytes::copy_from_slice(body.as_slice())))
+    respond_impl(&m, id, status, body.as_slice())
+}
+
+/// [`mesh_respond`] for large replies: copying them out of the BEAM heap can
+/// take longer than a millisecond.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn mesh_respond_dirty(
+    m: ResourceArc<MeshResource>,
+    id: u64,
+    status: Atom,
+    body: Binary<'_>,
+) -> Result<bool, rustler::Error> {
+    respond_impl(&m, id, status, body.as_slice())
 }
 
 #[rustler::nif]

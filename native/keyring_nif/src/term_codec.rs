@@ -179,6 +179,7 @@ fn encode_nif<'a>(env: Env<'a>, t: Term<'a>) -> Result<Binary<'a>, CodecError> {
 
 #[rustler::nif]
 fn term_encode<'a>(env: Env<'a>, t: Term<'a>) -> Result<Binary<'a>, CodecError> {
+    let _charge = crate::timeslice::Charge::start(env);
     encode_nif(env, t)
 }
 
@@ -189,6 +190,7 @@ fn term_encode_dirty<'a>(env: Env<'a>, t: Term<'a>) -> Result<Binary<'a>, CodecE
 
 #[rustler::nif]
 fn term_decode<'a>(env: Env<'a>, bytes: Binary<'a>) -> Result<Term<'a>, CodecError> {
+    let _charge = crate::timeslice::Charge::start(env);
     decode_binary(env, bytes)
 }
 
