@@ -31,8 +31,10 @@ defmodule Keyring.Native do
 
   # hashing
   def blake3_hash(_data), do: err()
+  def blake3_hash_dirty(_data), do: err()
   def hasher_new(), do: err()
   def hasher_update(_hasher, _data), do: err()
+  def hasher_update_dirty(_hasher, _data), do: err()
   def hasher_finalize(_hasher), do: err()
 
   # identity

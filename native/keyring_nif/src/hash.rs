@@ -1,9 +1,7 @@
-//! BLAKE3 hashing on normal schedulers. One call hashes at most a slice of
-//! about 64 KiB (tens of microseconds); `Keyring.Hash` feeds larger inputs to
-//! the streaming hasher slice by slice, and each call reports the share of a
-//! 1 ms timeslice it used, so the BEAM preempts a long hashing loop the way it
-//! preempts Erlang code. Big inputs thus never hold a scheduler, and no dirty
-//! thread competes with the schedulers for the cores.
+//! BLAKE3 hashing. Inputs up to 64 KiB (tens of microseconds) are hashed on
+//! the caller's scheduler and charged to its timeslice; `Keyring.Hash` sends
+//! larger ones to the `_dirty` variants, as OTP's `:crypto.hash/2` does, so a
+//! big hash never delays the processes queued behind the caller.
 
 use std::sync::Mutex;
 
@@ -30,6 +28,11 @@ fn blake3_hash<'a>(env: Env<'a>, data: Binary<'a>) -> Binary<'a> {
     digest_binary(env, &keyring_core::hash::digest(data.as_slice()))
 }
 
+#[rustler::nif(schedule = "DirtyCpu")]
+fn blake3_hash_dirty<'a>(env: Env<'a>, data: Binary<'a>) -> Binary<'a> {
+    digest_binary(env, &keyring_core::hash::digest(data.as_slice()))
+}
+
 #[rustler::nif]
 fn hasher_new() -> ResourceArc<HasherResource> {
     ResourceArc::new(HasherResource(Mutex::new(StreamHasher::new())))
@@ -50,6 +53,11 @@ fn hasher_update<'a>(
     data: Binary<'a>,
 ) -> rustler::Atom {
     let _charge = Charge::start(env);
+    update(&hasher, data.as_slice())
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn hasher_update_dirty(hasher: ResourceArc<HasherResource>, data: Binary<'_>) -> rustler::Atom {
     update(&hasher, data.as_slice())
 }
 
