@@ -50,6 +50,9 @@ defmodule Keyring.Mesh do
         }
 
         Instance.put(name, :handles, %{})
+        # Published even when empty: a node that belongs to no keyring yet
+        # answers calls with {:error, :not_member} instead of raising.
+        Instance.put(name, :rings, %{})
 
         rings =
           for saved <- Persistence.load_all(name),

@@ -7,7 +7,9 @@ defmodule Mix.Tasks.Keyring.Demo do
 
     1. presence converges on every node;
     2. a task is routed to the node that registered a capability;
-    3. one node is killed; the survivors mark it down and agree on who is left.
+    3. node 1 creates a keyring, node 2 joins it with an invite and calls a
+       handle node 1 exposed, over QUIC; the last node, not a member, is refused;
+    4. one node is killed; the survivors mark it down and agree on who is left.
 
       mix keyring.demo            # three nodes
       mix keyring.demo --nodes 5
@@ -26,10 +28,12 @@ defmodule Mix.Tasks.Keyring.Demo do
     Mix.Task.run("compile")
     Mix.Task.run("loadpaths")
     System.cmd("epmd", ["-daemon"])
-    suffix = System.unique_integer([:positive])
+    # The OS pid keeps two demos (and a killed earlier one's leftovers) apart.
+    suffix = "#{System.pid()}_#{System.unique_integer([:positive])}"
     names = for i <- 1..n, do: :"demo#{i}_#{suffix}"
     hosts = for name <- names, do: :"#{name}@127.0.0.1"
     root = Path.join(System.tmp_dir!(), "keyring-demo-#{suffix}")
+    File.rm_rf!(root)
 
     say("Starting #{n} Keyring nodes on 127.0.0.1 (data under #{root})")
     t0 = now()
@@ -40,8 +44,16 @@ defmodule Mix.Tasks.Keyring.Demo do
       |> Enum.map(&Task.await(&1, 60_000))
 
     try do
-      for {peer, node} <- peers,
-          do: say("  #{node} started (node id #{call(peer, Keyring.Identity, :node_id, [])})")
+      for {peer, node} <- peers do
+        id = call(peer, Keyring.Identity, :node_id, [])
+        {:ok, _} = call(peer, Keyring.Store, :put, ["hello from #{node}"])
+        stats = call(peer, Keyring.Store, :stats, [])
+
+        say(
+          "  #{node} started (node id #{id}; store: #{stats.blobs} blob, " <>
+            "#{stats.bytes} bytes, #{stats.commits} durable commit)"
+        )
+      end
 
       wait_until(fn -> Enum.all?(peers, &(active(&1) == Enum.sort(hosts))) end)
 
@@ -67,6 +79,8 @@ defmodule Mix.Tasks.Keyring.Demo do
       say(
         "\n#{second_node} registered :upcase; routing from #{elem(hd(peers), 1)}: #{inspect(result)}"
       )
+
+      mesh_demo(peers)
 
       {victim, victim_node} = List.last(peers)
       survivors = Enum.drop(peers, -1)
@@ -130,6 +144,31 @@ defmodule Mix.Tasks.Keyring.Demo do
 
   defp active({peer, _node}),
     do: call(peer, Keyring.Coordinator, :active_nodes, []) |> Enum.map(& &1.node)
+
+  # Keyrings over QUIC: node 1 creates a keyring and invites node 2, which
+  # joins; node 1 exposes a handle; the member's call succeeds over QUIC and
+  # the last node, in no keyring with node 1, is refused. (Handshake-level
+  # refusal of non-members is covered by test/keyring/mesh and test/cluster.)
+  defp mesh_demo(peers) do
+    [{first, first_node}, {second, second_node} | _] = peers
+    {outsider, outsider_node} = List.last(peers)
+    first_id = call(first, Keyring.Identity, :node_id, [])
+
+    {:ok, ring} = call(first, Keyring.Ring, :create, ["demo"])
+    {:ok, invite} = call(first, Keyring.Ring, :invite, [ring])
+    {:ok, ^ring} = call(second, Keyring, :join, [invite])
+    :ok = call(first, Keyring, :expose, [:shout, &String.upcase/1])
+
+    say(
+      "\n#{first_node} created keyring #{ring |> Keyring.Identity.NodeId.encode() |> Keyring.Identity.NodeId.short()}…; #{second_node} joined it with a one-time invite"
+    )
+
+    member = call(second, Keyring, :call, [first_id, :shout, "hello over quic", 10_000])
+    say("  #{second_node} (member) calls :shout on #{first_node} over QUIC: #{inspect(member)}")
+
+    outside = call(outsider, Keyring, :call, [first_id, :shout, "let me in", 10_000])
+    say("  #{outsider_node} (not a member) calls it: #{inspect(outside)}")
+  end
 
   defp call(peer, m, f, a), do: :peer.call(peer, m, f, a, 15_000)
 

@@ -92,6 +92,9 @@ defmodule Keyring.RPCTest do
   test "calling a node that shares no keyring is refused locally", ctx do
     c = start_instance(:c)
     assert {:error, :not_member} = Keyring.call(id(c), :x, 1, keyring: ctx.a)
+    # ... and so is a call from a node that belongs to no keyring at all.
+    assert {:error, :not_member} = Keyring.call(id(ctx.a), :x, 1, keyring: c)
+    assert Keyring.Ring.list(keyring: c) == []
   end
 
   test "a non-member is rejected in the handshake", ctx do
