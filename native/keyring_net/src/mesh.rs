@@ -343,15 +343,11 @@ impl Mesh {
         timeout: Duration,
         done: CallDone,
     ) {
-        let inner = self.inner.clone();
-        self.handle.spawn(async move {
-            let deadline = tokio::time::Instant::now() + timeout;
-            let work = crate::client::call(&inner, keyring, peer, addr, &name, body, deadline);
-            let out = tokio::time::timeout_at(deadline, work)
-                .await
-                .unwrap_or(Err(CallError::Timeout));
-            done(out);
-        });
+        let (inner, deadline) = (self.inner.clone(), tokio::time::Instant::now() + timeout);
+        let work = async move {
+            crate::client::call(&inner, keyring, peer, addr, &name, body, deadline).await
+        };
+        self.spawn_until(deadline, work, done);
     }
 
     /// Sends `name` to `peer` without waiting for a reply; `done` learns
@@ -367,10 +363,25 @@ impl Mesh {
         timeout: Duration,
         done: CastDone,
     ) {
-        let inner = self.inner.clone();
+        let (inner, deadline) = (self.inner.clone(), tokio::time::Instant::now() + timeout);
+        let work = async move {
+            crate::client::cast(&inner, keyring, peer, addr, &name, body, deadline).await
+        };
+        self.spawn_until(deadline, work, done);
+    }
+
+    /// Runs `work` on the runtime and hands its result, or
+    /// [`CallError::Timeout`] at `deadline`, to `done`.
+    fn spawn_until<T, W>(
+        &self,
+        deadline: tokio::time::Instant,
+        work: W,
+        done: Box<dyn FnOnce(Result<T, CallError>) + Send>,
+    ) where
+        T: Send + 'static,
+        W: std::future::Future<Output = Result<T, CallError>> + Send + 'static,
+    {
         self.handle.spawn(async move {
-            let deadline = tokio::time::Instant::now() + timeout;
-            let work = crate::client::cast(&inner, keyring, peer, addr, &name, body, deadline);
             let out = tokio::time::timeout_at(deadline, work)
                 .await
                 .unwrap_or(Err(CallError::Timeout));

@@ -303,45 +303,19 @@ fn outbound<'a>(
     }))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn call_impl<'a>(
-    env: Env<'a>,
-    m: ResourceArc<MeshResource>,
-    reference: Term<'a>,
-    keyring: Binary<'a>,
-    peer: Binary<'a>,
-    address: Option<String>,
-    name: String,
-    arguments: Term<'a>,
-    timeout_ms: u64,
-) -> Result<Term<'a>, rustler::Error> {
-    let out = match outbound(keyring, peer, address, arguments)? {
-        Ok(out) => out,
-        Err(e) => return Ok((atoms::error(), e).encode(env)),
-    };
-    let reply = Reply::new(env, reference);
-    m.0.call(
-        out.keyring,
-        out.peer,
-        out.address,
-        name,
-        out.body,
-        Duration::from_millis(timeout_ms),
-        Box::new(move |result| {
-            reply.send(|env| match result {
-                Ok((status, body)) => {
-                    (atoms::ok(), (status_atom(status), bin(env, &body))).encode(env)
-                }
-                Err(e) => (atoms::error(), CallReason(e)).encode(env),
-            })
-        }),
-    );
-    Ok(atoms::ok().encode(env))
+/// Whether an outbound message waits for a reply.
+#[derive(Clone, Copy)]
+enum Kind {
+    Call,
+    Cast,
 }
 
+/// Encodes the arguments and hands the message to the mesh; `:ok` now and
+/// `{:keyring_reply, ref, result}` later, or `{:error, reason}` now.
 #[allow(clippy::too_many_arguments)]
-fn cast_impl<'a>(
+fn send_impl<'a>(
     env: Env<'a>,
+    kind: Kind,
     m: ResourceArc<MeshResource>,
     reference: Term<'a>,
     keyring: Binary<'a>,
@@ -356,20 +330,40 @@ fn cast_impl<'a>(
         Err(e) => return Ok((atoms::error(), e).encode(env)),
     };
     let reply = Reply::new(env, reference);
-    m.0.cast(
-        out.keyring,
-        out.peer,
-        out.address,
-        name,
-        out.body,
-        Duration::from_millis(timeout_ms),
-        Box::new(move |result| {
-            reply.send(|env| match result {
-                Ok(()) => atoms::ok().encode(env),
-                Err(e) => (atoms::error(), CallReason(e)).encode(env),
-            })
-        }),
-    );
+    let timeout = Duration::from_millis(timeout_ms);
+    let (keyring, peer, address, body) = (out.keyring, out.peer, out.address, out.body);
+    match kind {
+        Kind::Call => m.0.call(
+            keyring,
+            peer,
+            address,
+            name,
+            body,
+            timeout,
+            Box::new(move |result| {
+                reply.send(|env| match result {
+                    Ok((status, body)) => {
+                        (atoms::ok(), (status_atom(status), bin(env, &body))).encode(env)
+                    }
+                    Err(e) => (atoms::error(), CallReason(e)).encode(env),
+                })
+            }),
+        ),
+        Kind::Cast => m.0.cast(
+            keyring,
+            peer,
+            address,
+            name,
+            body,
+            timeout,
+            Box::new(move |result| {
+                reply.send(|env| match result {
+                    Ok(()) => atoms::ok().encode(env),
+                    Err(e) => (atoms::error(), CallReason(e)).encode(env),
+                })
+            }),
+        ),
+    }
     Ok(atoms::ok().encode(env))
 }
 
@@ -389,8 +383,17 @@ fn mesh_call<'a>(
     timeout_ms: u64,
 ) -> Result<Term<'a>, rustler::Error> {
     let _charge = crate::timeslice::Charge::start(env);
-    call_impl(
-        env, m, reference, keyring, peer, address, name, arguments, timeout_ms,
+    send_impl(
+        env,
+        Kind::Call,
+        m,
+        reference,
+        keyring,
+        peer,
+        address,
+        name,
+        arguments,
+        timeout_ms,
     )
 }
 
@@ -408,8 +411,17 @@ fn mesh_call_dirty<'a>(
     arguments: Term<'a>,
     timeout_ms: u64,
 ) -> Result<Term<'a>, rustler::Error> {
-    call_impl(
-        env, m, reference, keyring, peer, address, name, arguments, timeout_ms,
+    send_impl(
+        env,
+        Kind::Call,
+        m,
+        reference,
+        keyring,
+        peer,
+        address,
+        name,
+        arguments,
+        timeout_ms,
     )
 }
 
@@ -427,8 +439,17 @@ fn mesh_cast<'a>(
     timeout_ms: u64,
 ) -> Result<Term<'a>, rustler::Error> {
     let _charge = crate::timeslice::Charge::start(env);
-    cast_impl(
-        env, m, reference, keyring, peer, address, name, arguments, timeout_ms,
+    send_impl(
+        env,
+        Kind::Cast,
+        m,
+        reference,
+        keyring,
+        peer,
+        address,
+        name,
+        arguments,
+        timeout_ms,
     )
 }
 
@@ -445,8 +466,17 @@ fn mesh_cast_dirty<'a>(
     arguments: Term<'a>,
     timeout_ms: u64,
 ) -> Result<Term<'a>, rustler::Error> {
-    cast_impl(
-        env, m, reference, keyring, peer, address, name, arguments, timeout_ms,
+    send_impl(
+        env,
+        Kind::Cast,
+        m,
+        reference,
+        keyring,
+        peer,
+        address,
+        name,
+        arguments,
+        timeout_ms,
     )
 }
 

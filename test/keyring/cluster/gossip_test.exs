@@ -19,7 +19,6 @@ defmodule Keyring.Cluster.Strategy.GossipTest do
     dir = Keyring.Test.TmpDir.new("kr-gossip")
     name = :"GossipTest#{System.unique_integer([:positive])}"
     {:ok, sup} = Keyring.start_link(name: name, data_dir: dir)
-    on_exit(fn -> File.rm_rf(dir) end)
     port = 42_000 + :rand.uniform(10_000)
 
     config = [
