@@ -45,9 +45,11 @@ defmodule Keyring.Store.CrashTest do
 
     {:os_pid, os_pid} = Port.info(port, :os_pid)
     wait_ready(port)
-    # Let it write for a varying while, then pull the plug.
-    kill_after = 100 + :rand.uniform(400)
-    acked = collect(port, MapSet.new(), System.monotonic_time(:millisecond) + kill_after)
+    # Wait for the first acknowledgement (a loaded machine can take a while to
+    # get there), let it write for a varying while longer, then pull the plug.
+    first = first_ack(port)
+    kill_after = :rand.uniform(400)
+    acked = collect(port, MapSet.new([first]), System.monotonic_time(:millisecond) + kill_after)
     {_, 0} = System.cmd("kill", ["-9", Integer.to_string(os_pid)])
     drain(port, acked)
   end
@@ -59,6 +61,16 @@ defmodule Keyring.Store.CrashTest do
       {^port, {:exit_status, status}} -> flunk("writer exited early with #{status}")
     after
       60_000 -> flunk("writer did not start")
+    end
+  end
+
+  defp first_ack(port) do
+    receive do
+      {^port, {:data, {:eol, "ACK " <> cid}}} -> cid
+      {^port, {:data, _}} -> first_ack(port)
+      {^port, {:exit_status, status}} -> flunk("writer exited early with #{status}")
+    after
+      60_000 -> flunk("writer acknowledged nothing in 60 s")
     end
   end
 
