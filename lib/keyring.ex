@@ -67,7 +67,7 @@ defmodule Keyring do
     # as an exit of the linked caller.
     with nil <- Process.whereis(opts[:name]),
          :ok <- mkdir(data_dir),
-         {:ok, store} <- Keyring.Store.Server.open(data_dir),
+         {:ok, store} <- Keyring.Store.Server.open(data_dir, opts[:store]),
          {:ok, keypair} <- load_identity(data_dir, opts[:passphrase], store) do
       opts = Keyword.merge(opts, data_dir: data_dir, keypair: keypair, store_handle: store)
 
@@ -182,6 +182,7 @@ defmodule Keyring do
       ])
 
     Keyring.Coordinator.validate!(opts[:coordinator])
+    opts = Keyword.update!(opts, :store, &Keyring.Store.validate!/1)
 
     unless is_atom(opts[:name]),
       do: raise(ArgumentError, ":name must be an atom, got: #{inspect(opts[:name])}")

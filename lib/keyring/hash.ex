@@ -8,25 +8,29 @@ defmodule Keyring.Hash do
       iex> Keyring.Hash.hash_stream(["he", "llo"]) == Keyring.Hash.hash("hello")
       true
 
-  Inputs up to 64 KiB are hashed on the caller's scheduler (tens of
-  microseconds, charged to its timeslice); larger ones on a dirty CPU
-  scheduler, as `:crypto.hash/2` does, so the processes queued behind the
-  caller are not kept waiting.
+  Hashing runs on the caller's scheduler in slices of at most 128 KiB (under
+  100 µs each, charged to the caller's timeslice), so a large input yields
+  like any long-running Erlang loop and never holds a scheduler: the
+  processes queued behind the caller, and a high-priority process woken
+  meanwhile, get their turn between slices. (A dirty CPU scheduler was the
+  first design; on a 2-core machine its thread competes with the scheduler
+  threads for the cores, which the benchmark's latency probe showed as
+  millisecond wake-up delays.)
   """
 
   alias Keyring.Native
 
-  @dirty_above 64 * 1024
+  @slice 128 * 1024
 
   @typedoc "A streaming hasher (an opaque native reference)."
   @opaque hasher :: reference()
 
   @doc "The BLAKE3 digest of `data`."
   @spec hash(binary()) :: <<_::256>>
-  def hash(data) when is_binary(data) and byte_size(data) <= @dirty_above,
+  def hash(data) when is_binary(data) and byte_size(data) <= @slice,
     do: Native.blake3_hash(data)
 
-  def hash(data) when is_binary(data), do: Native.blake3_hash_dirty(data)
+  def hash(data) when is_binary(data), do: new() |> update(data) |> finalize()
   def hash(other), do: raise(ArgumentError, "expected a binary, got: #{inspect(other)}")
 
   @doc "A new streaming hasher."
@@ -35,18 +39,20 @@ defmodule Keyring.Hash do
 
   @doc "Feeds `data` (a binary or iodata) into `hasher`; returns the hasher."
   @spec update(hasher(), iodata()) :: hasher()
-  def update(hasher, data) when is_binary(data) and byte_size(data) <= @dirty_above do
-    :ok = Native.hasher_update(hasher, data)
-    hasher
-  end
-
-  def update(hasher, data) when is_binary(data) do
-    :ok = Native.hasher_update_dirty(hasher, data)
-    hasher
-  end
+  def update(hasher, data) when is_binary(data), do: feed(hasher, data, 0, byte_size(data))
 
   def update(hasher, data) when is_list(data), do: update(hasher, IO.iodata_to_binary(data))
   def update(_hasher, other), do: raise(ArgumentError, "expected iodata, got: #{inspect(other)}")
+
+  defp feed(hasher, data, offset, size) when size - offset <= @slice do
+    :ok = Native.hasher_update(hasher, binary_part(data, offset, size - offset))
+    hasher
+  end
+
+  defp feed(hasher, data, offset, size) do
+    :ok = Native.hasher_update(hasher, binary_part(data, offset, @slice))
+    feed(hasher, data, offset + @slice, size)
+  end
 
   @doc "The digest of everything fed so far."
   @spec finalize(hasher()) :: <<_::256>>

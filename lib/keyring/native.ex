@@ -31,10 +31,8 @@ defmodule Keyring.Native do
 
   # hashing
   def blake3_hash(_data), do: err()
-  def blake3_hash_dirty(_data), do: err()
   def hasher_new(), do: err()
   def hasher_update(_hasher, _data), do: err()
-  def hasher_update_dirty(_hasher, _data), do: err()
   def hasher_finalize(_hasher), do: err()
 
   # identity
@@ -49,13 +47,14 @@ defmodule Keyring.Native do
   def write_file_atomic(_path, _bytes), do: err()
 
   # store
-  def store_open(_dir), do: err()
+  def store_open(_dir, _cache_bytes, _read_threads), do: err()
   def store_close(_store), do: err()
   def store_put(_store, _ref, _data), do: err()
   def store_delete(_store, _ref, _cid), do: err()
   def store_put_ref(_store, _ref, _name, _value), do: err()
   def store_delete_ref(_store, _ref, _name), do: err()
-  def store_get(_store, _cid, _verify), do: err()
+  def store_get_async(_store, _ref, _cid, _verify), do: err()
+  def store_get_cached(_store, _cid), do: err()
   def store_size(_store, _cid), do: err()
   def store_read_chunk(_store, _cid, _index), do: err()
   def store_verify(_store, _cid), do: err()

@@ -52,11 +52,32 @@ defmodule Keyring.Store do
   `{:error, {:store, :already_open}}` (another node uses the data dir) or
   `{:error, {:store, {:corrupted, message}}}`.
 
+  ## Reads and the blob cache
+
+  Small blobs (up to 16 KiB) that were read recently are kept in a memory
+  cache (an LRU with a byte budget, default 64 MiB). `get/2` asks the cache
+  first, on the caller's scheduler: a hit costs a hash lookup and a copy.
+  A miss is queued to the store's reader threads (two by default), which
+  read redb, fill the cache and answer by message, so a read that waits for
+  the disk never holds up a scheduler. A small fixed pool rather than the
+  BEAM's ten dirty I/O schedulers: on a small machine, ten threads reading
+  at once crowd the scheduler threads off the cores. Blobs
+  never change, so the cache is never stale; a delete removes the blob from
+  it before the delete is acknowledged. `verify: true` always reads and hashes
+  what is on disk. `stats/1` reports the cache's size, hits and misses.
+
   ## Options
 
   Every function takes `keyring:` (the instance, default `Keyring`); writes
-  take `timeout:` (default 60 s); `get/2` and `stream/2` take `verify:`
+  and `get/2` take `timeout:` (default 60 s); `get/2` and `stream/2` take `verify:`
   (default `false`).
+
+  The store itself is configured by the `store:` option of `Keyring`:
+
+    * `:cache_bytes` - budget of the blob cache in bytes (default 64 MiB;
+      `0` turns it off).
+    * `:read_threads` - reader threads serving blob reads that miss the
+      cache (default 2; more helps when reads wait on a slow disk).
   """
 
   alias Keyring.{Instance, Native}
@@ -69,13 +90,37 @@ defmodule Keyring.Store do
           bytes: non_neg_integer(),
           file_bytes: non_neg_integer(),
           commits: non_neg_integer(),
-          writes: non_neg_integer()
+          writes: non_neg_integer(),
+          cache: %{bytes: non_neg_integer(), hits: non_neg_integer(), misses: non_neg_integer()}
         }
 
   @default_timeout 60_000
+  @default_cache_bytes 64 * 1024 * 1024
   @list_page 1_000
   @max_ref_name 1024
   @max_ref_value 64 * 1024
+
+  @doc false
+  @spec validate!(keyword()) :: keyword()
+  def validate!(opts) do
+    opts = Keyword.validate!(opts, cache_bytes: @default_cache_bytes, read_threads: 2)
+
+    unless is_integer(opts[:cache_bytes]) and opts[:cache_bytes] >= 0,
+      do:
+        raise(
+          ArgumentError,
+          ":cache_bytes must be a non-negative integer, got: #{inspect(opts[:cache_bytes])}"
+        )
+
+    unless is_integer(opts[:read_threads]) and opts[:read_threads] in 1..64,
+      do:
+        raise(
+          ArgumentError,
+          ":read_threads must be an integer in 1..64, got: #{inspect(opts[:read_threads])}"
+        )
+
+    opts
+  end
 
   @doc false
   def child_spec(opts) do
@@ -153,8 +198,17 @@ defmodule Keyring.Store do
   @doc "Reads the whole blob. With `verify: true` the bytes are checked against the cid."
   @spec get(cid() | <<_::256>>, keyword()) :: {:ok, binary()} | {:error, term()}
   def get(cid, opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring, verify: false)
-    Native.store_get(handle(opts), Cid.parse!(cid), opts[:verify] == true)
+    opts = Keyword.validate!(opts, keyring: Keyring, verify: false, timeout: @default_timeout)
+    handle = handle(opts)
+    cid = Cid.parse!(cid)
+    verify = opts[:verify] == true
+
+    # Hot small blobs come from the memory cache right here, on this
+    # scheduler; anything else is read by the store's reader threads.
+    case not verify and Native.store_get_cached(handle, cid) do
+      {:ok, _} = hit -> hit
+      _ -> Reply.call(&Native.store_get_async(handle, &1, cid, verify), opts[:timeout])
+    end
   end
 
   @doc "Whether the blob is stored."
@@ -262,8 +316,15 @@ defmodule Keyring.Store do
     opts = Keyword.validate!(opts, keyring: Keyring)
 
     case Native.store_stats(handle(opts)) do
-      {:ok, {blobs, bytes, file_bytes, commits, writes}} ->
-        %{blobs: blobs, bytes: bytes, file_bytes: file_bytes, commits: commits, writes: writes}
+      {:ok, {{blobs, bytes, file_bytes}, {commits, writes}, {cache_bytes, hits, misses}}} ->
+        %{
+          blobs: blobs,
+          bytes: bytes,
+          file_bytes: file_bytes,
+          commits: commits,
+          writes: writes,
+          cache: %{bytes: cache_bytes, hits: hits, misses: misses}
+        }
 
       {:error, reason} ->
         raise "Keyring.Store.stats/1 failed: #{inspect(reason)}"

@@ -51,6 +51,63 @@ defmodule Keyring.StoreTest do
     assert Store.stats(k).blobs == 0
   end
 
+  test "hot small blobs are served from the cache; a delete is never answered from it",
+       %{k: k} do
+    {:ok, cid} = Store.put("cached", k)
+    assert {:ok, "cached"} = Store.get(cid, k)
+    %{cache: %{hits: hits, bytes: bytes}} = Store.stats(k)
+    assert bytes >= 6
+    assert {:ok, "cached"} = Store.get(cid, k)
+    assert Store.stats(k).cache.hits == hits + 1
+
+    # Readers hammer the blob while it is deleted: once the delete is
+    # acknowledged, nobody gets it back.
+    readers =
+      for _ <- 1..4 do
+        Task.async(fn ->
+          Stream.repeatedly(fn -> Store.get(cid, k) end)
+          |> Enum.find(&(&1 == {:error, :not_found}))
+        end)
+      end
+
+    Process.sleep(5)
+    assert {:ok, true} = Store.delete(cid, k)
+    assert {:error, :not_found} = Store.get(cid, k)
+    assert Enum.all?(Task.await_many(readers), &(&1 == {:error, :not_found}))
+    assert {:error, :not_found} = Store.get(cid, k)
+
+    # Large blobs are not cached.
+    {:ok, big} = Store.put(:binary.copy("b", 20_000), k)
+    {:ok, _} = Store.get(big, k)
+    {:ok, _} = Store.get(big, k)
+    assert Store.stats(k).cache.bytes < 20_000
+  end
+
+  test "the cache can be turned off and its option is validated", %{dir: dir} do
+    name = Module.concat(__MODULE__, NoCache)
+
+    start_supervised!(
+      {Keyring, name: name, data_dir: dir <> "-nocache", store: [cache_bytes: 0, read_threads: 1]}
+    )
+
+    {:ok, cid} = Store.put("uncached", keyring: name)
+    assert {:ok, "uncached"} = Store.get(cid, keyring: name)
+    assert {:ok, "uncached"} = Store.get(cid, keyring: name)
+    assert %{bytes: 0, hits: 0} = Store.stats(keyring: name).cache
+
+    assert_raise ArgumentError, ~r/cache_bytes/, fn ->
+      Keyring.start_link(name: Bad, data_dir: dir <> "-bad", store: [cache_bytes: -1])
+    end
+
+    assert_raise ArgumentError, fn ->
+      Keyring.start_link(name: Bad, data_dir: dir <> "-bad", store: [bogus: 1])
+    end
+
+    assert_raise ArgumentError, ~r/read_threads/, fn ->
+      Keyring.start_link(name: Bad, data_dir: dir <> "-bad", store: [read_threads: 0])
+    end
+  end
+
   test "a large blob goes in from a stream and comes back as a stream", %{k: k, dir: dir} do
     data = :crypto.strong_rand_bytes(5 * 1024 * 1024 + 123)
     pieces = for <<p::binary-size(65_536) <- data>>, do: p
@@ -117,6 +174,10 @@ defmodule Keyring.StoreTest do
     File.write!(db, <<head::binary, Bitwise.bxor(byte, 0xFF), tail::binary>>)
 
     start_supervised!({Keyring, name: name, data_dir: dir})
+    # An unverified read may cache the damaged bytes; a verified one still
+    # reads the disk and catches them.
+    assert {:ok, damaged} = Store.get(bad, k)
+    assert damaged != marker
     assert {:error, :content_mismatch} = Store.get(bad, k ++ [verify: true])
     assert {:ok, "healthy"} = Store.get(good, k ++ [verify: true])
     assert {:error, {:corrupt_blobs, [^bad]}} = Store.check(k)

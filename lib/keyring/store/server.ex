@@ -16,8 +16,10 @@ defmodule Keyring.Store.Server do
   end
 
   @doc false
-  def open(data_dir) do
-    case Native.store_open(Path.join(data_dir, "store")) do
+  def open(data_dir, store_opts) do
+    path = Path.join(data_dir, "store")
+
+    case Native.store_open(path, store_opts[:cache_bytes], store_opts[:read_threads]) do
       {:ok, handle} -> {:ok, handle}
       {:error, reason} -> {:error, {:store, reason}}
     end
@@ -33,7 +35,7 @@ defmodule Keyring.Store.Server do
     handle =
       case opts[:handle] && Native.store_stats(opts[:handle]) do
         {:ok, _} -> {:ok, opts[:handle]}
-        _ -> open(opts[:data_dir])
+        _ -> open(opts[:data_dir], opts)
       end
 
     case handle do
@@ -50,7 +52,7 @@ defmodule Keyring.Store.Server do
 
   defp log_opened(keyring, data_dir, handle) do
     case Native.store_stats(handle) do
-      {:ok, {blobs, bytes, file_bytes, _, _}} ->
+      {:ok, {{blobs, bytes, file_bytes}, _, _}} ->
         Logger.info(
           "Keyring #{inspect(keyring)}: store #{Path.join(data_dir, "store")}: " <>
             "#{blobs} blobs, #{bytes} bytes (file #{file_bytes} bytes)"

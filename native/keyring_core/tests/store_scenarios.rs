@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use keyring_core::hash::digest;
 use keyring_core::store::{
-    BlobStore, BlobWriter, Committer, StoreError, WriteOp, WriteOutcome, WriteReply, CHUNK_SIZE,
+    BlobStore, BlobWriter, Committer, ReadPool, ReadReply, StoreError, WriteOp, WriteOutcome,
+    WriteReply, CHUNK_SIZE,
 };
 
 struct ChanReply(mpsc::Sender<Result<WriteOutcome, StoreError>>);
@@ -272,4 +273,66 @@ fn full_queue_answers_busy_and_returns_the_reply() {
         committer.submit(op, ChanReply(tx)),
         Err((StoreError::Closed, _))
     ));
+}
+
+struct ChanRead(mpsc::Sender<Result<Option<Vec<u8>>, StoreError>>);
+
+impl ReadReply for ChanRead {
+    fn send(self, result: Result<Option<Vec<u8>>, StoreError>) {
+        let _ = self.0.send(result);
+    }
+}
+
+#[test]
+fn reader_pool_answers_every_read_and_close_drains_its_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path());
+    let cid = node.put(b"pooled");
+    let pool = ReadPool::start(&node.store, 2, 64).unwrap();
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..50 {
+        assert!(pool.submit(cid, true, ChanRead(tx.clone())).is_ok());
+    }
+    assert!(pool
+        .submit(digest(b"absent"), false, ChanRead(tx.clone()))
+        .is_ok());
+    pool.close();
+    let results: Vec<_> = rx.try_iter().collect();
+    assert_eq!(results.len(), 51);
+    let found = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Some(b)) if b == b"pooled"))
+        .count();
+    assert_eq!(found, 50);
+    assert!(results.contains(&Ok(None)));
+    let (e, _) = pool.submit(cid, false, ChanRead(tx)).err().unwrap();
+    assert_eq!(e, StoreError::Closed);
+}
+
+#[test]
+fn full_reader_queue_answers_busy_and_returns_the_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path());
+    let pool = ReadPool::start(&node.store, 1, 1).unwrap();
+    let (tx, _rx) = mpsc::channel();
+    // One thread, one slot: submitting faster than it reads must hit Busy.
+    let busy = (0..10_000).find_map(|_| pool.submit([1; 32], false, ChanRead(tx.clone())).err());
+    assert!(matches!(busy, Some((StoreError::Busy, _))));
+    pool.close();
+}
+
+#[test]
+fn deleted_blob_is_not_served_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path());
+    let cid = node.put(b"soon gone");
+    assert!(node.store.get_cached(&cid).is_none());
+    assert_eq!(node.store.get(&cid, false).unwrap().unwrap(), b"soon gone");
+    assert_eq!(&*node.store.get_cached(&cid).unwrap(), b"soon gone");
+    assert_eq!(
+        node.write(WriteOp::Delete(cid)).unwrap(),
+        WriteOutcome::Deleted(true)
+    );
+    assert!(node.store.get_cached(&cid).is_none());
+    assert_eq!(node.store.get(&cid, false).unwrap(), None);
 }

@@ -18,6 +18,7 @@ rustler::atoms! {
     too_large,
     not_found,
     eof,
+    miss,
     // membership
     malformed,
     unsupported_version,

@@ -1,7 +1,6 @@
-//! BLAKE3 hashing. Inputs up to 64 KiB (tens of microseconds) are hashed on
-//! the caller's scheduler and charged to its timeslice; `Keyring.Hash` sends
-//! larger ones to the `_dirty` variants, as OTP's `:crypto.hash/2` does, so a
-//! big hash never delays the processes queued behind the caller.
+//! BLAKE3 hashing on the caller's scheduler, charged to its timeslice.
+//! `Keyring.Hash` feeds large inputs in slices of at most 128 KiB (under
+//! 100 µs each), so the caller yields between slices like an Erlang loop.
 
 use std::sync::Mutex;
 
@@ -28,11 +27,6 @@ fn blake3_hash<'a>(env: Env<'a>, data: Binary<'a>) -> Binary<'a> {
     digest_binary(env, &keyring_core::hash::digest(data.as_slice()))
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
-fn blake3_hash_dirty<'a>(env: Env<'a>, data: Binary<'a>) -> Binary<'a> {
-    digest_binary(env, &keyring_core::hash::digest(data.as_slice()))
-}
-
 #[rustler::nif]
 fn hasher_new() -> ResourceArc<HasherResource> {
     ResourceArc::new(HasherResource(Mutex::new(StreamHasher::new())))
@@ -53,11 +47,6 @@ fn hasher_update<'a>(
     data: Binary<'a>,
 ) -> rustler::Atom {
     let _charge = Charge::start(env);
-    update(&hasher, data.as_slice())
-}
-
-#[rustler::nif(schedule = "DirtyCpu")]
-fn hasher_update_dirty(hasher: ResourceArc<HasherResource>, data: Binary<'_>) -> rustler::Atom {
     update(&hasher, data.as_slice())
 }
 

@@ -1,12 +1,15 @@
 //! The blob store. Writes are queued to the group-commit writer thread and
-//! answered by message (`{:keyring_reply, ref, result}`) once durable; reads
-//! run on dirty I/O schedulers.
+//! answered by message (`{:keyring_reply, ref, result}`) once durable. Blob
+//! reads try the memory cache on the caller's scheduler, then go to the
+//! store's reader threads and are answered by message the same way; the
+//! other reads run on dirty I/O schedulers.
 
 use std::sync::{Mutex, RwLock};
 
 use keyring_core::hash::Digest;
 use keyring_core::store::{
-    BlobStore, BlobWriter, Committer, Payload, StoreError, WriteOp, WriteOutcome, WriteReply,
+    BlobStore, BlobWriter, Committer, Payload, ReadPool, ReadReply, StoreError, WriteOp,
+    WriteOutcome, WriteReply,
 };
 use rustler::env::SavedTerm;
 use rustler::{Atom, Binary, Encoder, Env, OwnedEnv, Resource, ResourceArc, Term};
@@ -20,6 +23,7 @@ const QUEUE_CAPACITY: usize = 65_536;
 struct Open {
     store: BlobStore,
     committer: Committer<BeamReply>,
+    readers: ReadPool<BeamRead>,
 }
 
 pub(crate) struct StoreResource(RwLock<Option<Open>>);
@@ -66,6 +70,20 @@ impl WriteReply for BeamReply {
                 (atoms::ok(), b).encode(env)
             }
             Ok(WriteOutcome::RefSet) => atoms::ok().encode(env),
+            Err(e) => (atoms::error(), Reason(e)).encode(env),
+        });
+    }
+}
+
+/// A reader thread's answer: `{:ok, bytes}`, `{:error, :not_found}` or
+/// `{:error, reason}`.
+struct BeamRead(Reply);
+
+impl ReadReply for BeamRead {
+    fn send(self, result: Result<Option<Vec<u8>>, StoreError>) {
+        self.0.send(|env| match result {
+            Ok(Some(bytes)) => (atoms::ok(), digest_binary(env, &bytes)).encode(env),
+            Ok(None) => (atoms::error(), atoms::not_found()).encode(env),
             Err(e) => (atoms::error(), Reason(e)).encode(env),
         });
     }
@@ -130,12 +148,19 @@ fn submit<'a>(env: Env<'a>, store: &StoreResource, reference: Term<'a>, op: Writ
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
-fn store_open(dir: String) -> Outcome<ResourceArc<StoreResource>> {
-    let store = BlobStore::open(std::path::Path::new(&dir)).map_err(Reason)?;
+fn store_open(
+    dir: String,
+    cache_bytes: usize,
+    read_threads: usize,
+) -> Outcome<ResourceArc<StoreResource>> {
+    let store =
+        BlobStore::open_with_cache(std::path::Path::new(&dir), cache_bytes).map_err(Reason)?;
     let committer = Committer::start(&store, QUEUE_CAPACITY).map_err(Reason)?;
+    let readers = ReadPool::start(&store, read_threads, QUEUE_CAPACITY).map_err(Reason)?;
     Ok(ResourceArc::new(StoreResource(RwLock::new(Some(Open {
         store,
         committer,
+        readers,
     })))))
 }
 
@@ -144,6 +169,7 @@ fn store_open(dir: String) -> Outcome<ResourceArc<StoreResource>> {
 fn store_close(store: ResourceArc<StoreResource>) -> Atom {
     let open = store.0.write().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(open) = open {
+        open.readers.close();
         open.committer.close();
         open.store.release_snapshot();
     }
@@ -209,19 +235,53 @@ fn store_delete_ref<'a>(
     )
 }
 
-#[rustler::nif(schedule = "DirtyIo")]
-fn store_get<'a>(
+/// `{:ok, bytes}` when the blob is in the memory cache, else `:miss` (the
+/// caller then reads with `store_get`, on a dirty I/O scheduler). Never
+/// touches the disk: a hash lookup and a copy of at most 16 KiB.
+#[rustler::nif]
+fn store_get_cached<'a>(
     env: Env<'a>,
     store: ResourceArc<StoreResource>,
     cid: Binary<'a>,
+) -> Term<'a> {
+    let cached = to_cid(&cid).and_then(|cid| with_open(&store, |o| Ok(o.store.get_cached(&cid))));
+    match cached {
+        Ok(Some(bytes)) => (atoms::ok(), digest_binary(env, &bytes)).encode(env),
+        Ok(None) => atoms::miss().encode(env),
+        Err(reason) => (atoms::error(), reason).encode(env),
+    }
+}
+
+/// Queues a read of the blob to the reader threads: `:ok` now and the blob
+/// later by message, or `{:error, reason}` now.
+#[rustler::nif]
+fn store_get_async<'a>(
+    env: Env<'a>,
+    store: ResourceArc<StoreResource>,
+    reference: Term<'a>,
+    cid: Binary<'a>,
     verify: bool,
 ) -> Term<'a> {
-    let result = to_cid(&cid).and_then(|cid| with_open(&store, |o| o.store.get(&cid, verify)));
-    encode_bytes(
-        env,
-        result,
-        (atoms::error(), atoms::not_found()).encode(env),
-    )
+    let cid = match to_cid(&cid) {
+        Ok(cid) => cid,
+        Err(reason) => return (atoms::error(), reason).encode(env),
+    };
+    let reply = BeamRead(Reply::new(env, reference));
+    let guard = store.0.read().unwrap_or_else(|e| e.into_inner());
+    let error = match guard.as_ref() {
+        None => {
+            reply.0.cancel();
+            StoreError::Closed
+        }
+        Some(open) => match open.readers.submit(cid, verify, reply) {
+            Ok(()) => return atoms::ok().encode(env),
+            Err((e, reply)) => {
+                reply.0.cancel();
+                e
+            }
+        },
+    };
+    (atoms::error(), Reason(error)).encode(env)
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
@@ -293,22 +353,23 @@ fn store_list_refs<'a>(
         .collect())
 }
 
-/// `{blobs, bytes, file_bytes, commits, writes}`.
+/// `{{blobs, bytes, file_bytes}, {commits, writes}, {cache_bytes, hits, misses}}`.
 #[rustler::nif(schedule = "DirtyIo")]
-fn store_stats(store: ResourceArc<StoreResource>) -> Outcome<(u64, u64, u64, u64, u64)> {
+fn store_stats(store: ResourceArc<StoreResource>) -> Outcome<StatsTuple> {
     with_open(&store, |o| {
         let s = o.store.stats()?;
         let c = o.committer.stats();
+        let k = o.store.cache_stats();
         let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         Ok((
-            s.blobs,
-            s.bytes,
-            s.file_bytes,
-            load(&c.commits),
-            load(&c.writes),
+            (s.blobs, s.bytes, s.file_bytes),
+            (load(&c.commits), load(&c.writes)),
+            (k.bytes, k.hits, k.misses),
         ))
     })
 }
+
+type StatsTuple = ((u64, u64, u64), (u64, u64), (u64, u64, u64));
 
 #[rustler::nif(schedule = "DirtyIo")]
 fn blob_writer_new(store: ResourceArc<StoreResource>) -> Outcome<ResourceArc<WriterResource>> {

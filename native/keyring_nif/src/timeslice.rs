@@ -5,7 +5,7 @@
 //! ~4000 reductions of a whole timeslice: hundreds of milliseconds. Each
 //! normal-scheduler NIF that can take more than a few microseconds creates a
 //! [`Charge`]; when it ends, the elapsed time is reported with
-//! `enif_consume_timeslice` (1 ms = 100%), so the BEAM preempts such loops as
+//! `enif_consume_timeslice` (500 µs = 100%), so the BEAM preempts such loops as
 //! it preempts Erlang code.
 
 use std::time::Instant;
@@ -28,8 +28,11 @@ impl<'a> Charge<'a> {
 
 impl Drop for Charge<'_> {
     fn drop(&mut self) {
+        // A full timeslice is counted as 500 µs: Erlang code runs its 4,000
+        // reductions in well under a millisecond, and a high-priority process
+        // woken meanwhile waits for the current one to yield.
         let micros = self.start.elapsed().as_micros();
-        let percent = (micros / 10).clamp(1, 100) as i32;
+        let percent = (micros / 5).clamp(1, 100) as i32;
         rustler::schedule::consume_timeslice(self.env, percent);
     }
 }

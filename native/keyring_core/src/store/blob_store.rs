@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, StorageBackend};
 
+use super::blob_cache::{BlobCache, CacheStats};
 use super::schema::{
     chunk_count, chunk_key, BlobRecord, BLOBS, CHUNKS, FORMAT_VERSION, META, META_BYTES,
     META_COUNT, META_VERSION, REFS,
@@ -23,6 +24,8 @@ pub struct BlobStore {
     /// The `blobs` table as of some generation, shared by point reads so they
     /// skip opening a read transaction and the table each time.
     snapshot: Arc<RwLock<Option<Arc<Snapshot>>>>,
+    /// Small blobs recently read, served without touching redb.
+    cache: Arc<BlobCache>,
 }
 
 #[derive(Debug)]
@@ -49,14 +52,23 @@ impl BlobStore {
     /// File name of the database inside the store directory.
     pub const FILE_NAME: &'static str = "store.redb";
 
+    /// Default byte budget of the blob cache.
+    pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
     /// Opens (or creates) the store in `dir`: `dir/store.redb` plus `dir/tmp/`
     /// for imports in progress (left-overs from a crash are removed).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(dir, Self::DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`BlobStore::open`] with a blob cache of `cache_bytes` (0: none).
+    pub fn open_with_cache(dir: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         fs::create_dir_all(dir)?;
         let path = dir.join(Self::FILE_NAME);
         let db = Database::builder().create(&path)?;
         let mut store = Self::init(db, dir.join("tmp"))?;
         store.path = Some(path);
+        store.cache = Arc::new(BlobCache::new(cache_bytes));
         Ok(store)
     }
 
@@ -98,6 +110,7 @@ impl BlobStore {
             path: None,
             generation: Arc::new(AtomicU64::new(0)),
             snapshot: Arc::new(RwLock::new(None)),
+            cache: Arc::new(BlobCache::new(Self::DEFAULT_CACHE_BYTES)),
         })
     }
 
@@ -105,6 +118,23 @@ impl BlobStore {
     /// acknowledged write.
     pub(crate) fn generation(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.generation)
+    }
+
+    /// The blob cache (the committer invalidates deleted cids in it).
+    pub(crate) fn cache(&self) -> Arc<BlobCache> {
+        Arc::clone(&self.cache)
+    }
+
+    /// Blob cache counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// The blob `cid` if it is in the memory cache; never touches the disk,
+    /// so it is cheap enough for a BEAM normal scheduler. `None` means "not
+    /// cached" (the blob may still be stored): read it with [`BlobStore::get`].
+    pub fn get_cached(&self, cid: &Digest) -> Option<Arc<[u8]>> {
+        self.cache.get(cid)
     }
 
     /// The `blobs` table as of the latest commit (read-your-writes: a write is
@@ -166,7 +196,15 @@ impl BlobStore {
 
     /// The whole blob `cid`. With `verify`, the bytes are hashed and compared
     /// with the cid first ([`StoreError::ContentMismatch`] when they differ).
+    /// Reads without `verify` are served from the blob cache when they can
+    /// be; verified reads always read (and hash) what is on disk.
     pub fn get(&self, cid: &Digest, verify: bool) -> Result<Option<Vec<u8>>, StoreError> {
+        if !verify {
+            if let Some(bytes) = self.cache.get(cid) {
+                return Ok(Some(bytes.to_vec()));
+            }
+        }
+        let epoch = self.cache.delete_epoch();
         let snap = self.blobs()?;
         let Some(guard) = snap.blobs.get(cid.as_slice())? else {
             return Ok(None);
@@ -194,6 +232,7 @@ impl BlobStore {
         if verify && crate::hash::digest(&out) != *cid {
             return Err(StoreError::ContentMismatch);
         }
+        self.cache.insert_unless_deleted(cid, &out, epoch);
         Ok(Some(out))
     }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 
+use super::blob_cache::BlobCache;
 use super::schema::{
     chunk_count, chunk_key, chunked_record, inline_record, BlobRecord, BLOBS, CHUNKS, CHUNK_SIZE,
     INLINE_MAX, MAX_REF_NAME, MAX_REF_VALUE, META, META_BYTES, META_COUNT, REFS,
@@ -138,9 +139,10 @@ impl<R: WriteReply> Committer<R> {
         let thread_stats = Arc::clone(&stats);
         let db = store.database();
         let generation = store.generation();
+        let cache = store.cache();
         let thread = std::thread::Builder::new()
             .name("keyring-store-writer".into())
-            .spawn(move || run(&db, &generation, &rx, &thread_stats))
+            .spawn(move || run(&db, &generation, &cache, &rx, &thread_stats))
             .map_err(StoreError::from)?;
         Ok(Self {
             queue: RwLock::new(Some(tx)),
@@ -190,6 +192,7 @@ impl<R: WriteReply> Drop for Committer<R> {
 fn run<R: WriteReply>(
     db: &Database,
     generation: &AtomicU64,
+    cache: &BlobCache,
     rx: &Receiver<Job<R>>,
     stats: &CommitterStats,
 ) {
@@ -236,6 +239,11 @@ fn run<R: WriteReply>(
             Ok(results) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 generation.fetch_add(1, Ordering::Release);
+                for op in &ops {
+                    if let WriteOp::Delete(cid) = op {
+                        cache.invalidate(cid);
+                    }
+                }
                 for (reply, result) in replies.into_iter().zip(results) {
                     reply.send(result);
                 }

@@ -9,14 +9,18 @@
 //! ones are split into chunks of [`CHUNK_SIZE`] bytes so they can be imported
 //! from a file and read back chunk by chunk without holding them whole.
 
+mod blob_cache;
 mod blob_store;
 mod blob_writer;
 mod committer;
 mod error;
+mod read_pool;
 mod schema;
 
+pub use blob_cache::CacheStats;
 pub use blob_store::{BlobStore, RefEntry, Stats};
 pub use blob_writer::BlobWriter;
 pub use committer::{Committer, CommitterStats, Payload, WriteOp, WriteOutcome, WriteReply};
 pub use error::StoreError;
+pub use read_pool::{ReadPool, ReadReply};
 pub use schema::{CHUNK_SIZE, INLINE_MAX, MAX_REF_NAME, MAX_REF_VALUE};
