@@ -18,6 +18,7 @@
 
 Application.put_env(:keyring, :autostart, false)
 {:ok, _} = Application.ensure_all_started(:keyring)
+Logger.configure(level: :warning)
 
 defmodule MeshBench do
   def median(xs), do: xs |> Enum.sort() |> Enum.at(div(length(xs), 2))
@@ -262,25 +263,33 @@ IO.puts(
 
 ctx = MeshBench.keyring_setup()
 
+contenders = [
+  keyring: fn ->
+    {bulk, cpu} = MeshBench.keyring_bulk(ctx, mib)
+
+    %{
+      handshakes_per_s: MeshBench.keyring_handshakes(ctx, 200),
+      rpc_per_s: MeshBench.keyring_rpc(ctx, 3000),
+      bulk_mib_per_s: bulk,
+      cpu_s_per_gib: cpu
+    }
+  end,
+  quinn: fn -> MeshBench.quinn(mib) end,
+  tls: fn -> MeshBench.dist(:tls, mib) end,
+  plain: fn -> MeshBench.dist(:plain, mib) end
+]
+
+# Each round runs every contender once, starting one further along the list,
+# so none always runs first (right after the previous round's VMs stopped).
 results =
   for round <- 1..rounds do
-    {kr_bulk, kr_cpu} = MeshBench.keyring_bulk(ctx, mib)
-
-    r = %{
-      keyring: %{
-        handshakes_per_s: MeshBench.keyring_handshakes(ctx, 200),
-        rpc_per_s: MeshBench.keyring_rpc(ctx, 3000),
-        bulk_mib_per_s: kr_bulk,
-        cpu_s_per_gib: kr_cpu
-      },
-      quinn: MeshBench.quinn(mib),
-      tls: MeshBench.dist(:tls, mib),
-      plain: MeshBench.dist(:plain, mib)
-    }
+    {later, first} = Enum.split(contenders, rem(round - 1, length(contenders)))
+    r = Map.new(first ++ later, fn {who, run} -> {who, run.()} end)
 
     IO.puts(
-      "round #{round}: keyring #{round(kr_bulk)} MiB/s, quinn #{round(r.quinn.bulk_mib_per_s)}, " <>
-        "TLS dist #{round(r.tls.bulk_mib_per_s)}, plain dist #{round(r.plain.bulk_mib_per_s)}"
+      "round #{round}: keyring #{round(r.keyring.bulk_mib_per_s)} MiB/s, " <>
+        "quinn #{round(r.quinn.bulk_mib_per_s)}, TLS dist #{round(r.tls.bulk_mib_per_s)}, " <>
+        "plain dist #{round(r.plain.bulk_mib_per_s)}"
     )
 
     r
