@@ -487,7 +487,7 @@ end
 
 IO.puts(
   "NOTE  with the blob cache off, a get is a message round trip to a reader thread; " <>
-    "p99 lateness then #{p99.(:kr_gets_nocache)} µs (not a goal of its own; see README)"
+    "p99 lateness then #{p99.(:kr_gets_nocache)} µs (OS run-queue delay of the scheduler threads; see README)"
 )
 
 Supervisor.stop(Keyring)
