@@ -172,12 +172,31 @@ defmodule MeshBench do
     rpc_secs = :peer.call(pa, MeshBench.DistSink, :rpc, [nb, 3000], 120_000)
     :peer.stop(pa)
     :peer.stop(pb)
+    # :peer.stop/1 returns before the OS process has exited and given back
+    # its memory; without waiting, that teardown eats into the next
+    # contender's run.
+    wait_exited([os_a, os_b], System.monotonic_time(:millisecond) + 10_000)
 
     %{
       bulk_mib_per_s: mib / secs,
       cpu_s_per_gib: cpu_used / (mib / 1024),
       rpc_per_s: 3000 / rpc_secs
     }
+  end
+
+  defp wait_exited(os_pids, deadline, pause) do
+    Process.sleep(pause)
+    wait_exited(os_pids, deadline)
+  end
+
+  defp wait_exited(os_pids, deadline) do
+    alive = Enum.filter(os_pids, &File.exists?("/proc/#{&1}"))
+
+    cond do
+      alive == [] -> :ok
+      System.monotonic_time(:millisecond) > deadline -> raise "peer VMs did not exit"
+      true -> wait_exited(alive, deadline, 20)
+    end
   end
 
   defp tls_args(dir) do
@@ -264,15 +283,13 @@ IO.puts(
 ctx = MeshBench.keyring_setup()
 
 contenders = [
+  # The same order as quic_baseline: handshakes, round trips, then bulk on
+  # the connection the round trips used.
   keyring: fn ->
+    handshakes = MeshBench.keyring_handshakes(ctx, 200)
+    rpc = MeshBench.keyring_rpc(ctx, 3000)
     {bulk, cpu} = MeshBench.keyring_bulk(ctx, mib)
-
-    %{
-      handshakes_per_s: MeshBench.keyring_handshakes(ctx, 200),
-      rpc_per_s: MeshBench.keyring_rpc(ctx, 3000),
-      bulk_mib_per_s: bulk,
-      cpu_s_per_gib: cpu
-    }
+    %{handshakes_per_s: handshakes, rpc_per_s: rpc, bulk_mib_per_s: bulk, cpu_s_per_gib: cpu}
   end,
   quinn: fn -> MeshBench.quinn(mib) end,
   tls: fn -> MeshBench.dist(:tls, mib) end,
@@ -284,7 +301,13 @@ contenders = [
 results =
   for round <- 1..rounds do
     {later, first} = Enum.split(contenders, rem(round - 1, length(contenders)))
-    r = Map.new(first ++ later, fn {who, run} -> {who, run.()} end)
+
+    r =
+      Map.new(first ++ later, fn {who, run} ->
+        # A moment for the previous contender's sockets and memory to settle.
+        Process.sleep(500)
+        {who, run.()}
+      end)
 
     IO.puts(
       "round #{round}: keyring #{round(r.keyring.bulk_mib_per_s)} MiB/s, " <>
