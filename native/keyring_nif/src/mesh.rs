@@ -37,6 +37,24 @@ fn bin<'a>(env: Env<'a>, bytes: &[u8]) -> Binary<'a> {
     out.into()
 }
 
+/// A received request or cast body lent to the BEAM: the binary points into
+/// the buffer quinn's bytes were read into, which this resource keeps alive.
+struct BodyResource(bytes::Bytes);
+
+#[rustler::resource_impl]
+impl Resource for BodyResource {}
+
+/// Bodies at least this large reach the BEAM without a copy (a fresh 1 MiB
+/// BEAM binary also costs 256 page faults); smaller ones are copied.
+const LEND_BODY_MIN: usize = 64 * 1024;
+
+fn body_bin<'a>(env: Env<'a>, body: &bytes::Bytes) -> Binary<'a> {
+    if body.len() < LEND_BODY_MIN {
+        return bin(env, body);
+    }
+    ResourceArc::new(BodyResource(body.clone())).make_binary(env, |r| &r.0[..])
+}
+
 fn encode_event<'a>(env: Env<'a>, ev: &Event) -> Term<'a> {
     let event = match ev {
         Event::PeerUp {
@@ -75,7 +93,7 @@ fn encode_event<'a>(env: Env<'a>, ev: &Event) -> Term<'a> {
                 bin(env, keyring).encode(env),
                 bin(env, peer).encode(env),
                 bin(env, name.as_bytes()).encode(env),
-                bin(env, body).encode(env),
+                body_bin(env, body).encode(env),
             ],
         ),
         Event::Cast {
@@ -88,7 +106,7 @@ fn encode_event<'a>(env: Env<'a>, ev: &Event) -> Term<'a> {
             bin(env, keyring),
             bin(env, peer),
             bin(env, name.as_bytes()),
-            bin(env, body),
+            body_bin(env, body),
         )
             .encode(env),
         Event::JoinRequest { id, peer, invite } => {

@@ -28,6 +28,24 @@ defmodule Keyring.RPCTest do
     assert {:ok, "hi"} = Keyring.call(id(ctx.b), "echo", "hi", keyring: ctx.a)
   end
 
+  test "large arguments and replies arrive whole, in calls and casts", ctx do
+    big = :crypto.strong_rand_bytes(3 * 1024 * 1024 + 11)
+    nested = %{blob: big, list: [big, "small"]}
+
+    :ok =
+      Keyring.expose(:digest, fn arg -> {:erlang.md5(:erlang.term_to_binary(arg)), arg} end,
+        keyring: ctx.a
+      )
+
+    want = :erlang.md5(:erlang.term_to_binary(nested))
+    assert {:ok, {^want, ^nested}} = Keyring.call(id(ctx.a), :digest, nested, keyring: ctx.b)
+
+    parent = self()
+    :ok = Keyring.expose(:sink, fn arg -> send(parent, {:sunk, arg}) end, keyring: ctx.a)
+    assert :ok = Keyring.cast(id(ctx.a), :sink, {:big, big}, keyring: ctx.b)
+    assert_receive {:sunk, {:big, ^big}}, 5_000
+  end
+
   test "an unexposed handle is not found; an unauthorised caller is forbidden", ctx do
     assert {:error, :not_found} = Keyring.call(id(ctx.a), :nothing_here, 1, keyring: ctx.b)
 
