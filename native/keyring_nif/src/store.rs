@@ -127,24 +127,37 @@ fn to_cid(bin: &Binary<'_>) -> Result<Digest, Reason> {
         .map_err(|_| Reason(StoreError::Io("cid must be 32 bytes".into())))
 }
 
-/// Queues `op`; `:ok` now and the result later, or `{:error, reason}` now.
-fn submit<'a>(env: Env<'a>, store: &StoreResource, reference: Term<'a>, op: WriteOp) -> Term<'a> {
-    let reply = BeamReply(Reply::new(env, reference));
+/// Hands a job to one of the store's threads with `enqueue`: `:ok` now and
+/// `{:keyring_reply, ref, result}` later, or `{:error, reason}` now (the
+/// reply is then disarmed, so no second answer follows).
+fn enqueue<'a>(
+    env: Env<'a>,
+    store: &StoreResource,
+    reference: Term<'a>,
+    enqueue: impl FnOnce(&Open, Reply) -> Result<(), (StoreError, Reply)>,
+) -> Term<'a> {
+    let reply = Reply::new(env, reference);
     let guard = store.0.read().unwrap_or_else(|e| e.into_inner());
-    let error = match guard.as_ref() {
-        None => {
-            reply.0.cancel();
-            StoreError::Closed
-        }
-        Some(open) => match open.committer.submit(op, reply) {
-            Ok(()) => return atoms::ok().encode(env),
-            Err((e, reply)) => {
-                reply.0.cancel();
-                e
-            }
-        },
+    let result = match guard.as_ref() {
+        None => Err((StoreError::Closed, reply)),
+        Some(open) => enqueue(open, reply),
     };
-    (atoms::error(), Reason(error)).encode(env)
+    match result {
+        Ok(()) => atoms::ok().encode(env),
+        Err((error, reply)) => {
+            reply.cancel();
+            (atoms::error(), Reason(error)).encode(env)
+        }
+    }
+}
+
+/// Queues the write `op` to the group-commit writer.
+fn submit<'a>(env: Env<'a>, store: &StoreResource, reference: Term<'a>, op: WriteOp) -> Term<'a> {
+    enqueue(env, store, reference, |open, reply| {
+        (open.committer)
+            .submit(op, BeamReply(reply))
+            .map_err(|(e, r)| (e, r.0))
+    })
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
@@ -266,22 +279,11 @@ fn store_get_async<'a>(
         Ok(cid) => cid,
         Err(reason) => return (atoms::error(), reason).encode(env),
     };
-    let reply = BeamRead(Reply::new(env, reference));
-    let guard = store.0.read().unwrap_or_else(|e| e.into_inner());
-    let error = match guard.as_ref() {
-        None => {
-            reply.0.cancel();
-            StoreError::Closed
-        }
-        Some(open) => match open.readers.submit(cid, verify, reply) {
-            Ok(()) => return atoms::ok().encode(env),
-            Err((e, reply)) => {
-                reply.0.cancel();
-                e
-            }
-        },
-    };
-    (atoms::error(), Reason(error)).encode(env)
+    enqueue(env, &store, reference, |open, reply| {
+        (open.readers)
+            .submit(cid, verify, BeamRead(reply))
+            .map_err(|(e, r)| (e, r.0))
+    })
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
