@@ -96,10 +96,11 @@ defmodule Keyring.Native do
   def mesh_add_address(_mesh, _peer, _address), do: err()
   def mesh_connected(_mesh, _ring), do: err()
   def mesh_disconnect(_mesh, _ring, _peer), do: err()
-  def mesh_call(_mesh, _ref, _ring, _peer, _address, _name, _args, _timeout_ms), do: err()
-  def mesh_call_dirty(_mesh, _ref, _ring, _peer, _address, _name, _args, _timeout_ms), do: err()
-  def mesh_cast(_mesh, _ref, _ring, _peer, _address, _name, _args, _timeout_ms), do: err()
-  def mesh_cast_dirty(_mesh, _ref, _ring, _peer, _address, _name, _args, _timeout_ms), do: err()
+  def mesh_send(_mesh, _kind, _ref, _ring, _peer, _address, _name, _args, _timeout_ms), do: err()
+
+  def mesh_send_dirty(_mesh, _kind, _ref, _ring, _peer, _address, _name, _args, _timeout_ms),
+    do: err()
+
   def mesh_respond(_mesh, _id, _status, _body), do: err()
   def mesh_respond_dirty(_mesh, _id, _status, _body), do: err()
   def mesh_join(_mesh, _ref, _address, _issuer, _invite, _timeout_ms), do: err()

@@ -42,7 +42,7 @@ defmodule Keyring.Store do
   | `:not_found` | no such blob or ref |
   | `:content_mismatch` | a verified read found bytes that do not hash to the cid |
   | `:no_space` | the disk is full; the write was not made |
-  | `:busy` | the write queue (65,536 writes) is full |
+  | `:busy` | the write queue, or the queue of reads waiting for a reader thread (65,536 each), is full |
   | `:closed` | the store is shutting down |
   | `:timeout` | no answer within `:timeout` |
   | `{:too_large, what}` | a ref name (> 1 KiB) or value (> 64 KiB) is too large |

@@ -56,17 +56,17 @@ defmodule Keyring.Transport.Quic do
   # Arguments are encoded by the NIF straight into the outgoing buffer (on a
   # dirty scheduler when they are large).
   @impl true
-  def call(mesh, ref, ring, peer, address, name, args, timeout_ms) do
-    if TermCodec.dirty?(args),
-      do: Native.mesh_call_dirty(mesh, ref, ring, peer, address, name, args, timeout_ms),
-      else: Native.mesh_call(mesh, ref, ring, peer, address, name, args, timeout_ms)
-  end
+  def call(mesh, ref, ring, peer, address, name, args, timeout_ms),
+    do: send_message(:call, mesh, ref, ring, peer, address, name, args, timeout_ms)
 
   @impl true
-  def cast(mesh, ref, ring, peer, address, name, args, timeout_ms) do
+  def cast(mesh, ref, ring, peer, address, name, args, timeout_ms),
+    do: send_message(:cast, mesh, ref, ring, peer, address, name, args, timeout_ms)
+
+  defp send_message(kind, mesh, ref, ring, peer, address, name, args, timeout_ms) do
     if TermCodec.dirty?(args),
-      do: Native.mesh_cast_dirty(mesh, ref, ring, peer, address, name, args, timeout_ms),
-      else: Native.mesh_cast(mesh, ref, ring, peer, address, name, args, timeout_ms)
+      do: Native.mesh_send_dirty(mesh, kind, ref, ring, peer, address, name, args, timeout_ms),
+      else: Native.mesh_send(mesh, kind, ref, ring, peer, address, name, args, timeout_ms)
   end
 
   # Bodies over 256 KiB are copied out of the BEAM on a dirty scheduler.

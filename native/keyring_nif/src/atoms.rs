@@ -47,6 +47,7 @@ rustler::atoms! {
     peer_up,
     peer_down,
     request,
+    call,
     cast,
     join_request,
     log_update,

@@ -387,11 +387,23 @@ fn send_impl<'a>(
 
 /// `:ok` (the answer follows as `{:keyring_reply, ref, _}`) or
 /// `{:error, reason}` when the arguments cannot be encoded.
+fn kind(atom: Atom) -> Result<Kind, rustler::Error> {
+    if atom == atoms::call() {
+        Ok(Kind::Call)
+    } else if atom == atoms::cast() {
+        Ok(Kind::Cast)
+    } else {
+        Err(rustler::Error::BadArg)
+    }
+}
+
+/// Sends a call or a cast (`kind`); see [`send_impl`].
 #[rustler::nif]
 #[allow(clippy::too_many_arguments)]
-fn mesh_call<'a>(
+fn mesh_send<'a>(
     env: Env<'a>,
     m: ResourceArc<MeshResource>,
+    kind_atom: Atom,
     reference: Term<'a>,
     keyring: Binary<'a>,
     peer: Binary<'a>,
@@ -401,26 +413,19 @@ fn mesh_call<'a>(
     timeout_ms: u64,
 ) -> Result<Term<'a>, rustler::Error> {
     let _charge = crate::timeslice::Charge::start(env);
+    let kind = kind(kind_atom)?;
     send_impl(
-        env,
-        Kind::Call,
-        m,
-        reference,
-        keyring,
-        peer,
-        address,
-        name,
-        arguments,
-        timeout_ms,
+        env, kind, m, reference, keyring, peer, address, name, arguments, timeout_ms,
     )
 }
 
-/// [`mesh_call`] for large arguments (encoding them takes longer than ~1 ms).
+/// [`mesh_send`] for large arguments (encoding them takes longer than ~1 ms).
 #[rustler::nif(schedule = "DirtyCpu")]
 #[allow(clippy::too_many_arguments)]
-fn mesh_call_dirty<'a>(
+fn mesh_send_dirty<'a>(
     env: Env<'a>,
     m: ResourceArc<MeshResource>,
+    kind_atom: Atom,
     reference: Term<'a>,
     keyring: Binary<'a>,
     peer: Binary<'a>,
@@ -429,72 +434,9 @@ fn mesh_call_dirty<'a>(
     arguments: Term<'a>,
     timeout_ms: u64,
 ) -> Result<Term<'a>, rustler::Error> {
+    let kind = kind(kind_atom)?;
     send_impl(
-        env,
-        Kind::Call,
-        m,
-        reference,
-        keyring,
-        peer,
-        address,
-        name,
-        arguments,
-        timeout_ms,
-    )
-}
-
-#[rustler::nif]
-#[allow(clippy::too_many_arguments)]
-fn mesh_cast<'a>(
-    env: Env<'a>,
-    m: ResourceArc<MeshResource>,
-    reference: Term<'a>,
-    keyring: Binary<'a>,
-    peer: Binary<'a>,
-    address: Option<String>,
-    name: String,
-    arguments: Term<'a>,
-    timeout_ms: u64,
-) -> Result<Term<'a>, rustler::Error> {
-    let _charge = crate::timeslice::Charge::start(env);
-    send_impl(
-        env,
-        Kind::Cast,
-        m,
-        reference,
-        keyring,
-        peer,
-        address,
-        name,
-        arguments,
-        timeout_ms,
-    )
-}
-
-#[rustler::nif(schedule = "DirtyCpu")]
-#[allow(clippy::too_many_arguments)]
-fn mesh_cast_dirty<'a>(
-    env: Env<'a>,
-    m: ResourceArc<MeshResource>,
-    reference: Term<'a>,
-    keyring: Binary<'a>,
-    peer: Binary<'a>,
-    address: Option<String>,
-    name: String,
-    arguments: Term<'a>,
-    timeout_ms: u64,
-) -> Result<Term<'a>, rustler::Error> {
-    send_impl(
-        env,
-        Kind::Cast,
-        m,
-        reference,
-        keyring,
-        peer,
-        address,
-        name,
-        arguments,
-        timeout_ms,
+        env, kind, m, reference, keyring, peer, address, name, arguments, timeout_ms,
     )
 }
 

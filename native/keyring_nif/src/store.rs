@@ -249,7 +249,7 @@ fn store_delete_ref<'a>(
 }
 
 /// `{:ok, bytes}` when the blob is in the memory cache, else `:miss` (the
-/// caller then reads with `store_get`, on a dirty I/O scheduler). Never
+/// caller then reads with `store_get_async`, by the reader threads). Never
 /// touches the disk: a hash lookup and a copy of at most 16 KiB.
 #[rustler::nif]
 fn store_get_cached<'a>(

@@ -204,6 +204,13 @@ impl BlobStore {
                 return Ok(Some(bytes.to_vec()));
             }
         }
+        self.read(cid, verify)
+    }
+
+    /// [`BlobStore::get`] without asking the cache first (for a caller that
+    /// just did, so the miss is neither looked up nor counted twice); what it
+    /// reads still fills the cache.
+    pub fn read(&self, cid: &Digest, verify: bool) -> Result<Option<Vec<u8>>, StoreError> {
         let epoch = self.cache.delete_epoch();
         let snap = self.blobs()?;
         let Some(guard) = snap.blobs.get(cid.as_slice())? else {

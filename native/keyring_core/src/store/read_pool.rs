@@ -53,7 +53,8 @@ impl<R: ReadReply> ReadPool<R> {
         })
     }
 
-    /// Queues a read of `cid` without blocking. On failure
+    /// Queues a read of `cid` without blocking. The read goes to redb
+    /// ([`BlobStore::read`]): callers ask the cache before they queue. On failure
     /// ([`StoreError::Busy`] when the queue is full, [`StoreError::Closed`]
     /// after [`ReadPool::close`]) the reply is handed back unsent.
     pub fn submit(&self, cid: Digest, verify: bool, reply: R) -> Result<(), (StoreError, R)> {
@@ -96,7 +97,7 @@ fn serve<R: ReadReply>(store: &BlobStore, rx: &Mutex<Receiver<Job<R>>>) {
             return;
         };
         let result =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.get(&cid, verify)))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.read(&cid, verify)))
                 .unwrap_or_else(|_| Err(StoreError::Io("store reader panicked".into())));
         reply.send(result);
     }
