@@ -102,7 +102,6 @@ defmodule Keyring.Native do
     do: err()
 
   def mesh_respond(_mesh, _id, _status, _body), do: err()
-  def mesh_respond_dirty(_mesh, _id, _status, _body), do: err()
   def mesh_join(_mesh, _ref, _address, _issuer, _invite, _timeout_ms), do: err()
   def mesh_answer_join(_mesh, _id, _answer), do: err()
   def mesh_push_log(_mesh, _ring, _entries), do: err()

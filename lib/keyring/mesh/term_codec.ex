@@ -15,26 +15,32 @@ defmodule Keyring.Mesh.TermCodec do
 
   @doc false
   # Whether encoding `term` may take more than ~1 ms (then run it dirty).
-  @spec dirty?(term()) :: boolean()
-  def dirty?(term) when is_binary(term), do: byte_size(term) > @dirty_threshold
+  # `lent` is the size from which binaries are lent to the mesh rather than
+  # copied (see native/keyring_nif/src/lent.rs): those cost nothing to encode.
+  @spec dirty?(term(), non_neg_integer() | :infinity) :: boolean()
+  def dirty?(term, lent \\ :infinity)
 
-  def dirty?(term) when is_list(term) or is_map(term) or is_tuple(term),
+  def dirty?(term, lent) when is_binary(term), do: copied(term, 0, lent) > @dirty_threshold
+
+  def dirty?(term, lent) when is_list(term) or is_map(term) or is_tuple(term),
     do:
       :erts_debug.flat_size(term) > div(@dirty_threshold, 8) or
-        big_binaries?(term, 0) > @dirty_threshold
+        copied(term, 0, lent) > @dirty_threshold
 
-  def dirty?(_term), do: false
+  def dirty?(_term, _lent), do: false
 
-  # flat_size does not count off-heap binaries: add them up (bounded walk).
-  defp big_binaries?(_term, acc) when acc > @dirty_threshold, do: acc
-  defp big_binaries?(b, acc) when is_binary(b), do: acc + byte_size(b)
-  defp big_binaries?([h | t], acc), do: big_binaries?(t, big_binaries?(h, acc))
-  defp big_binaries?(t, acc) when is_tuple(t), do: big_binaries?(Tuple.to_list(t), acc)
+  # Bytes of binaries the encoder copies; flat_size does not count off-heap
+  # binaries (bounded walk: stops once over the threshold).
+  defp copied(_term, acc, _lent) when acc > @dirty_threshold, do: acc
+  defp copied(b, acc, lent) when is_binary(b) and byte_size(b) >= lent, do: acc
+  defp copied(b, acc, _lent) when is_binary(b), do: acc + byte_size(b)
+  defp copied([h | t], acc, lent), do: copied(t, copied(h, acc, lent), lent)
+  defp copied(t, acc, lent) when is_tuple(t), do: copied(Tuple.to_list(t), acc, lent)
 
-  defp big_binaries?(m, acc) when is_map(m),
-    do: Enum.reduce(m, acc, fn {k, v}, a -> big_binaries?(v, big_binaries?(k, a)) end)
+  defp copied(m, acc, lent) when is_map(m),
+    do: Enum.reduce(m, acc, fn {k, v}, a -> copied(v, copied(k, a, lent), lent) end)
 
-  defp big_binaries?(_other, acc), do: acc
+  defp copied(_other, acc, _lent), do: acc
 
   @spec decode(binary()) :: {:ok, term()} | {:error, term()}
   def decode(bytes) when byte_size(bytes) > @dirty_threshold, do: Native.term_decode_dirty(bytes)

@@ -53,8 +53,11 @@ defmodule Keyring.Transport.Quic do
   @impl true
   def add_address(mesh, peer, address), do: ok!(Native.mesh_add_address(mesh, peer, address))
 
-  # Arguments are encoded by the NIF straight into the outgoing buffer (on a
-  # dirty scheduler when they are large).
+  # Arguments are encoded by the NIF straight into the outgoing buffer;
+  # binaries of 64 KiB or more are lent to it, not copied. Arguments that
+  # still take long to encode (large structures, many smaller binaries) are
+  # encoded on a dirty scheduler.
+  @lent 64 * 1024
   @impl true
   def call(mesh, ref, ring, peer, address, name, args, timeout_ms),
     do: send_message(:call, mesh, ref, ring, peer, address, name, args, timeout_ms)
@@ -64,16 +67,13 @@ defmodule Keyring.Transport.Quic do
     do: send_message(:cast, mesh, ref, ring, peer, address, name, args, timeout_ms)
 
   defp send_message(kind, mesh, ref, ring, peer, address, name, args, timeout_ms) do
-    if TermCodec.dirty?(args),
+    if TermCodec.dirty?(args, @lent),
       do: Native.mesh_send_dirty(mesh, kind, ref, ring, peer, address, name, args, timeout_ms),
       else: Native.mesh_send(mesh, kind, ref, ring, peer, address, name, args, timeout_ms)
   end
 
-  # Bodies over 256 KiB are copied out of the BEAM on a dirty scheduler.
+  # Bodies of 64 KiB or more are lent to the mesh, smaller ones copied.
   @impl true
-  def respond(mesh, id, status, body) when byte_size(body) > 262_144,
-    do: ok!(Native.mesh_respond_dirty(mesh, id, status, body))
-
   def respond(mesh, id, status, body), do: ok!(Native.mesh_respond(mesh, id, status, body))
 
   @impl true

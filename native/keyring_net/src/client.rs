@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::error::CallError;
 use crate::mesh::Inner;
+use crate::stream::{read_frame, ReadFrameError};
 use crate::tls::{ServerVerifier, ALPN_JOIN, ALPN_MESH};
 
 const SERVER_NAME: &str = "keyring.invalid";
@@ -57,10 +58,9 @@ pub(crate) async fn dial(
         .await
         .map_err(|_| closed_reason(&conn))?;
     let _ = send.finish();
-    let reply = recv
-        .read_to_end(64)
+    let reply = read_frame(&mut recv, 64)
         .await
-        .map_err(|_| closed_reason(&conn))?;
+        .map_err(|e| read_failed(&conn, e))?;
     match frame::decode(&reply, 64) {
         Ok(Frame::Welcome) => {}
         Ok(Frame::Refused(r)) => return Err(CallError::Refused(r)),
@@ -75,6 +75,13 @@ pub(crate) async fn dial(
         conn.clone(),
     ));
     Ok(conn)
+}
+
+fn read_failed(conn: &Connection, e: ReadFrameError) -> CallError {
+    match e {
+        ReadFrameError::Stream => closed_reason(conn),
+        ReadFrameError::Frame(e) => CallError::Protocol(e.to_string()),
+    }
 }
 
 fn closed_reason(conn: &Connection) -> CallError {
@@ -139,19 +146,27 @@ pub(crate) async fn connection(
     }
 }
 
+/// A Request or Cast frame: its prefix, then the body's pieces.
+fn message(cast: bool, name: &str, body: Vec<Bytes>) -> Result<Vec<Bytes>, CallError> {
+    let len = body.iter().map(Bytes::len).sum();
+    let prefix =
+        frame::message_prefix(cast, name, len).map_err(|e| CallError::Protocol(e.to_string()))?;
+    let mut message = Vec::with_capacity(body.len() + 1);
+    message.push(Bytes::from(prefix));
+    message.extend(body);
+    Ok(message)
+}
+
 pub(crate) async fn call(
     inner: &Arc<Inner>,
     keyring: PublicKey,
     peer: PublicKey,
     addr: Option<SocketAddr>,
     name: &str,
-    body: Bytes,
+    body: Vec<Bytes>,
     deadline: Instant,
 ) -> Result<(Status, Vec<u8>), CallError> {
-    let prefix = Bytes::from(
-        frame::message_prefix(false, name, body.len())
-            .map_err(|e| CallError::Protocol(e.to_string()))?,
-    );
+    let message = message(false, name, body)?;
     let mut retried = false;
     loop {
         let conn = connection(inner, keyring, peer, addr, deadline).await?;
@@ -160,13 +175,13 @@ pub(crate) async fn call(
                 .open_bi()
                 .await
                 .map_err(|e| CallError::from_connection(&e))?;
-            send.write_all_chunks(&mut [prefix.clone(), body.clone()])
+            send.write_all_chunks(&mut message.clone())
                 .await
                 .map_err(|_| closed_reason(&conn))?;
             let _ = send.finish();
-            recv.read_to_end(inner.max_payload + frame::HEADER_LEN)
+            read_frame(&mut recv, inner.max_payload)
                 .await
-                .map_err(|_| closed_reason(&conn))
+                .map_err(|e| read_failed(&conn, e))
         };
         match attempt.await {
             Ok(bytes) => {
@@ -189,19 +204,16 @@ pub(crate) async fn cast(
     peer: PublicKey,
     addr: Option<SocketAddr>,
     name: &str,
-    body: Bytes,
+    body: Vec<Bytes>,
     deadline: Instant,
 ) -> Result<(), CallError> {
-    let prefix = Bytes::from(
-        frame::message_prefix(true, name, body.len())
-            .map_err(|e| CallError::Protocol(e.to_string()))?,
-    );
+    let mut message = message(true, name, body)?;
     let conn = connection(inner, keyring, peer, addr, deadline).await?;
     let mut send = conn
         .open_uni()
         .await
         .map_err(|e| CallError::from_connection(&e))?;
-    send.write_all_chunks(&mut [prefix, body])
+    send.write_all_chunks(&mut message)
         .await
         .map_err(|_| closed_reason(&conn))?;
     let _ = send.finish();
@@ -232,10 +244,9 @@ pub(crate) async fn join(
         .await
         .map_err(|_| closed_reason(&conn))?;
     let _ = send.finish();
-    let reply = recv
-        .read_to_end(inner.max_payload + frame::HEADER_LEN)
+    let reply = read_frame(&mut recv, inner.max_payload)
         .await
-        .map_err(|_| closed_reason(&conn))?;
+        .map_err(|e| read_failed(&conn, e))?;
     let out = match frame::decode(&reply, inner.max_payload) {
         Ok(Frame::JoinAccepted { entries }) => Ok(entries.iter().map(|e| e.to_vec()).collect()),
         Ok(Frame::JoinRefused(r)) => Err(CallError::Refused(r)),

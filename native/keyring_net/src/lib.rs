@@ -19,6 +19,7 @@ mod event;
 pub mod members;
 pub mod mesh;
 mod server;
+mod stream;
 pub mod tls;
 
 pub use error::{CallError, StartError};

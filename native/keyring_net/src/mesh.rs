@@ -331,7 +331,8 @@ impl Mesh {
         }
     }
 
-    /// Calls `name` on `peer`; `done` gets the reply status and body.
+    /// Calls `name` on `peer` with `body` (its pieces, sent in order); `done`
+    /// gets the reply status and body.
     #[allow(clippy::too_many_arguments)]
     pub fn call(
         &self,
@@ -339,7 +340,7 @@ impl Mesh {
         peer: PublicKey,
         addr: Option<SocketAddr>,
         name: String,
-        body: Bytes,
+        body: Vec<Bytes>,
         timeout: Duration,
         done: CallDone,
     ) {
@@ -350,8 +351,9 @@ impl Mesh {
         self.spawn_until(deadline, work, done);
     }
 
-    /// Sends `name` to `peer` without waiting for a reply; `done` learns
-    /// whether the bytes were handed to the connection.
+    /// Sends `name` to `peer` without waiting for a reply (`body` as in
+    /// [`call`](Self::call)); `done` learns whether the bytes were handed to
+    /// the connection.
     #[allow(clippy::too_many_arguments)]
     pub fn cast(
         &self,
@@ -359,7 +361,7 @@ impl Mesh {
         peer: PublicKey,
         addr: Option<SocketAddr>,
         name: String,
-        body: Bytes,
+        body: Vec<Bytes>,
         timeout: Duration,
         done: CastDone,
     ) {

@@ -11,6 +11,7 @@ use keyring_core::wire::frame::{self, Frame, Refusal};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 
 use crate::mesh::{Event, Inner, CLOSE_REFUSED};
+use crate::stream::{read_frame, ReadFrameError};
 use crate::tls::key_from_spki;
 
 const HELLO_LIMIT: usize = 64;
@@ -58,9 +59,8 @@ async fn admit(inner: Arc<Inner>, conn: Connection) {
         conn.close(VarInt::from_u64(CLOSE_REFUSED).expect("small"), b"no hello");
         return;
     };
-    let bytes = match recv.read_to_end(HELLO_LIMIT + frame::HEADER_LEN).await {
-        Ok(b) => b,
-        Err(_) => return refuse(&conn, send, Refusal::ProtocolViolation).await,
+    let Ok(bytes) = read_frame(&mut recv, HELLO_LIMIT).await else {
+        return refuse(&conn, send, Refusal::ProtocolViolation).await;
     };
     let keyring = match frame::decode(&bytes, HELLO_LIMIT) {
         Ok(Frame::Hello { keyring_id }) => keyring_id,
@@ -108,10 +108,6 @@ pub(crate) async fn serve(
     }
 }
 
-fn limit(inner: &Inner) -> usize {
-    inner.max_payload + frame::HEADER_LEN
-}
-
 async fn request(
     inner: Arc<Inner>,
     keyring: PublicKey,
@@ -119,9 +115,13 @@ async fn request(
     mut send: SendStream,
     mut recv: RecvStream,
 ) {
-    let Ok(bytes) = recv.read_to_end(limit(&inner)).await else {
-        let _ = send.reset(VarInt::from_u32(1));
-        return;
+    let bytes = match read_frame(&mut recv, inner.max_payload).await {
+        Ok(bytes) => bytes,
+        Err(ReadFrameError::Frame(_)) => return bad_request(send).await,
+        Err(ReadFrameError::Stream) => {
+            let _ = send.reset(VarInt::from_u32(1));
+            return;
+        }
     };
     match frame::decode(&bytes, inner.max_payload) {
         Ok(Frame::Request { name, body }) if inner.members.is_member(&keyring, &peer) => {
@@ -135,23 +135,25 @@ async fn request(
                 body: Bytes::from(bytes).slice(offset..),
             });
         }
-        _ => {
-            // Malformed or unexpected: answer BadRequest, never crash.
-            if let Ok(reply) = (Frame::Response {
-                status: frame::Status::BadRequest,
-                body: &[],
-            })
-            .encode()
-            {
-                let _ = send.write_all(&reply).await;
-                let _ = send.finish();
-            }
-        }
+        _ => bad_request(send).await,
+    }
+}
+
+/// Answers a malformed or unexpected request with BadRequest (never a crash).
+async fn bad_request(mut send: SendStream) {
+    if let Ok(reply) = (Frame::Response {
+        status: frame::Status::BadRequest,
+        body: &[],
+    })
+    .encode()
+    {
+        let _ = send.write_all(&reply).await;
+        let _ = send.finish();
     }
 }
 
 async fn one_way(inner: Arc<Inner>, keyring: PublicKey, peer: PublicKey, mut recv: RecvStream) {
-    let Ok(bytes) = recv.read_to_end(limit(&inner)).await else {
+    let Ok(bytes) = read_frame(&mut recv, inner.max_payload).await else {
         return;
     };
     if !inner.members.is_member(&keyring, &peer) {
@@ -200,7 +202,7 @@ pub(crate) async fn accept_joins(inner: Arc<Inner>) {
             else {
                 return;
             };
-            let Ok(bytes) = recv.read_to_end(4096).await else {
+            let Ok(bytes) = read_frame(&mut recv, 4096).await else {
                 return;
             };
             match frame::decode(&bytes, 4096) {

@@ -76,7 +76,8 @@ fn call(
         peer,
         Some(addr),
         "echo".into(),
-        bytes::Bytes::copy_from_slice(body),
+        // In pieces, as the NIF sends arguments with large binaries lent.
+        body.chunks(3).map(bytes::Bytes::copy_from_slice).collect(),
         T,
         Box::new(move |r| {
             let _ = tx.send(r);
@@ -224,11 +225,14 @@ fn malformed_frames_get_bad_request_and_the_node_keeps_serving() {
     let b_addr = b_mesh.local_addr().unwrap();
     assert!(call(&a.mesh, b_key, b_addr, b"ok").is_ok());
     let conn = a.mesh.connection_for_tests(&KEYRING, &b_key).unwrap();
-    let garbage: [&[u8]; 4] = [
+    let garbage: [&[u8]; 6] = [
         b"",
         b"\x01",
         b"\x07\x04\0\0\0\x01x",
         b"\x01\x04\xff\xff\xff\xff",
+        // Longer than its header says, and shorter.
+        b"\x01\x04\0\0\0\x02abc",
+        b"\x01\x04\0\0\0\x09ab",
     ];
     let replies = a.mesh.block_on_for_tests(async move {
         let mut out = Vec::new();

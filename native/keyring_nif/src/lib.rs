@@ -8,6 +8,7 @@ mod atoms;
 mod gossip;
 mod hash;
 mod identity;
+mod lent;
 mod membership;
 mod mesh;
 mod reply;

@@ -16,8 +16,9 @@ use rustler::{
 
 use crate::atoms;
 use crate::identity::KeyPairResource;
+use crate::lent::lend;
 use crate::reply::Reply;
-use crate::term_codec::{encode_term, CodecError};
+use crate::term_codec::{encode_term_pieces, CodecError};
 
 pub(crate) struct MeshResource(Mesh);
 
@@ -297,12 +298,13 @@ fn mesh_disconnect(
 }
 
 /// Arguments shared by calls and casts; the arguments are encoded here with the
-/// restricted term codec straight into the buffer that goes on the wire.
+/// restricted term codec into the pieces that go on the wire (large binaries
+/// lent, not copied).
 struct Outbound {
     keyring: PublicKey,
     peer: PublicKey,
     address: Option<SocketAddr>,
-    body: bytes::Bytes,
+    body: Vec<bytes::Bytes>,
 }
 
 fn outbound<'a>(
@@ -313,11 +315,11 @@ fn outbound<'a>(
 ) -> Result<Result<Outbound, CodecError>, rustler::Error> {
     let address = address.as_deref().map(addr).transpose()?;
     let (keyring, peer) = (key(&keyring)?, key(&peer)?);
-    Ok(encode_term(arguments).map(|body| Outbound {
+    Ok(encode_term_pieces(arguments).map(|body| Outbound {
         keyring,
         peer,
         address,
-        body: bytes::Bytes::from(body),
+        body,
     }))
 }
 
@@ -440,16 +442,8 @@ fn mesh_send_dirty<'a>(
     )
 }
 
-fn respond_impl(
-    m: &MeshResource,
-    id: u64,
-    status: Atom,
-    body: &[u8],
-) -> Result<bool, rustler::Error> {
-    let status = status_from(status).ok_or(rustler::Error::BadArg)?;
-    Ok(m.0.respond(id, status, bytes::Bytes::copy_from_slice(body)))
-}
-
+/// Answers a request with an encoded reply. A large reply is lent to the mesh,
+/// not copied, so this stays well under a millisecond at any size.
 #[rustler::nif]
 fn mesh_respond(
     m: ResourceArc<MeshResource>,
@@ -457,19 +451,8 @@ fn mesh_respond(
     status: Atom,
     body: Binary<'_>,
 ) -> Result<bool, rustler::Error> {
-    respond_impl(&m, id, status, body.as_slice())
-}
-
-/// [`mesh_respond`] for large replies: copying them out of the BEAM heap can
-/// take longer than a millisecond.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn mesh_respond_dirty(
-    m: ResourceArc<MeshResource>,
-    id: u64,
-    status: Atom,
-    body: Binary<'_>,
-) -> Result<bool, rustler::Error> {
-    respond_impl(&m, id, status, body.as_slice())
+    let status = status_from(status).ok_or(rustler::Error::BadArg)?;
+    Ok(m.0.respond(id, status, lend(&body)))
 }
 
 #[rustler::nif]

@@ -3,11 +3,13 @@
 //! terms using EXISTING atoms only (an unknown atom name is an error, never a
 //! new atom).
 
+use bytes::Bytes;
 use keyring_core::wire::term::{self, TermError, Value, Writer};
 use rustler::types::tuple::{get_tuple, make_tuple};
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, Term, TermType};
 
 use crate::atoms;
+use crate::lent::{lend, LEND_MIN};
 
 /// Largest document either way (64 MiB).
 pub(crate) const MAX_TERM: usize = 64 << 20;
@@ -40,7 +42,15 @@ impl From<TermError> for CodecError {
     }
 }
 
-pub(crate) fn write_term(w: &mut Writer, t: Term<'_>, depth: usize) -> Result<(), TermError> {
+/// Writes `t` into `w`. With `lent`, binaries of [`LEND_MIN`] bytes or more
+/// are not copied: the document is split around them and they are lent (see
+/// [`encode_term_pieces`]).
+pub(crate) fn write_term(
+    w: &mut Writer,
+    t: Term<'_>,
+    depth: usize,
+    mut lent: Option<&mut Vec<Bytes>>,
+) -> Result<(), TermError> {
     if depth >= term::MAX_DEPTH {
         return Err(TermError::TooDeep);
     }
@@ -56,7 +66,15 @@ pub(crate) fn write_term(w: &mut Writer, t: Term<'_>, depth: usize) -> Result<()
             let b: Binary<'_> = t
                 .decode()
                 .map_err(|_| TermError::Unsupported("bitstring"))?;
-            w.binary(b.as_slice())
+            match lent {
+                Some(pieces) if b.len() >= LEND_MIN => {
+                    w.binary_header(b.len())?;
+                    pieces.push(Bytes::from(w.split()));
+                    pieces.push(lend(&b));
+                    Ok(())
+                }
+                _ => w.binary(b.as_slice()),
+            }
         }
         TermType::Atom => {
             let name = t
@@ -73,7 +91,7 @@ pub(crate) fn write_term(w: &mut Writer, t: Term<'_>, depth: usize) -> Result<()
                 .into_list_iterator()
                 .map_err(|_| TermError::Unsupported("list"))?;
             for item in iter {
-                write_term(w, item, depth + 1)?;
+                write_term(w, item, depth + 1, lent.as_deref_mut())?;
             }
             Ok(())
         }
@@ -82,7 +100,7 @@ pub(crate) fn write_term(w: &mut Writer, t: Term<'_>, depth: usize) -> Result<()
             w.tuple(items.len())?;
             items
                 .into_iter()
-                .try_for_each(|i| write_term(w, i, depth + 1))
+                .try_for_each(|i| write_term(w, i, depth + 1, lent.as_deref_mut()))
         }
         TermType::Map => {
             let n = t.map_size().map_err(|_| TermError::Unsupported("map"))?;
@@ -90,8 +108,8 @@ pub(crate) fn write_term(w: &mut Writer, t: Term<'_>, depth: usize) -> Result<()
             let iter =
                 rustler::types::map::MapIterator::new(t).ok_or(TermError::Unsupported("map"))?;
             for (k, v) in iter {
-                write_term(w, k, depth + 1)?;
-                write_term(w, v, depth + 1)?;
+                write_term(w, k, depth + 1, lent.as_deref_mut())?;
+                write_term(w, v, depth + 1, lent.as_deref_mut())?;
             }
             Ok(())
         }
@@ -105,8 +123,22 @@ pub(crate) fn write_term(w: &mut Writer, t: Term<'_>, depth: usize) -> Result<()
 
 pub(crate) fn encode_term(t: Term<'_>) -> Result<Vec<u8>, CodecError> {
     let mut w = Writer::new(MAX_TERM);
-    write_term(&mut w, t, 0)?;
+    write_term(&mut w, t, 0, None)?;
     Ok(w.finish())
+}
+
+/// Encodes `t` as pieces that concatenate to the document: binaries of
+/// [`LEND_MIN`] bytes or more are lent, not copied, so the work is
+/// proportional to the term's structure and its small binaries only.
+pub(crate) fn encode_term_pieces(t: Term<'_>) -> Result<Vec<Bytes>, CodecError> {
+    let mut w = Writer::new(MAX_TERM);
+    let mut pieces = Vec::new();
+    write_term(&mut w, t, 0, Some(&mut pieces))?;
+    let last = w.finish();
+    if !last.is_empty() {
+        pieces.push(Bytes::from(last));
+    }
+    Ok(pieces)
 }
 
 /// Binaries at least this large are returned as sub-binaries of the input

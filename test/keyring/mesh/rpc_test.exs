@@ -46,6 +46,34 @@ defmodule Keyring.RPCTest do
     assert_receive {:sunk, {:big, ^big}}, 5_000
   end
 
+  # Binaries of 64 KiB or more are lent to the mesh, not copied: what arrives
+  # must be the bytes as they were at the call, whatever the caller does next.
+  test "lent binaries arrive as they were sent: sub-binaries, and binaries appended to later",
+       ctx do
+    parent = self()
+    :ok = Keyring.expose(:sink, fn arg -> send(parent, {:sunk, arg}) end, keyring: ctx.a)
+
+    # Built by appending, so the emulator may grow it in place.
+    grown = Enum.reduce(1..40, <<>>, fn i, acc -> acc <> :binary.copy(<<i>>, 4096) end)
+    sent = :binary.copy(grown)
+    assert :ok = Keyring.cast(id(ctx.a), :sink, grown, keyring: ctx.b)
+    grown = Enum.reduce(41..200, grown, fn i, acc -> acc <> :binary.copy(<<i>>, 4096) end)
+    assert_receive {:sunk, ^sent}, 5_000
+    assert byte_size(grown) == 200 * 4096
+
+    big = :crypto.strong_rand_bytes(1_000_000)
+    part = binary_part(big, 12_345, 300_000)
+    assert :ok = Keyring.cast(id(ctx.a), :sink, [part, 1, part], keyring: ctx.b)
+    assert_receive {:sunk, [^part, 1, ^part]}, 5_000
+  end
+
+  test "large binaries are lent, so sending them needs no dirty scheduler" do
+    big = :binary.copy("x", 1_000_000)
+    assert Keyring.Mesh.TermCodec.dirty?(big)
+    refute Keyring.Mesh.TermCodec.dirty?({big, [big]}, 64 * 1024)
+    assert Keyring.Mesh.TermCodec.dirty?(List.duplicate(:binary.copy("y", 60_000), 10), 64 * 1024)
+  end
+
   test "an unexposed handle is not found; an unauthorised caller is forbidden", ctx do
     assert {:error, :not_found} = Keyring.call(id(ctx.a), :nothing_here, 1, keyring: ctx.b)
 

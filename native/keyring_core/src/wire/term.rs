@@ -161,10 +161,18 @@ fn decode_value<'a>(r: &mut Reader<'a>, depth: usize) -> Result<Value<'a>, TermE
 }
 
 /// Writes a document incrementally (the NIF walks BEAM terms straight into it).
+///
+/// A document can also be produced in pieces, so large binaries need not be
+/// copied into it: [`binary_header`](Self::binary_header) writes only a
+/// binary's header, [`split`](Self::split) hands over what was written so far,
+/// and the caller places the binary's own bytes between that piece and the
+/// next.
 #[derive(Debug)]
 pub struct Writer {
     out: Vec<u8>,
     max_len: usize,
+    /// Bytes handed over by `split` or promised by `binary_header`.
+    elsewhere: usize,
 }
 
 impl Writer {
@@ -173,11 +181,22 @@ impl Writer {
         Self {
             out: vec![VERSION],
             max_len,
+            elsewhere: 0,
         }
     }
 
+    /// Bytes in the document so far, wherever they are.
+    pub fn len(&self) -> usize {
+        self.elsewhere + self.out.len()
+    }
+
+    /// Whether nothing at all has been written (never: the version byte is).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn room(&self, extra: usize) -> Result<(), TermError> {
-        if self.out.len() + extra > self.max_len {
+        if self.len() + extra > self.max_len {
             Err(TermError::TooLarge(self.max_len))
         } else {
             Ok(())
@@ -211,6 +230,23 @@ impl Writer {
         self.out.extend_from_slice(&n.to_be_bytes());
         self.out.extend_from_slice(v);
         Ok(())
+    }
+
+    /// The header of a binary of `len` bytes that the caller supplies: call
+    /// [`split`](Self::split) next and put the bytes right after that piece.
+    pub fn binary_header(&mut self, len: usize) -> Result<(), TermError> {
+        self.room(5 + len)?;
+        let n = u32::try_from(len).map_err(|_| TermError::TooLarge(self.max_len))?;
+        self.out.push(BINARY);
+        self.out.extend_from_slice(&n.to_be_bytes());
+        self.elsewhere += len;
+        Ok(())
+    }
+
+    /// What was written since the last split; writing goes on after it.
+    pub fn split(&mut self) -> Vec<u8> {
+        self.elsewhere += self.out.len();
+        std::mem::take(&mut self.out)
     }
 
     /// An atom, by name.
@@ -273,7 +309,7 @@ impl Writer {
         }
     }
 
-    /// The encoded document.
+    /// The encoded document (after a [`split`](Self::split): its last piece).
     pub fn finish(self) -> Vec<u8> {
         self.out
     }
@@ -335,6 +371,38 @@ mod tests {
         let mut w = Writer::new(16);
         assert_eq!(w.binary(&[0; 32]), Err(TermError::TooLarge(16)));
         assert_eq!(decode(&[0; 32], 16), Err(TermError::TooLarge(16)));
+    }
+
+    #[test]
+    fn a_document_written_in_pieces_equals_the_one_written_whole() {
+        let big = vec![7u8; 10_000];
+        let whole = encode(
+            &Value::Tuple(vec![Value::Atom("put"), Value::Binary(&big), Value::Int(3)]),
+            MAX,
+        )
+        .unwrap();
+        let mut w = Writer::new(MAX);
+        w.tuple(3).unwrap();
+        w.atom("put").unwrap();
+        w.binary_header(big.len()).unwrap();
+        let mut pieces = w.split();
+        pieces.extend_from_slice(&big);
+        w.int(3).unwrap();
+        assert_eq!(w.len(), whole.len());
+        pieces.extend_from_slice(&w.finish());
+        assert_eq!(pieces, whole);
+    }
+
+    #[test]
+    fn supplied_binaries_count_toward_the_size_limit() {
+        let mut w = Writer::new(100);
+        w.binary_header(90).unwrap();
+        let _ = w.split();
+        assert_eq!(w.binary(&[0; 10]), Err(TermError::TooLarge(100)));
+        assert_eq!(
+            Writer::new(100).binary_header(100),
+            Err(TermError::TooLarge(100))
+        );
     }
 
     #[test]
