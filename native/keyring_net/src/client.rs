@@ -21,10 +21,12 @@ const SERVER_NAME: &str = "keyring.invalid";
 const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
-fn live(inner: &Inner, keyring: PublicKey, peer: PublicKey) -> Option<Connection> {
+/// The open connection to `peer` in `keyring`, if there is one.
+pub(crate) fn live(inner: &Inner, keyring: PublicKey, peer: PublicKey) -> Option<Connection> {
     inner
         .lock_conns()
         .get(&(keyring, peer))
+        .map(|link| &link.conn)
         .filter(|c| c.close_reason().is_none())
         .cloned()
 }
@@ -67,7 +69,7 @@ pub(crate) async fn dial(
         Ok(_) => return Err(CallError::Protocol("expected Welcome".into())),
         Err(e) => return Err(CallError::Protocol(e.to_string())),
     }
-    inner.register(keyring, peer, conn.clone());
+    inner.register(keyring, peer, conn.clone(), true);
     tokio::spawn(crate::server::serve(
         inner.clone(),
         keyring,
@@ -118,12 +120,7 @@ pub(crate) async fn connection(
     }
     let addr = match addr {
         Some(a) => a,
-        None => *inner
-            .addrs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&peer)
-            .ok_or(CallError::NoAddress)?,
+        None => *inner.lock_addrs().get(&peer).ok_or(CallError::NoAddress)?,
     };
     let mut delay = BACKOFF_START;
     loop {

@@ -16,6 +16,7 @@
 mod client;
 mod error;
 mod event;
+pub mod links;
 pub mod members;
 pub mod mesh;
 mod server;

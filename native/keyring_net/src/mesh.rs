@@ -20,6 +20,7 @@ use tokio::runtime::Runtime;
 
 use crate::error::{CallError, StartError};
 pub use crate::event::{CallDone, CastDone, Event, EventSink, JoinDone};
+use crate::links::Link;
 use crate::members::Members;
 use crate::tls::{self, ClientPolicy, ServerVerifier, ALPN_JOIN, ALPN_MESH};
 
@@ -31,6 +32,12 @@ pub const CLOSE_REFUSED: u64 = 2;
 pub const CLOSE_SHUTDOWN: u64 = 3;
 /// Application close code: the connection was closed on request.
 pub const CLOSE_NORMAL: u64 = 0;
+/// Application close code: both sides dialled at once and this connection
+/// gave way to the other (see [`crate::links`]).
+pub const CLOSE_SUPERSEDED: u64 = 4;
+
+/// Longest a closing mesh waits for its connections to say goodbye.
+pub const CLOSE_FLUSH: Duration = Duration::from_millis(500);
 
 /// How often live connections are re-checked for expiry.
 pub const REVALIDATE_EVERY: Duration = Duration::from_millis(250);
@@ -69,7 +76,7 @@ impl MeshConfig {
     }
 }
 
-type ConnKey = (PublicKey, PublicKey);
+pub(crate) type ConnKey = (PublicKey, PublicKey);
 
 pub(crate) struct Inner {
     pub(crate) endpoint: Endpoint,
@@ -77,7 +84,8 @@ pub(crate) struct Inner {
     pub(crate) provider: Arc<CryptoProvider>,
     pub(crate) key: Arc<CertifiedKey>,
     pub(crate) members: Arc<Members>,
-    pub(crate) conns: Mutex<HashMap<ConnKey, Connection>>,
+    pub(crate) public_key: PublicKey,
+    pub(crate) conns: Mutex<HashMap<ConnKey, Link>>,
     pub(crate) dialing: Mutex<HashMap<ConnKey, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) addrs: Mutex<HashMap<PublicKey, SocketAddr>>,
     pub(crate) pending: Mutex<HashMap<u64, SendStream>>,
@@ -92,8 +100,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Inner {
-    pub(crate) fn lock_conns(&self) -> std::sync::MutexGuard<'_, HashMap<ConnKey, Connection>> {
+    pub(crate) fn lock_conns(&self) -> std::sync::MutexGuard<'_, HashMap<ConnKey, Link>> {
         lock(&self.conns)
+    }
+
+    pub(crate) fn lock_addrs(&self) -> std::sync::MutexGuard<'_, HashMap<PublicKey, SocketAddr>> {
+        lock(&self.addrs)
     }
 
     pub(crate) fn client_config(
@@ -110,45 +122,6 @@ impl Inner {
         Ok(cfg)
     }
 
-    /// Records an admitted connection and watches for its end.
-    pub(crate) fn register(
-        self: &Arc<Self>,
-        keyring: PublicKey,
-        peer: PublicKey,
-        conn: Connection,
-    ) {
-        let addr = conn.remote_address();
-        lock(&self.addrs).insert(peer, addr);
-        if let Some(old) = self.lock_conns().insert((keyring, peer), conn.clone()) {
-            if old.stable_id() != conn.stable_id() {
-                // Keep the old one open: in-flight streams finish, idle timeout ends it.
-                drop(old);
-            }
-        }
-        self.sink.deliver(Event::PeerUp {
-            keyring,
-            peer,
-            addr,
-        });
-        let inner = self.clone();
-        tokio::spawn(async move {
-            let reason = conn.closed().await;
-            let mut conns = inner.lock_conns();
-            if conns
-                .get(&(keyring, peer))
-                .is_some_and(|c| c.stable_id() == conn.stable_id())
-            {
-                conns.remove(&(keyring, peer));
-            }
-            drop(conns);
-            inner.sink.deliver(Event::PeerDown {
-                keyring,
-                peer,
-                reason: reason.to_string(),
-            });
-        });
-    }
-
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -162,11 +135,12 @@ impl Inner {
     /// Closes every connection whose peer is no longer a current member.
     pub(crate) fn revalidate(&self, only: Option<&PublicKey>) -> usize {
         let mut closed = 0;
-        self.lock_conns().retain(|(keyring, peer), conn| {
+        self.lock_conns().retain(|(keyring, peer), link| {
             if only.is_some_and(|k| k != keyring) || self.members.is_member(keyring, peer) {
                 return true;
             }
-            conn.close(VarInt::from_u64(CLOSE_REVOKED).expect("small"), b"revoked");
+            link.conn
+                .close(VarInt::from_u64(CLOSE_REVOKED).expect("small"), b"revoked");
             closed += 1;
             false
         });
@@ -239,6 +213,7 @@ impl Mesh {
             provider,
             key,
             members,
+            public_key,
             conns: Mutex::new(HashMap::new()),
             dialing: Mutex::new(HashMap::new()),
             addrs: Mutex::new(HashMap::new()),
@@ -307,7 +282,7 @@ impl Mesh {
 
     /// Remembers where a peer listens.
     pub fn add_address(&self, peer: PublicKey, addr: SocketAddr) {
-        lock(&self.inner.addrs).insert(peer, addr);
+        self.inner.lock_addrs().insert(peer, addr);
     }
 
     /// Peers with a live connection in `keyring`.
@@ -323,8 +298,9 @@ impl Mesh {
     /// Closes the connection to `peer` in `keyring` (the next call redials).
     pub fn disconnect(&self, keyring: &PublicKey, peer: &PublicKey) -> bool {
         match self.inner.lock_conns().remove(&(*keyring, *peer)) {
-            Some(c) => {
-                c.close(VarInt::from_u64(CLOSE_NORMAL).expect("small"), b"bye");
+            Some(link) => {
+                link.conn
+                    .close(VarInt::from_u64(CLOSE_NORMAL).expect("small"), b"bye");
                 true
             }
             None => false,
@@ -456,7 +432,7 @@ impl Mesh {
             .lock_conns()
             .iter()
             .filter(|((k, _), _)| *k == keyring)
-            .map(|(_, c)| c.clone())
+            .map(|(_, link)| link.conn.clone())
             .collect();
         let n = conns.len();
         let Ok(bytes) = (Frame::LogUpdate {
@@ -485,13 +461,36 @@ impl Mesh {
     }
 
     /// Closes all connections and stops the runtime (without blocking).
+    ///
+    /// The runtime lives on for up to [`CLOSE_FLUSH`], on a thread of its
+    /// own, so the connections can send their `shutdown` close: peers learn
+    /// at once instead of at their idle timeout.
     pub fn close(&self) {
         let code = VarInt::from_u64(CLOSE_SHUTDOWN).expect("small");
         self.inner.endpoint.close(code, b"shutdown");
         self.inner.join_endpoint.close(code, b"shutdown");
-        if let Some(rt) = lock(&self.runtime).take() {
+        let Some(rt) = lock(&self.runtime).take() else {
+            return;
+        };
+        let endpoints = [
+            self.inner.endpoint.clone(),
+            self.inner.join_endpoint.clone(),
+        ];
+        let flush = move || {
+            rt.block_on(async {
+                let idle = async {
+                    for e in &endpoints {
+                        e.wait_idle().await;
+                    }
+                };
+                let _ = tokio::time::timeout(CLOSE_FLUSH, idle).await;
+            });
             rt.shutdown_background();
-        }
+        };
+        // Should the thread not start, the runtime is dropped with the closure.
+        let _ = std::thread::Builder::new()
+            .name("keyring-mesh-close".into())
+            .spawn(flush);
     }
 }
 
@@ -512,7 +511,10 @@ impl Mesh {
         keyring: &PublicKey,
         peer: &PublicKey,
     ) -> Option<Connection> {
-        self.inner.lock_conns().get(&(*keyring, *peer)).cloned()
+        self.inner
+            .lock_conns()
+            .get(&(*keyring, *peer))
+            .map(|link| link.conn.clone())
     }
 
     pub(crate) fn block_on_for_tests<F>(&self, f: F) -> F::Output

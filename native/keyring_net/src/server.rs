@@ -73,7 +73,7 @@ async fn admit(inner: Arc<Inner>, conn: Connection) {
         return refuse(&conn, send, Refusal::NotMember).await;
     }
     // Register first: once the client reads Welcome it may expect us to know it.
-    inner.register(keyring, peer, conn.clone());
+    inner.register(keyring, peer, conn.clone(), false);
     let mut send = send;
     let welcome = Frame::Welcome.encode().expect("fixed frame");
     if send.write_all(&welcome).await.is_err() || send.finish().is_err() {

@@ -1,5 +1,6 @@
 //! Two or three meshes on loopback in one process.
 
+use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,19 +31,69 @@ struct Node {
 }
 
 fn node() -> Node {
-    let kp = KeyPair::generate().unwrap();
+    node_at(
+        &KeyPair::generate().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap()
+}
+
+fn node_at(kp: &KeyPair, bind: SocketAddr) -> Result<Node, crate::StartError> {
     let (tx, rx) = mpsc::channel();
+    let mut cfg = MeshConfig::new(*kp.seed());
+    cfg.bind = bind;
     let mesh = Mesh::start(
-        MeshConfig::new(*kp.seed()),
+        cfg,
         Arc::new(Members::default()),
         Arc::new(ChannelSink(Mutex::new(tx))),
-    )
-    .unwrap();
-    Node {
+    )?;
+    Ok(Node {
         key: mesh.public_key(),
         mesh: Arc::new(mesh),
         events: rx,
+    })
+}
+
+/// The first event matching `want` within `within`.
+fn expect(
+    events: &mpsc::Receiver<Event>,
+    within: Duration,
+    want: impl Fn(&Event) -> bool,
+) -> Event {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match events.recv_timeout(left) {
+            Ok(e) if want(&e) => return e,
+            Ok(_) => {}
+            Err(_) => panic!("no matching event within {within:?}"),
+        }
     }
+}
+
+fn is_up(peer: PublicKey) -> impl Fn(&Event) -> bool {
+    move |e| matches!(e, Event::PeerUp { peer: p, .. } if *p == peer)
+}
+
+fn is_down(peer: PublicKey) -> impl Fn(&Event) -> bool {
+    move |e| matches!(e, Event::PeerDown { peer: p, .. } if *p == peer)
+}
+
+/// A cast (no handler needed on the other side); Ok once it was handed over.
+fn cast(mesh: &Mesh, peer: PublicKey, addr: Option<SocketAddr>) -> Result<(), CallError> {
+    let (tx, rx) = mpsc::channel();
+    mesh.cast(
+        KEYRING,
+        peer,
+        addr,
+        "ping".into(),
+        vec![bytes::Bytes::from_static(b"\x01")],
+        T,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    rx.recv_timeout(T * 2).expect("a cast always answers")
 }
 
 /// Answers every request on `n` with its body, in a thread.
@@ -302,4 +353,91 @@ fn join_with_invite_returns_the_log_or_a_refusal() {
         join(b"good", [1; 32]).unwrap_err(),
         CallError::HandshakeRejected(_)
     ));
+}
+
+#[test]
+fn a_lost_link_is_redialled_in_the_background() {
+    let (a, b_kp) = (node(), KeyPair::generate().unwrap());
+    let b = node_at(&b_kp, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let keys = [a.key, b.key];
+    a.mesh.set_members(KEYRING, members(&keys));
+    b.mesh.set_members(KEYRING, members(&keys));
+    let (b_key, b_addr) = (b.key, b.mesh.local_addr().unwrap());
+    cast(&a.mesh, b_key, Some(b_addr)).unwrap();
+    expect(&a.events, T, is_up(b_key));
+
+    // B's node stops (its mesh closes with `shutdown`)...
+    drop(b);
+    expect(&a.events, T, is_down(b_key));
+    // ... and comes back with the same key on the same address.
+    let b = (0..50)
+        .find_map(|_| {
+            node_at(&b_kp, b_addr).ok().or_else(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                None
+            })
+        })
+        .expect("B's port is free again");
+    b.mesh.set_members(KEYRING, members(&keys));
+
+    // A dials it again on its own: nobody calls.
+    expect(&a.events, Duration::from_secs(15), is_up(b_key));
+    expect(&b.events, T, is_up(a.key));
+    assert_eq!(a.mesh.connected(&KEYRING), vec![b_key]);
+}
+
+#[test]
+fn a_link_closed_on_purpose_is_not_redialled() {
+    let (a, b) = (node(), node());
+    let keys = [a.key, b.key];
+    a.mesh.set_members(KEYRING, members(&keys));
+    b.mesh.set_members(KEYRING, members(&keys));
+    cast(&a.mesh, b.key, Some(b.mesh.local_addr().unwrap())).unwrap();
+    expect(&b.events, T, is_up(a.key));
+    assert!(a.mesh.disconnect(&KEYRING, &b.key));
+    expect(&b.events, T, is_down(a.key));
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(a.mesh.connected(&KEYRING).is_empty());
+    assert!(b.mesh.connected(&KEYRING).is_empty());
+}
+
+#[test]
+fn both_sides_dialling_at_once_settle_on_one_link() {
+    let (a, b) = (node(), node());
+    let keys = [a.key, b.key];
+    a.mesh.set_members(KEYRING, members(&keys));
+    b.mesh.set_members(KEYRING, members(&keys));
+    let (a_addr, b_addr) = (a.mesh.local_addr().unwrap(), b.mesh.local_addr().unwrap());
+    let (a_inner, b_inner) = (a.mesh.inner_for_tests(), b.mesh.inner_for_tests());
+    // Each side dials the other (dial never reuses a live link).
+    let (ak, bk) = (a.key, b.key);
+    let inner = a_inner.clone();
+    a.mesh
+        .block_on_for_tests(async move { crate::client::dial(&inner, KEYRING, bk, b_addr).await })
+        .unwrap();
+    let inner = b_inner.clone();
+    b.mesh
+        .block_on_for_tests(async move { crate::client::dial(&inner, KEYRING, ak, a_addr).await })
+        .unwrap();
+    assert_eq!(a_inner.endpoint.open_connections(), 2);
+
+    // After the grace period both keep the same one and close the other.
+    std::thread::sleep(crate::links::SUPERSEDED_GRACE + Duration::from_millis(700));
+    assert_eq!(a_inner.endpoint.open_connections(), 1);
+    assert_eq!(b_inner.endpoint.open_connections(), 1);
+    assert_eq!(a.mesh.connected(&KEYRING), vec![bk]);
+    assert_eq!(b.mesh.connected(&KEYRING), vec![ak]);
+    // One PeerUp each, and no PeerDown: the pair never lost its link.
+    let seen: Vec<Event> = a.events.try_iter().chain(b.events.try_iter()).collect();
+    assert_eq!(
+        seen.iter()
+            .filter(|e| matches!(e, Event::PeerUp { .. }))
+            .count(),
+        2
+    );
+    assert!(!seen.iter().any(|e| matches!(e, Event::PeerDown { .. })));
+    // And the link works both ways.
+    cast(&a.mesh, bk, None).unwrap();
+    cast(&b.mesh, ak, None).unwrap();
+    assert_eq!(a_inner.endpoint.open_connections(), 1);
 }
