@@ -40,7 +40,11 @@ defmodule MeshBench do
   # --- Keyring mesh ---------------------------------------------------------
 
   def keyring_setup do
-    tmp = Path.join(System.tmp_dir!(), "keyring-bench-#{System.unique_integer([:positive])}")
+    # A directory no earlier run used: unique_integer starts over in every VM,
+    # and a reused one brings back the previous run's keyrings, so calls
+    # would pick an old keyring's link while the benchmark disconnects the new one.
+    tmp = Path.join(System.tmp_dir!(), "keyring-bench-#{System.os_time()}")
+    File.rm_rf!(tmp)
     {:ok, _} = Keyring.start_link(name: BenchA, data_dir: tmp <> "/a")
     {:ok, _} = Keyring.start_link(name: BenchB, data_dir: tmp <> "/b")
     {:ok, ring} = Keyring.Ring.create("bench", keyring: BenchA)
@@ -62,7 +66,7 @@ defmodule MeshBench do
 
     b = Keyring.Identity.node_id(BenchB)
     {:ok, "x"} = Keyring.call(b, :echo, "x", keyring: BenchA)
-    %{ring: ring, b: b, b_key: Keyring.Identity.public_key(BenchB), counter: counter}
+    %{ring: ring, b: b, b_key: Keyring.Identity.public_key(BenchB), counter: counter, tmp: tmp}
   end
 
   def keyring_handshakes(ctx, n) do
@@ -139,7 +143,7 @@ defmodule MeshBench do
   # --- Erlang distribution ----------------------------------------------------
 
   def dist(mode, mib) do
-    dir = Path.join(System.tmp_dir!(), "keyring-bench-dist-#{System.unique_integer([:positive])}")
+    dir = Path.join(System.tmp_dir!(), "keyring-bench-dist-#{System.os_time()}")
     File.mkdir_p!(dir)
     tls_args = if mode == :tls, do: tls_args(dir), else: []
     paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
@@ -176,6 +180,7 @@ defmodule MeshBench do
     # its memory; without waiting, that teardown eats into the next
     # contender's run.
     wait_exited([os_a, os_b], System.monotonic_time(:millisecond) + 10_000)
+    File.rm_rf!(dir)
 
     %{
       bulk_mib_per_s: mib / secs,
@@ -385,3 +390,5 @@ IO.puts(
 IO.puts(
   "keyring / plain quinn handshakes: #{f.(100 * ratio.(:keyring, :quinn, :handshakes_per_s))} %, rpc: #{f.(100 * ratio.(:keyring, :quinn, :rpc_per_s))} %"
 )
+
+File.rm_rf!(ctx.tmp)
