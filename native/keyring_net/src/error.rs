@@ -44,6 +44,10 @@ pub enum CallError {
     /// The peer sent bytes that are not a valid frame.
     #[error("protocol violation: {0}")]
     Protocol(String),
+    /// The peer refused a new connection before the handshake because it is
+    /// at its limit (the join endpoint's rate or concurrency bound).
+    #[error("the peer is busy: try again later")]
+    Busy,
     /// The deadline passed.
     #[error("timed out")]
     Timeout,
@@ -67,6 +71,11 @@ impl CallError {
             }
             E::ApplicationClosed(c) if c.error_code.into_inner() == crate::mesh::CLOSE_REFUSED => {
                 Self::Refused(Refusal::Other)
+            }
+            E::ConnectionClosed(c)
+                if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+            {
+                Self::Busy
             }
             E::TimedOut => Self::Unreachable("handshake timed out".into()),
             E::LocallyClosed => Self::Closed,

@@ -19,6 +19,7 @@ mod event;
 pub mod links;
 pub mod members;
 pub mod mesh;
+mod rate;
 mod server;
 mod stream;
 pub mod tls;

@@ -11,6 +11,7 @@ use keyring_core::wire::frame::{self, Frame, Refusal};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 
 use crate::mesh::{Event, Inner, CLOSE_REFUSED};
+use crate::rate::TokenBucket;
 use crate::stream::{read_frame, ReadFrameError};
 use crate::tls::key_from_spki;
 
@@ -184,10 +185,28 @@ async fn one_way(inner: Arc<Inner>, keyring: PublicKey, peer: PublicKey, mut rec
 /// Most join connections served at once; more are refused before the
 /// handshake (the join endpoint accepts any key, so it must stay cheap).
 pub(crate) const MAX_JOINS_IN_FLIGHT: usize = 32;
+/// New join connections admitted per second on average (bursts up to
+/// [`MAX_JOINS_IN_FLIGHT`]); the rest are refused before the handshake.
+pub(crate) const JOINS_PER_SECOND: u32 = 20;
 
 pub(crate) async fn accept_joins(inner: Arc<Inner>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_JOINS_IN_FLIGHT));
+    let mut rate = TokenBucket::new(
+        MAX_JOINS_IN_FLIGHT as u32,
+        JOINS_PER_SECOND,
+        std::time::Instant::now(),
+    );
     while let Some(incoming) = inner.join_endpoint.accept().await {
+        // A source address that has not answered a Retry may be spoofed:
+        // make it prove it before spending a handshake on it.
+        if !incoming.remote_address_validated() && incoming.may_retry() {
+            let _ = incoming.retry();
+            continue;
+        }
+        if !rate.take(std::time::Instant::now()) {
+            incoming.refuse();
+            continue;
+        }
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             incoming.refuse();
             continue;

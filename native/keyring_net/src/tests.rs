@@ -441,3 +441,63 @@ fn both_sides_dialling_at_once_settle_on_one_link() {
     cast(&b.mesh, ak, None).unwrap();
     assert_eq!(a_inner.endpoint.open_connections(), 1);
 }
+
+#[test]
+fn a_flood_of_joins_is_refused_before_the_handshake_and_service_resumes() {
+    let (admin, newbie) = (node(), node());
+    admin.mesh.set_members(KEYRING, members(&[admin.key]));
+    let join_addr = admin.mesh.join_addr().unwrap();
+    let (admin_mesh, admin_key) = (admin.mesh.clone(), admin.key);
+    std::thread::spawn(move || {
+        while let Ok(ev) = admin.events.recv() {
+            if let Event::JoinRequest { id, .. } = ev {
+                admin_mesh.answer_join(id, Err(Refusal::BadInvite));
+            }
+        }
+    });
+    let start_join = |tx: mpsc::Sender<Result<Vec<Vec<u8>>, CallError>>| {
+        newbie.mesh.join(
+            join_addr,
+            admin_key,
+            b"bad".to_vec(),
+            T,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+    };
+    let (tx, rx) = mpsc::channel();
+    let flood = 3 * crate::server::MAX_JOINS_IN_FLIGHT;
+    let started = std::time::Instant::now();
+    for _ in 0..flood {
+        start_join(tx.clone());
+    }
+    let outcomes: Vec<_> = (0..flood)
+        .map(|_| rx.recv_timeout(T * 2).unwrap())
+        .collect();
+    // The bucket starts full and refills while the flood lasts.
+    let admitted = crate::server::MAX_JOINS_IN_FLIGHT as f64
+        + f64::from(crate::server::JOINS_PER_SECOND) * started.elapsed().as_secs_f64();
+    let answered = outcomes
+        .iter()
+        .filter(|r| **r == Err(CallError::Refused(Refusal::BadInvite)))
+        .count();
+    assert!(answered >= 1, "some joins are served: {outcomes:?}");
+    assert!(
+        (answered as f64) <= admitted + 1.0 && answered < flood,
+        "the rest are refused up front: {answered} of {flood} served, {admitted:.0} admitted"
+    );
+    assert!(
+        outcomes.iter().all(
+            |r| *r == Err(CallError::Refused(Refusal::BadInvite)) || *r == Err(CallError::Busy)
+        ),
+        "a refused joiner is told the admin is busy: {outcomes:?}"
+    );
+    // Once the flood is over, joins are served again.
+    std::thread::sleep(Duration::from_secs(1));
+    start_join(tx);
+    assert_eq!(
+        rx.recv_timeout(T * 2).unwrap(),
+        Err(CallError::Refused(Refusal::BadInvite))
+    );
+}

@@ -164,6 +164,7 @@ impl Encoder for CallReason {
             CallError::ConnectionLost(s) => (atoms::connection_lost(), s.as_str()).encode(env),
             CallError::Protocol(s) => (atoms::protocol(), s.as_str()).encode(env),
             CallError::Timeout => atoms::timeout().encode(env),
+            CallError::Busy => atoms::busy().encode(env),
             CallError::Closed => atoms::closed().encode(env),
             other => (atoms::error(), other.to_string()).encode(env),
         }
