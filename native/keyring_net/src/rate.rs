@@ -1,7 +1,7 @@
 //! A token bucket: at most `burst` events at once and `per_second` on
 //! average. I/O-free (the caller passes the time), so it is tested directly.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Admits events at a bounded rate.
 #[derive(Debug)]
@@ -38,16 +38,17 @@ impl TokenBucket {
 
     /// How long until the next token, at `now`.
     #[cfg(test)]
-    fn wait(&self, now: Instant) -> Duration {
+    fn wait(&self, now: Instant) -> std::time::Duration {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         let have = (self.tokens + elapsed * self.per_second).min(self.burst);
-        Duration::from_secs_f64(((1.0 - have) / self.per_second).max(0.0))
+        std::time::Duration::from_secs_f64(((1.0 - have) / self.per_second).max(0.0))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn a_burst_is_admitted_then_the_rate_holds() {
