@@ -4,7 +4,15 @@ defmodule Keyring.Transport.Quic do
   Ed25519 raw public keys (RFC 7250), the peer's key checked against the
   current membership snapshot inside the handshake on both sides, no 0-RTT,
   no session resumption, QUIC keep-alive pings and an idle timeout. Key
-  exchange is X25519 (the `ring` provider has no ML-KEM hybrid).
+  exchange prefers the hybrid X25519MLKEM768, then X25519 (aws-lc-rs).
+
+  One link per peer and keyring: when both sides dial at once they keep the
+  connection the lower key dialled. A link lost to a timeout, a reset or the
+  peer's shutdown is redialled in the background with exponential backoff
+  (0.1 s doubling to 30 s, jittered) while the peer is a member; one closed
+  on purpose (revocation, `disconnect`) is not. The join endpoint makes
+  unvalidated addresses answer a QUIC Retry and admits 20 new joins a second
+  (bursts of 32); a joiner turned away gets `{:error, :busy}`.
 
   Options (under `mesh:` in `Keyring.start_link/1`):
 

@@ -3,7 +3,7 @@
 //! spawn onto the runtime and report through callbacks or the [`EventSink`].
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -460,12 +460,16 @@ impl Mesh {
         self.inner.members.rejections()
     }
 
-    /// Closes all connections and stops the runtime (without blocking).
-    ///
-    /// The runtime lives on for up to [`CLOSE_FLUSH`], on a thread of its
-    /// own, so the connections can send their `shutdown` close: peers learn
-    /// at once instead of at their idle timeout.
+    /// Closes all connections and stops the runtime, waiting up to
+    /// [`CLOSE_FLUSH`] for the connections to send their `shutdown` close
+    /// (peers then learn at once instead of at their idle timeout). When this
+    /// returns, the UDP ports are free again. It blocks: call it from a
+    /// thread that may (a dirty scheduler, not a tokio worker).
     pub fn close(&self) {
+        self.shutdown(true);
+    }
+
+    fn shutdown(&self, wait: bool) {
         let code = VarInt::from_u64(CLOSE_SHUTDOWN).expect("small");
         self.inner.endpoint.close(code, b"shutdown");
         self.inner.join_endpoint.close(code, b"shutdown");
@@ -484,19 +488,41 @@ impl Mesh {
                     }
                 };
                 let _ = tokio::time::timeout(CLOSE_FLUSH, idle).await;
+                // The endpoints live as long as this mesh's handles do; move
+                // them onto throwaway sockets so their ports are free now (a
+                // node restarted on the same port must be able to bind it).
+                // Twice: quinn keeps the previous socket for stray packets.
+                for e in &endpoints {
+                    let ip: IpAddr = match e.local_addr() {
+                        Ok(a) if a.is_ipv6() => Ipv6Addr::LOCALHOST.into(),
+                        _ => Ipv4Addr::LOCALHOST.into(),
+                    };
+                    for _ in 0..2 {
+                        if let Ok(socket) = std::net::UdpSocket::bind((ip, 0)) {
+                            let _ = e.rebind(socket);
+                        }
+                    }
+                }
             });
-            rt.shutdown_background();
+            // Stop the drivers so the sockets close before we return.
+            rt.shutdown_timeout(CLOSE_FLUSH);
         };
-        // Should the thread not start, the runtime is dropped with the closure.
-        let _ = std::thread::Builder::new()
-            .name("keyring-mesh-close".into())
-            .spawn(flush);
+        if wait {
+            flush();
+        } else {
+            // Dropped without `close` (e.g. by the garbage collector): flush
+            // on a thread of its own. Should it not start, the runtime is
+            // dropped with the closure.
+            let _ = std::thread::Builder::new()
+                .name("keyring-mesh-close".into())
+                .spawn(flush);
+        }
     }
 }
 
 impl Drop for Mesh {
     fn drop(&mut self) {
-        self.close();
+        self.shutdown(false);
     }
 }
 

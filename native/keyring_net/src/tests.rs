@@ -501,3 +501,15 @@ fn a_flood_of_joins_is_refused_before_the_handshake_and_service_resumes() {
         Err(CallError::Refused(Refusal::BadInvite))
     );
 }
+
+#[test]
+fn a_closed_mesh_frees_its_port_at_once() {
+    let kp = KeyPair::generate().unwrap();
+    let first = node_at(&kp, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = first.mesh.local_addr().unwrap();
+    first.mesh.close();
+    // The old mesh is still referenced, yet a restart binds the same port.
+    let again = node_at(&kp, addr).unwrap();
+    assert_eq!(again.mesh.local_addr().unwrap(), addr);
+    drop(first);
+}

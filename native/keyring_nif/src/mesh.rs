@@ -528,7 +528,9 @@ fn mesh_rejected_handshakes(m: ResourceArc<MeshResource>) -> u64 {
     m.0.rejected_handshakes()
 }
 
-#[rustler::nif]
+/// Closes the mesh; waits (at most half a second) for the connections to say
+/// goodbye and the ports to be free, hence a dirty I/O scheduler.
+#[rustler::nif(schedule = "DirtyIo")]
 fn mesh_close(m: ResourceArc<MeshResource>) -> Atom {
     m.0.close();
     atoms::ok()
