@@ -151,6 +151,20 @@ defmodule Keyring.Ring do
     opts[:keyring] |> Keyring.Instance.fetch!(:rings) |> Map.keys()
   end
 
+  @doc """
+  The members of `ring` this node has a live link to, by public key.
+
+  Links come up when either side calls the other and are kept up: a lost one
+  is redialled in the background (see `Keyring.Transport.Quic`); `:peer_up`
+  and `:peer_down` on `Keyring.Mesh.topic/0` report the changes.
+  """
+  @spec connected(id() | String.t(), keyword()) :: [<<_::256>>]
+  def connected(ring, opts \\ []) do
+    opts = Keyword.validate!(opts, keyring: Keyring)
+    {transport, handle} = Keyring.Instance.fetch!(opts[:keyring], :mesh)
+    transport.connected(handle, id!(ring))
+  end
+
   @doc "The membership log as a list of encoded entries (to inspect or hand to another node)."
   @spec log(id() | String.t(), keyword()) :: {:ok, [binary()]} | {:error, :not_found}
   def log(ring, opts \\ []) do
