@@ -5,29 +5,15 @@ defmodule Keyring.Cluster.MeshReconnectTest do
   use ExUnit.Case, async: false
   @moduletag :cluster
 
-  alias Keyring.Test.Peers
-
-  defp free_udp_port do
-    {:ok, socket} = :gen_udp.open(0, ip: {127, 0, 0, 1})
-    {:ok, port} = :inet.port(socket)
-    :gen_udp.close(socket)
-    port
-  end
-
-  defp eventually(fun, tries \\ 200) do
-    cond do
-      fun.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(100) && eventually(fun, tries - 1)
-    end
-  end
+  alias Keyring.Test.{Peers, Ports}
+  import Keyring.Test.Distribution, only: [eventually: 3]
 
   test "a member VM killed without a goodbye is dialled again when it returns" do
     u = "#{System.os_time(:nanosecond)}_#{System.unique_integer([:positive])}"
     dirs = for n <- [:a, :b], do: Path.join(System.tmp_dir!(), "keyring-redial-#{n}-#{u}")
     # Short liveness settings so the loss shows within seconds.
     mesh = fn port -> [mesh: [port: port, keep_alive_ms: 300, idle_timeout_ms: 1_500]] end
-    b_port = free_udp_port()
+    b_port = Ports.free_udp()
     a = Peers.start(:"redial_a_#{u}", dir: Enum.at(dirs, 0), keyring: mesh.(0))
     b = Peers.start(:"redial_b_#{u}", dir: Enum.at(dirs, 1), keyring: mesh.(b_port))
 
@@ -40,15 +26,16 @@ defmodule Keyring.Cluster.MeshReconnectTest do
     {:ok, invite} = Peers.call(a, Keyring.Ring, :invite, [ring])
     assert {:ok, ^ring} = Peers.call(b, Keyring, :join, [invite])
     b_key = Peers.call(b, Keyring.Identity, :public_key, [])
-    assert eventually(fn -> b_key in Peers.call(a, Keyring.Ring, :connected, [ring]) end)
+    connected? = fn -> b_key in Peers.call(a, Keyring.Ring, :connected, [ring]) end
+    eventually(connected?, 20_000, "A linked to B")
 
     Peers.kill(b)
-    assert eventually(fn -> b_key not in Peers.call(a, Keyring.Ring, :connected, [ring]) end)
+    eventually(fn -> not connected?.() end, 20_000, "A to notice B is gone")
 
     # Same data dir (identity, keyring) and port; nobody calls anybody.
     b = Peers.start(:"redial_b2_#{u}", dir: Enum.at(dirs, 1), keyring: mesh.(b_port))
     on_exit(:b_again, fn -> Peers.stop(b) end)
-    assert eventually(fn -> b_key in Peers.call(a, Keyring.Ring, :connected, [ring]) end)
+    eventually(connected?, 20_000, "A to dial B again")
     a_key = Peers.call(a, Keyring.Identity, :public_key, [])
     assert a_key in Peers.call(b, Keyring.Ring, :connected, [ring])
   end

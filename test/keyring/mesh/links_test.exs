@@ -6,19 +6,12 @@ defmodule Keyring.Mesh.LinksTest do
 
   import Keyring.MeshHelpers
 
-  defp free_udp_port do
-    {:ok, socket} = :gen_udp.open(0, ip: {127, 0, 0, 1})
-    {:ok, port} = :inet.port(socket)
-    :gen_udp.close(socket)
-    port
-  end
-
   test "a member that restarts on its port is reconnected without a call" do
     a = start_instance(:a)
     name = :"kr_restarts_#{System.unique_integer([:positive])}"
     dir = Path.join(System.tmp_dir!(), "#{name}")
     File.rm_rf!(dir)
-    port = free_udp_port()
+    port = Keyring.Test.Ports.free_udp()
 
     start_b = fn ->
       {:ok, pid} = Keyring.start_link(name: name, data_dir: dir, mesh: [port: port])
