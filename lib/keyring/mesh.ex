@@ -10,7 +10,7 @@ defmodule Keyring.Mesh do
   require Logger
 
   alias Keyring.{Instance, Native}
-  alias Keyring.Mesh.{Dispatch, RingState}
+  alias Keyring.Mesh.{AddressBook, Dispatch, RingState}
   alias Keyring.Ring.Persistence
 
   def start_link(opts) do
@@ -46,7 +46,9 @@ defmodule Keyring.Mesh do
              Keyword.get(mesh_opts, :advertise_join, join_addr)},
           rings: %{},
           handles: %{},
-          joins: %{}
+          joins: %{},
+          # Where each peer was last reached (see AddressBook).
+          book: %{}
         }
 
         Instance.put(name, :handles, %{})
@@ -60,7 +62,8 @@ defmodule Keyring.Mesh do
               into: %{},
               do: {ring.id, ring}
 
-        {:ok, Enum.reduce(Map.values(rings), state, &publish(&2, &1))}
+        state = Enum.reduce(Map.values(rings), state, &publish(&2, &1))
+        {:ok, redial_known_members(%{state | book: AddressBook.load(name)})}
 
       {:error, reason} ->
         {:stop, {:mesh, reason}}
@@ -227,7 +230,7 @@ defmodule Keyring.Mesh do
          do: state.transport.push_log(state.handle, id, ring.entries)
 
     notify(state, {:keyring_mesh, :peer_up, %{keyring: id, peer: peer, address: addr}})
-    {:noreply, state}
+    {:noreply, remember_address(state, peer, addr)}
   end
 
   def handle_info({:keyring_mesh, {:peer_down, id, peer, reason}}, state) do
@@ -264,6 +267,47 @@ defmodule Keyring.Mesh do
   def handle_info(_other, state), do: {:noreply, state}
 
   # --- internals --------------------------------------------------------------
+
+  # A node that restarts (possibly on another port) dials the members it has
+  # an address for, instead of waiting to be called; their links then learn
+  # its new address.
+  defp redial_known_members(state) do
+    for {peer, address} <- state.book, do: add_address(state, peer, address)
+
+    for {id, ring} <- state.rings,
+        {peer, _expires} <- RingState.transport_members(ring),
+        peer != state.public_key and Map.has_key?(state.book, peer),
+        do: state.transport.keep_connected(state.handle, id, peer)
+
+    state
+  end
+
+  defp add_address(state, peer, address) do
+    state.transport.add_address(state.handle, peer, address)
+  rescue
+    # A stored address the transport cannot parse: forget it, keep going.
+    ArgumentError -> :ok
+  end
+
+  # Saved off the mesh process: a durable write takes an fsync.
+  defp remember_address(state, peer, address) do
+    if Map.get(state.book, peer) == address do
+      state
+    else
+      name = state.name
+
+      Task.start(fn ->
+        try do
+          AddressBook.save(name, peer, address)
+        catch
+          # The instance is shutting down.
+          :exit, _ -> :ok
+        end
+      end)
+
+      put_in(state.book[peer], address)
+    end
+  end
 
   defp finish_join(state, {:ok, entries}, invite, mesh_addr) do
     with {:ok, summary} <- Native.ring_verify(entries, now()),

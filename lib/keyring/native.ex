@@ -94,6 +94,7 @@ defmodule Keyring.Native do
   def mesh_set_members(_mesh, _ring, _members), do: err()
   def mesh_remove_keyring(_mesh, _ring), do: err()
   def mesh_add_address(_mesh, _peer, _address), do: err()
+  def mesh_keep_connected(_mesh, _ring, _peer), do: err()
   def mesh_connected(_mesh, _ring), do: err()
   def mesh_disconnect(_mesh, _ring, _peer), do: err()
   def mesh_send(_mesh, _kind, _ref, _ring, _peer, _address, _name, _args, _timeout_ms), do: err()

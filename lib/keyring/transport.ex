@@ -76,6 +76,8 @@ defmodule Keyring.Transport do
   @callback push_log(handle(), key(), [binary()]) :: non_neg_integer()
   @doc "Peers with a live connection in the ring."
   @callback connected(handle(), key()) :: [key()]
+  @doc "Dials `peer` for `ring` in the background (with backoff) until linked."
+  @callback keep_connected(handle(), ring :: key(), peer :: key()) :: :ok
   @doc "Closes the connection to a peer (the next call redials)."
   @callback disconnect(handle(), key(), key()) :: boolean()
   @doc "Stops the transport."

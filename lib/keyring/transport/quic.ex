@@ -10,7 +10,8 @@ defmodule Keyring.Transport.Quic do
   connection the lower key dialled. A link lost to a timeout, a reset or the
   peer's shutdown is redialled in the background with exponential backoff
   (0.1 s doubling to 30 s, jittered) while the peer is a member; one closed
-  on purpose (revocation, `disconnect`) is not. The join endpoint makes
+  on purpose (revocation, `disconnect`) is not. At start, `Keyring.Mesh`
+  dials every member it has a stored address for. The join endpoint makes
   unvalidated addresses answer a QUIC Retry and admits 20 new joins a second
   (bursts of 32); a joiner turned away gets `{:error, :busy}`.
 
@@ -94,6 +95,8 @@ defmodule Keyring.Transport.Quic do
   def push_log(mesh, ring, entries), do: ok!(Native.mesh_push_log(mesh, ring, entries))
   @impl true
   def connected(mesh, ring), do: ok!(Native.mesh_connected(mesh, ring))
+  @impl true
+  def keep_connected(mesh, ring, peer), do: ok!(Native.mesh_keep_connected(mesh, ring, peer))
   @impl true
   def disconnect(mesh, ring, peer), do: ok!(Native.mesh_disconnect(mesh, ring, peer))
   @impl true

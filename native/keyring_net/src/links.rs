@@ -156,7 +156,7 @@ pub(crate) fn redial_after(reason: &ConnectionError) -> bool {
 
 /// Redials `peer` with backoff until a link is up, the peer stops being a
 /// member, or the mesh is gone.
-async fn redial(inner: Weak<Inner>, keyring: PublicKey, peer: PublicKey) {
+pub(crate) async fn redial(inner: Weak<Inner>, keyring: PublicKey, peer: PublicKey) {
     let mut delay = REDIAL_FIRST;
     loop {
         tokio::time::sleep(jitter(delay)).await;

@@ -285,6 +285,15 @@ impl Mesh {
         self.inner.lock_addrs().insert(peer, addr);
     }
 
+    /// Dials `peer` for `keyring` in the background, with the same backoff
+    /// as a lost link, until a link is up or the peer stops being a member
+    /// (e.g. for every member with a known address when a node starts).
+    pub fn keep_connected(&self, keyring: PublicKey, peer: PublicKey) {
+        let inner = Arc::downgrade(&self.inner);
+        self.handle
+            .spawn(crate::links::redial(inner, keyring, peer));
+    }
+
     /// Peers with a live connection in `keyring`.
     pub fn connected(&self, keyring: &PublicKey) -> Vec<PublicKey> {
         self.inner

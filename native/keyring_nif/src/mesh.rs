@@ -277,6 +277,16 @@ fn mesh_add_address(
 }
 
 #[rustler::nif]
+fn mesh_keep_connected(
+    m: ResourceArc<MeshResource>,
+    keyring: Binary<'_>,
+    peer: Binary<'_>,
+) -> Result<Atom, rustler::Error> {
+    m.0.keep_connected(key(&keyring)?, key(&peer)?);
+    Ok(atoms::ok())
+}
+
+#[rustler::nif]
 fn mesh_connected<'a>(
     env: Env<'a>,
     m: ResourceArc<MeshResource>,
