@@ -147,8 +147,12 @@ pub(crate) fn redial_after(reason: &ConnectionError) -> bool {
     match reason {
         // We closed it: disconnect, revocation, shutdown.
         ConnectionError::LocallyClosed => false,
-        // The peer closed it: only a shutdown (it may come back) is redialled.
-        ConnectionError::ApplicationClosed(c) => c.error_code.into_inner() == CLOSE_SHUTDOWN,
+        // The peer closed it: a shutdown (it may come back) is redialled, and
+        // so is a link it superseded while this side had no other (the two
+        // sides saw different connections; a fresh dial settles it).
+        ConnectionError::ApplicationClosed(c) => {
+            matches!(c.error_code.into_inner(), CLOSE_SHUTDOWN | CLOSE_SUPERSEDED)
+        }
         // Timeouts, resets, transport errors.
         _ => true,
     }
@@ -199,10 +203,26 @@ mod tests {
         }
     }
 
+    fn closed_by_peer(code: u64) -> ConnectionError {
+        ConnectionError::ApplicationClosed(quinn::ApplicationClose {
+            error_code: VarInt::from_u64(code).unwrap(),
+            reason: bytes::Bytes::new(),
+        })
+    }
+
     #[test]
     fn only_unplanned_ends_are_redialled() {
         assert!(!redial_after(&ConnectionError::LocallyClosed));
         assert!(redial_after(&ConnectionError::TimedOut));
         assert!(redial_after(&ConnectionError::Reset));
+        assert!(redial_after(&closed_by_peer(CLOSE_SHUTDOWN)));
+        assert!(redial_after(&closed_by_peer(CLOSE_SUPERSEDED)));
+        for on_purpose in [
+            crate::mesh::CLOSE_NORMAL,
+            crate::mesh::CLOSE_REVOKED,
+            crate::mesh::CLOSE_REFUSED,
+        ] {
+            assert!(!redial_after(&closed_by_peer(on_purpose)));
+        }
     }
 }
