@@ -12,16 +12,39 @@ defmodule Keyring.MeshHelpers do
     Process.unlink(pid)
 
     on_exit(fn ->
-      try do
-        Supervisor.stop(pid, :shutdown, 10_000)
-      catch
-        :exit, _ -> :ok
-      end
-
+      stop(pid)
       File.rm_rf!(dir)
     end)
 
     name
+  end
+
+  @doc """
+  An instance that can be stopped and started again on the same data dir
+  (identity, keyrings, address book): `{name, start}`; `start.()` starts it
+  and returns its pid.
+  """
+  def restartable_instance(tag, opts \\ []) do
+    name = :"kr_#{tag}_#{System.unique_integer([:positive])}"
+    dir = Path.join(System.tmp_dir!(), "#{name}")
+    File.rm_rf!(dir)
+    # Registered first, so it runs after every stop below.
+    on_exit({name, :dir}, fn -> File.rm_rf!(dir) end)
+
+    start = fn ->
+      {:ok, pid} = Keyring.start_link([name: name, data_dir: dir] ++ opts)
+      Process.unlink(pid)
+      on_exit({name, pid}, fn -> stop(pid) end)
+      pid
+    end
+
+    {name, start}
+  end
+
+  def stop(pid) do
+    Supervisor.stop(pid, :shutdown, 10_000)
+  catch
+    :exit, _ -> :ok
   end
 
   def key(instance), do: Keyring.Identity.public_key(instance)
