@@ -137,16 +137,22 @@ fn call(
     rx.recv_timeout(T * 2).expect("a call always answers")
 }
 
+/// Two nodes, each with both in its snapshot of `KEYRING`.
+fn member_pair() -> (Node, Node) {
+    let (a, b) = (node(), node());
+    let keys = [a.key, b.key];
+    a.mesh.set_members(KEYRING, members(&keys));
+    b.mesh.set_members(KEYRING, members(&keys));
+    (a, b)
+}
+
 fn members(keys: &[PublicKey]) -> Vec<(PublicKey, u64)> {
     keys.iter().map(|k| (*k, 0)).collect()
 }
 
 #[test]
 fn member_connects_and_calls_both_ways() {
-    let (a, b) = (node(), node());
-    let keys = [a.key, b.key];
-    a.mesh.set_members(KEYRING, members(&keys));
-    b.mesh.set_members(KEYRING, members(&keys));
+    let (a, b) = member_pair();
     let a_addr = a.mesh.local_addr().unwrap();
     let (b_mesh, b_key) = echo(b);
     let b_addr = b_mesh.local_addr().unwrap();
@@ -218,10 +224,7 @@ fn peer_claiming_another_members_key_is_rejected() {
 
 #[test]
 fn revoked_member_is_disconnected_and_refused() {
-    let (a, b) = (node(), node());
-    let keys = [a.key, b.key];
-    a.mesh.set_members(KEYRING, members(&keys));
-    b.mesh.set_members(KEYRING, members(&keys));
+    let (a, b) = member_pair();
     let b_key = b.key;
     let (a_mesh, a_key) = echo(a);
     let a_addr = a_mesh.local_addr().unwrap();
@@ -268,10 +271,7 @@ fn expired_member_is_closed_and_refused() {
 
 #[test]
 fn malformed_frames_get_bad_request_and_the_node_keeps_serving() {
-    let (a, b) = (node(), node());
-    let keys = [a.key, b.key];
-    a.mesh.set_members(KEYRING, members(&keys));
-    b.mesh.set_members(KEYRING, members(&keys));
+    let (a, b) = member_pair();
     let (b_mesh, b_key) = echo(b);
     let b_addr = b_mesh.local_addr().unwrap();
     assert!(call(&a.mesh, b_key, b_addr, b"ok").is_ok());
@@ -388,10 +388,7 @@ fn a_lost_link_is_redialled_in_the_background() {
 
 #[test]
 fn a_link_closed_on_purpose_is_not_redialled() {
-    let (a, b) = (node(), node());
-    let keys = [a.key, b.key];
-    a.mesh.set_members(KEYRING, members(&keys));
-    b.mesh.set_members(KEYRING, members(&keys));
+    let (a, b) = member_pair();
     cast(&a.mesh, b.key, Some(b.mesh.local_addr().unwrap())).unwrap();
     expect(&b.events, T, is_up(a.key));
     assert!(a.mesh.disconnect(&KEYRING, &b.key));
@@ -403,10 +400,7 @@ fn a_link_closed_on_purpose_is_not_redialled() {
 
 #[test]
 fn both_sides_dialling_at_once_settle_on_one_link() {
-    let (a, b) = (node(), node());
-    let keys = [a.key, b.key];
-    a.mesh.set_members(KEYRING, members(&keys));
-    b.mesh.set_members(KEYRING, members(&keys));
+    let (a, b) = member_pair();
     let (a_addr, b_addr) = (a.mesh.local_addr().unwrap(), b.mesh.local_addr().unwrap());
     let (a_inner, b_inner) = (a.mesh.inner_for_tests(), b.mesh.inner_for_tests());
     // Each side dials the other (dial never reuses a live link).
