@@ -76,7 +76,7 @@ impl MeshConfig {
     }
 }
 
-pub(crate) type ConnKey = (PublicKey, PublicKey);
+type ConnKey = (PublicKey, PublicKey);
 
 pub(crate) struct Inner {
     pub(crate) endpoint: Endpoint,
@@ -153,7 +153,6 @@ pub struct Mesh {
     runtime: Mutex<Option<Runtime>>,
     handle: tokio::runtime::Handle,
     inner: Arc<Inner>,
-    public_key: PublicKey,
 }
 
 impl Mesh {
@@ -239,13 +238,12 @@ impl Mesh {
             runtime: Mutex::new(Some(runtime)),
             handle,
             inner,
-            public_key,
         })
     }
 
     /// This node's public key.
     pub fn public_key(&self) -> PublicKey {
-        self.public_key
+        self.inner.public_key
     }
 
     /// The member endpoint's address.

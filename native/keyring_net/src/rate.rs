@@ -25,9 +25,8 @@ impl TokenBucket {
 
     /// Takes a token if one is left at `now`.
     pub(crate) fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last);
+        self.tokens = self.tokens_at(now);
         self.last = self.last.max(now);
-        self.tokens = (self.tokens + elapsed.as_secs_f64() * self.per_second).min(self.burst);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -36,12 +35,16 @@ impl TokenBucket {
         }
     }
 
+    /// Tokens in the bucket at `now` (time going backwards adds none).
+    fn tokens_at(&self, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        (self.tokens + elapsed * self.per_second).min(self.burst)
+    }
+
     /// How long until the next token, at `now`.
     #[cfg(test)]
     fn wait(&self, now: Instant) -> std::time::Duration {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        let have = (self.tokens + elapsed * self.per_second).min(self.burst);
-        std::time::Duration::from_secs_f64(((1.0 - have) / self.per_second).max(0.0))
+        std::time::Duration::from_secs_f64(((1.0 - self.tokens_at(now)) / self.per_second).max(0.0))
     }
 }
 

@@ -54,23 +54,27 @@ defmodule Keyring.Store.CrashTest do
     drain(port, acked)
   end
 
-  defp wait_ready(port) do
-    receive do
-      {^port, {:data, {:eol, "READY"}}} -> :ok
-      {^port, {:data, _}} -> wait_ready(port)
-      {^port, {:exit_status, status}} -> flunk("writer exited early with #{status}")
-    after
-      60_000 -> flunk("writer did not start")
-    end
-  end
+  defp wait_ready(port), do: await_line(port, &(&1 == "READY"), "writer did not start")
 
   defp first_ack(port) do
+    await_line(
+      port,
+      fn
+        "ACK " <> cid -> cid
+        _ -> nil
+      end,
+      "writer acknowledged nothing in 60 s"
+    )
+  end
+
+  # The first line `pick` returns a truthy value for (that value), in 60 s.
+  defp await_line(port, pick, timeout_message) do
     receive do
-      {^port, {:data, {:eol, "ACK " <> cid}}} -> cid
-      {^port, {:data, _}} -> first_ack(port)
+      {^port, {:data, {:eol, line}}} -> pick.(line) || await_line(port, pick, timeout_message)
+      {^port, {:data, _}} -> await_line(port, pick, timeout_message)
       {^port, {:exit_status, status}} -> flunk("writer exited early with #{status}")
     after
-      60_000 -> flunk("writer acknowledged nothing in 60 s")
+      60_000 -> flunk(timeout_message)
     end
   end
 
