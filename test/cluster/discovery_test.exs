@@ -9,7 +9,7 @@ defmodule Keyring.Cluster.DiscoveryTest do
   defp node_name(prefix, i, suffix), do: :"#{prefix}#{i}_#{suffix}@127.0.0.1"
 
   test "Epmd strategy connects a static host list and reconnects a host that comes back" do
-    suffix = System.unique_integer([:positive])
+    suffix = "#{System.pid()}_#{System.unique_integer([:positive])}"
     hosts = for i <- 1..3, do: node_name(:epmd, i, suffix)
     topo = [keyring: [strategy: Cluster.Strategy.Epmd, config: [hosts: hosts, interval: 200]]]
     opts = [coordinator: [heartbeat: 300], keyring: [cluster_topologies: topo]]
@@ -32,7 +32,7 @@ defmodule Keyring.Cluster.DiscoveryTest do
   end
 
   test "Gossip strategy discovers nodes over loopback multicast" do
-    suffix = System.unique_integer([:positive])
+    suffix = "#{System.pid()}_#{System.unique_integer([:positive])}"
     port = 30_000 + :rand.uniform(10_000)
 
     config = [

@@ -49,7 +49,7 @@ defmodule Keyring.Cluster.RoutingTest do
 
   test "the node going down mid-task gives :nodedown", %{a: a} do
     d =
-      Peers.start(:"route_doomed_#{System.unique_integer([:positive])}",
+      Peers.start(:"route_doomed_#{System.pid()}_#{System.unique_integer([:positive])}",
         coordinator: [heartbeat: 300]
       )
 

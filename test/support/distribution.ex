@@ -5,7 +5,7 @@ defmodule Keyring.Test.Distribution do
   def ensure_started! do
     unless Node.alive?() do
       System.cmd("epmd", ["-daemon"])
-      name = :"keyring_test_#{System.unique_integer([:positive])}@127.0.0.1"
+      name = :"keyring_test_#{System.pid()}_#{System.unique_integer([:positive])}@127.0.0.1"
 
       case Node.start(name, :longnames) do
         {:ok, _} -> :ok

@@ -47,7 +47,9 @@ defmodule Keyring.Test.Peers do
   end
 
   def start_many(prefix, n, opts \\ []) do
-    suffix = System.unique_integer([:positive])
+    # unique_integer restarts with every VM, and several test runs may share
+    # one epmd: the OS pid keeps their node names apart.
+    suffix = "#{System.pid()}_#{System.unique_integer([:positive])}"
     Enum.map(1..n, &start(:"#{prefix}#{&1}_#{suffix}", opts))
   end
 
