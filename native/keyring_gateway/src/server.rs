@@ -95,6 +95,8 @@ pub struct StatsSnapshot {
 struct Upload {
     body: Incoming,
     read: u64,
+    // Bytes of the last frame past the previous piece's end.
+    leftover: Bytes,
 }
 
 pub(crate) struct Shared {
@@ -566,7 +568,7 @@ async fn rest(
                         format!("uploads are limited to {} bytes", shared.config.max_upload),
                     ));
                 }
-                (RequestBody::Stream { length }, Some(Upload { body, read: 0 }))
+                (RequestBody::Stream { length }, Some(Upload { body, read: 0, leftover: Bytes::new() }))
             }
             _ => {
                 return Err(Problem::new(
@@ -689,6 +691,8 @@ async fn hand_off(
 
 async fn read_piece(upload: &mut Upload, config: &GatewayConfig) -> Result<Option<Bytes>, StreamError> {
     let mut out = BytesMut::new();
+    let take = upload.leftover.len().min(READ_CHUNK);
+    out.extend_from_slice(&upload.leftover.split_to(take));
     while out.len() < READ_CHUNK {
         let frame = match tokio::time::timeout(config.body_idle_timeout, upload.body.frame()).await {
             Err(_) => return Err(StreamError::Timeout),
@@ -701,7 +705,13 @@ async fn read_piece(upload: &mut Upload, config: &GatewayConfig) -> Result<Optio
             if upload.read > config.max_upload {
                 return Err(StreamError::TooLarge);
             }
-            out.extend_from_slice(&data);
+            let room = READ_CHUNK - out.len();
+            if data.len() > room {
+                out.extend_from_slice(&data[..room]);
+                upload.leftover = data.slice(room..);
+            } else {
+                out.extend_from_slice(&data);
+            }
         }
     }
     Ok((!out.is_empty()).then(|| out.freeze()))
