@@ -20,7 +20,9 @@ pub(crate) type ResponseBody = BoxBody<Bytes, BoxError>;
 
 /// A body that is all there already.
 pub(crate) fn full(bytes: impl Into<Bytes>) -> ResponseBody {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// No body.
@@ -47,7 +49,11 @@ pub(crate) struct ChannelBody {
 impl ChannelBody {
     /// A body read from `rx`; `idle: None` waits forever (SSE, whose feeder
     /// keeps its own time).
-    pub(crate) fn new(rx: mpsc::Receiver<Bytes>, idle: Option<Duration>, length: Option<u64>) -> Self {
+    pub(crate) fn new(
+        rx: mpsc::Receiver<Bytes>,
+        idle: Option<Duration>,
+        length: Option<u64>,
+    ) -> Self {
         let far = Duration::from_secs(86_400 * 365);
         Self {
             rx,
@@ -131,7 +137,10 @@ mod tests {
         let (_tx, rx) = mpsc::channel::<Bytes>(1);
         let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let f = flag.clone();
-        drop(ChannelBody::new(rx, None, None).on_drop(move || f.store(true, std::sync::atomic::Ordering::SeqCst)));
+        drop(
+            ChannelBody::new(rx, None, None)
+                .on_drop(move || f.store(true, std::sync::atomic::Ordering::SeqCst)),
+        );
         assert!(flag.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

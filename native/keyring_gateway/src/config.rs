@@ -109,10 +109,16 @@ impl GatewayConfig {
             ("replay_bytes", self.replay_bytes as u64),
             ("threads", self.threads as u64),
             ("response_timeout", self.response_timeout.as_millis() as u64),
-            ("body_idle_timeout", self.body_idle_timeout.as_millis() as u64),
+            (
+                "body_idle_timeout",
+                self.body_idle_timeout.as_millis() as u64,
+            ),
             ("header_timeout", self.header_timeout.as_millis() as u64),
             ("keepalive", self.keepalive.as_millis() as u64),
-            ("sse_stall_timeout", self.sse_stall_timeout.as_millis() as u64),
+            (
+                "sse_stall_timeout",
+                self.sse_stall_timeout.as_millis() as u64,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {

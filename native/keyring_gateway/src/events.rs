@@ -223,7 +223,9 @@ impl EventLog {
             subject: subject.map(str::to_string),
             frame,
         }));
-        while self.ring.len() > self.max_events || (self.bytes > self.max_bytes && self.ring.len() > 1) {
+        while self.ring.len() > self.max_events
+            || (self.bytes > self.max_bytes && self.ring.len() > 1)
+        {
             if let Some(old) = self.ring.pop_front() {
                 self.bytes -= old.frame.len();
             }
@@ -308,19 +310,38 @@ mod tests {
     fn log(n: u64) -> EventLog {
         let mut l = EventLog::new(0xabcd0123, 8, 1 << 20);
         for i in 0..n {
-            let kind = if i % 2 == 0 { "presence.up" } else { "mesh.peer_up" };
-            l.push(kind, Some(&format!("node{}", i % 3)), format!("{{\"i\":{i}}}").as_bytes())
-                .unwrap();
+            let kind = if i % 2 == 0 {
+                "presence.up"
+            } else {
+                "mesh.peer_up"
+            };
+            l.push(
+                kind,
+                Some(&format!("node{}", i % 3)),
+                format!("{{\"i\":{i}}}").as_bytes(),
+            )
+            .unwrap();
         }
         l
     }
 
     #[test]
     fn ids_round_trip() {
-        let id = EventId { epoch: 0xabcd0123, seq: 42 };
+        let id = EventId {
+            epoch: 0xabcd0123,
+            seq: 42,
+        };
         assert_eq!(id.to_string(), "abcd0123-42");
         assert_eq!(EventId::parse("abcd0123-42"), Some(id));
-        for bad in ["", "abcd0123", "abcd012-1", "abcd0123-", "abcd0123-x", "zzzzzzzz-1", "abcd0123-99999999999999999999999"] {
+        for bad in [
+            "",
+            "abcd0123",
+            "abcd012-1",
+            "abcd0123-",
+            "abcd0123-x",
+            "zzzzzzzz-1",
+            "abcd0123-99999999999999999999999",
+        ] {
             assert_eq!(EventId::parse(bad), None, "{bad}");
         }
     }
@@ -335,7 +356,7 @@ mod tests {
         for _ in 0..50 {
             small.push("x", None, &[b'a'; 50]).unwrap();
         }
-        assert!(small.bytes <= 200 && small.len() >= 1);
+        assert!(small.bytes <= 200 && !small.is_empty());
     }
 
     #[test]
@@ -353,21 +374,33 @@ mod tests {
     #[test]
     fn resume_after_an_id_replays_the_rest() {
         let l = log(6);
-        let (c, lag) = l.cursor(Start::After(EventId { epoch: l.epoch(), seq: 4 }));
+        let (c, lag) = l.cursor(Start::After(EventId {
+            epoch: l.epoch(),
+            seq: 4,
+        }));
         assert_eq!((c, lag), (5, None));
         let b = l.read(c, &Filter::default(), 10);
-        assert_eq!(b.events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5, 6]);
+        assert_eq!(
+            b.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![5, 6]
+        );
     }
 
     #[test]
     fn resume_from_before_the_ring_or_another_epoch_lags() {
         let l = log(20);
-        let (c, lag) = l.cursor(Start::After(EventId { epoch: l.epoch(), seq: 2 }));
+        let (c, lag) = l.cursor(Start::After(EventId {
+            epoch: l.epoch(),
+            seq: 2,
+        }));
         assert_eq!((c, lag), (13, Some(10)));
         let (c, lag) = l.cursor(Start::After(EventId { epoch: 7, seq: 2 }));
         assert_eq!((c, lag), (13, Some(0)));
         // An id from the future (a confused client) waits for live events.
-        let (c, _) = l.cursor(Start::After(EventId { epoch: l.epoch(), seq: 1000 }));
+        let (c, _) = l.cursor(Start::After(EventId {
+            epoch: l.epoch(),
+            seq: 1000,
+        }));
         assert_eq!(c, l.head());
     }
 
@@ -389,10 +422,16 @@ mod tests {
         assert_eq!(b.events.len(), 4);
         assert_eq!(b.next, 9, "non-matching events still move the cursor");
         let f = Filter::new(Some("pres"), None);
-        assert!(l.read(1, &f, 100).events.is_empty(), "prefixes end at a dot");
+        assert!(
+            l.read(1, &f, 100).events.is_empty(),
+            "prefixes end at a dot"
+        );
         let f = Filter::new(Some("mesh.peer_up, presence.up"), Some("node1"));
         let b = l.read(1, &f, 100);
-        assert!(b.events.iter().all(|e| e.subject.as_deref() == Some("node1")));
+        assert!(b
+            .events
+            .iter()
+            .all(|e| e.subject.as_deref() == Some("node1")));
         assert!(!b.events.is_empty());
     }
 
@@ -409,14 +448,26 @@ mod tests {
         let mut l = EventLog::new(1, 8, 1 << 20);
         assert_eq!(l.push("", None, b"{}"), Err(PublishError::BadKind));
         assert_eq!(l.push("Bad Kind", None, b"{}"), Err(PublishError::BadKind));
-        assert_eq!(l.push("ok", Some("a b"), b"{}"), Err(PublishError::BadSubject));
-        assert_eq!(l.push("ok", None, &vec![b'x'; MAX_EVENT_DATA + 1]), Err(PublishError::TooLarge));
+        assert_eq!(
+            l.push("ok", Some("a b"), b"{}"),
+            Err(PublishError::BadSubject)
+        );
+        assert_eq!(
+            l.push("ok", None, &vec![b'x'; MAX_EVENT_DATA + 1]),
+            Err(PublishError::TooLarge)
+        );
     }
 
     #[test]
     fn frames_are_well_formed_even_with_newlines() {
         let id = EventId { epoch: 1, seq: 2 };
-        assert_eq!(&frame(&id, "a.b", b"{\"x\":1}")[..], b"id: 00000001-2\nevent: a.b\ndata: {\"x\":1}\n\n");
-        assert_eq!(&frame(&id, "a", b"1\n2")[..], b"id: 00000001-2\nevent: a\ndata: 1\ndata: 2\n\n");
+        assert_eq!(
+            &frame(&id, "a.b", b"{\"x\":1}")[..],
+            b"id: 00000001-2\nevent: a.b\ndata: {\"x\":1}\n\n"
+        );
+        assert_eq!(
+            &frame(&id, "a", b"1\n2")[..],
+            b"id: 00000001-2\nevent: a\ndata: 1\ndata: 2\n\n"
+        );
     }
 }

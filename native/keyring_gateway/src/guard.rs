@@ -50,7 +50,7 @@ impl Guard {
         let host = host.ok_or(Refusal::BadHost)?;
         let host = std::str::from_utf8(host).map_err(|_| Refusal::BadHost)?;
         let host = host.trim().to_ascii_lowercase();
-        if self.allowed_hosts.iter().any(|h| *h == host) {
+        if self.allowed_hosts.contains(&host) {
             return Ok(());
         }
         let (name, port) = split_host_port(&host).ok_or(Refusal::BadHost)?;
@@ -77,9 +77,7 @@ impl Guard {
         if self.allowed_origins.iter().any(|o| o == origin) {
             return Ok(());
         }
-        let rest = origin
-            .strip_prefix("http://")
-            .ok_or(Refusal::BadOrigin)?;
+        let rest = origin.strip_prefix("http://").ok_or(Refusal::BadOrigin)?;
         if rest.is_empty() || rest.contains('/') {
             return Err(Refusal::BadOrigin);
         }
@@ -155,7 +153,8 @@ pub(crate) fn split_host_port(host: &str) -> Option<(&str, Option<u16>)> {
             None => (host, None),
         }
     };
-    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '[' | ']' | ':');
+    let ok_char =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '[' | ']' | ':');
     if name.is_empty() || !name.chars().all(ok_char) {
         return None;
     }
@@ -184,7 +183,13 @@ mod tests {
     #[test]
     fn loopback_hosts_on_our_port_pass() {
         let g = guard("127.0.0.1:4000", None);
-        for h in ["127.0.0.1:4000", "localhost:4000", "[::1]:4000", "LOCALHOST:4000", "127.0.0.2:4000"] {
+        for h in [
+            "127.0.0.1:4000",
+            "localhost:4000",
+            "[::1]:4000",
+            "LOCALHOST:4000",
+            "127.0.0.2:4000",
+        ] {
             assert_eq!(g.check_host(Some(h.as_bytes())), Ok(()), "{h}");
         }
     }
@@ -192,8 +197,20 @@ mod tests {
     #[test]
     fn rebinding_hosts_are_refused() {
         let g = guard("127.0.0.1:4000", None);
-        for h in ["evil.example:4000", "127.0.0.1:4001", "127.0.0.1", "", "a b:4000", "[::1]x", "127.0.0.1:99999"] {
-            assert_eq!(g.check_host(Some(h.as_bytes())), Err(Refusal::BadHost), "{h}");
+        for h in [
+            "evil.example:4000",
+            "127.0.0.1:4001",
+            "127.0.0.1",
+            "",
+            "a b:4000",
+            "[::1]x",
+            "127.0.0.1:99999",
+        ] {
+            assert_eq!(
+                g.check_host(Some(h.as_bytes())),
+                Err(Refusal::BadHost),
+                "{h}"
+            );
         }
         assert_eq!(g.check_host(None), Err(Refusal::BadHost));
         assert_eq!(g.check_host(Some(&[0xff, 0xfe])), Err(Refusal::BadHost));
@@ -205,7 +222,10 @@ mod tests {
         c.allowed_hosts = vec!["keyring.local".into()];
         let g = Guard::new(&c, 4000);
         assert_eq!(g.check_host(Some(b"keyring.local:4000")), Ok(()));
-        assert_eq!(g.check_host(Some(b"other.local:4000")), Err(Refusal::BadHost));
+        assert_eq!(
+            g.check_host(Some(b"other.local:4000")),
+            Err(Refusal::BadHost)
+        );
     }
 
     #[test]
@@ -221,8 +241,19 @@ mod tests {
         assert_eq!(g.check_origin(None), Ok(()));
         assert_eq!(g.check_origin(Some(b"http://127.0.0.1:4000")), Ok(()));
         assert_eq!(g.check_origin(Some(b"http://localhost:4000")), Ok(()));
-        for o in ["http://evil.example", "https://127.0.0.1:4000", "null", "http://127.0.0.1:4000/x", "http://localhost:4001", "http://"] {
-            assert_eq!(g.check_origin(Some(o.as_bytes())), Err(Refusal::BadOrigin), "{o}");
+        for o in [
+            "http://evil.example",
+            "https://127.0.0.1:4000",
+            "null",
+            "http://127.0.0.1:4000/x",
+            "http://localhost:4001",
+            "http://",
+        ] {
+            assert_eq!(
+                g.check_origin(Some(o.as_bytes())),
+                Err(Refusal::BadOrigin),
+                "{o}"
+            );
         }
     }
 
@@ -230,15 +261,33 @@ mod tests {
     fn tokens_are_checked() {
         let g = guard("127.0.0.1:4000", Some("0123456789abcdef"));
         assert_eq!(g.authorization(None, None), Ok(false));
-        assert_eq!(g.authorization(Some(b"Bearer 0123456789abcdef"), None), Ok(true));
-        assert_eq!(g.authorization(Some(b"bearer  0123456789abcdef "), None), Ok(true));
+        assert_eq!(
+            g.authorization(Some(b"Bearer 0123456789abcdef"), None),
+            Ok(true)
+        );
+        assert_eq!(
+            g.authorization(Some(b"bearer  0123456789abcdef "), None),
+            Ok(true)
+        );
         assert_eq!(g.authorization(None, Some("0123456789abcdef")), Ok(true));
-        assert_eq!(g.authorization(Some(b"Bearer 0123456789abcdeX"), None), Err(Refusal::BadToken));
-        assert_eq!(g.authorization(Some(b"Basic 0123456789abcdef"), None), Err(Refusal::BadToken));
-        assert_eq!(g.authorization(Some(b"Bearer"), None), Err(Refusal::BadToken));
+        assert_eq!(
+            g.authorization(Some(b"Bearer 0123456789abcdeX"), None),
+            Err(Refusal::BadToken)
+        );
+        assert_eq!(
+            g.authorization(Some(b"Basic 0123456789abcdef"), None),
+            Err(Refusal::BadToken)
+        );
+        assert_eq!(
+            g.authorization(Some(b"Bearer"), None),
+            Err(Refusal::BadToken)
+        );
         assert_eq!(g.authorization(None, Some("nope")), Err(Refusal::BadToken));
         let open = guard("127.0.0.1:4000", None);
-        assert_eq!(open.authorization(Some(b"Bearer anything-at-all"), None), Err(Refusal::BadToken));
+        assert_eq!(
+            open.authorization(Some(b"Bearer anything-at-all"), None),
+            Err(Refusal::BadToken)
+        );
     }
 
     #[test]

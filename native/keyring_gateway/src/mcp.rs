@@ -107,7 +107,11 @@ pub struct Headers<'a> {
 }
 
 fn unsupported(id: &Value, requested: &str) -> McpError {
-    let mut e = McpError::new(id, UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version");
+    let mut e = McpError::new(
+        id,
+        UNSUPPORTED_PROTOCOL_VERSION,
+        "Unsupported protocol version",
+    );
     e.data = Some(json!({"supported": SUPPORTED_VERSIONS, "requested": requested}));
     e
 }
@@ -128,11 +132,21 @@ pub fn classify(body: &Value, headers: Headers<'_>) -> Result<Envelope, McpError
                 "JSON-RPC batches are not supported: send one message per POST",
             ))
         }
-        _ => return Err(McpError::new(&null, INVALID_REQUEST, "the body must be a JSON-RPC object")),
+        _ => {
+            return Err(McpError::new(
+                &null,
+                INVALID_REQUEST,
+                "the body must be a JSON-RPC object",
+            ))
+        }
     };
     let id = obj.get("id").cloned().unwrap_or(Value::Null);
     if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) {
-        return Err(McpError::new(&id, INVALID_REQUEST, "\"jsonrpc\" must be \"2.0\""));
+        return Err(McpError::new(
+            &id,
+            INVALID_REQUEST,
+            "\"jsonrpc\" must be \"2.0\"",
+        ));
     }
     let header_version = match headers.protocol_version {
         None => None,
@@ -150,36 +164,61 @@ pub fn classify(body: &Value, headers: Headers<'_>) -> Result<Envelope, McpError
     let Some(method) = obj.get("method") else {
         return match obj.contains_key("result") || obj.contains_key("error") {
             true => Ok(Envelope::Accepted),
-            false => Err(McpError::new(&id, INVALID_REQUEST, "a message needs \"method\"")),
+            false => Err(McpError::new(
+                &id,
+                INVALID_REQUEST,
+                "a message needs \"method\"",
+            )),
         };
     };
     let method = method
         .as_str()
         .filter(|m| !m.is_empty() && m.len() <= 256)
-        .ok_or_else(|| McpError::new(&id, INVALID_REQUEST, "\"method\" must be a non-empty string"))?;
+        .ok_or_else(|| {
+            McpError::new(
+                &id,
+                INVALID_REQUEST,
+                "\"method\" must be a non-empty string",
+            )
+        })?;
     if !obj.contains_key("id") {
         return Ok(Envelope::Accepted);
     }
     if !(id.is_string() || id.is_i64() || id.is_u64()) {
-        return Err(McpError::new(&Value::Null, INVALID_REQUEST, "\"id\" must be a string or an integer"));
+        return Err(McpError::new(
+            &Value::Null,
+            INVALID_REQUEST,
+            "\"id\" must be a string or an integer",
+        ));
     }
     let params = obj.get("params");
     if params.is_some_and(|p| !p.is_object()) {
-        return Err(McpError::new(&id, INVALID_REQUEST, "\"params\" must be an object"));
+        return Err(McpError::new(
+            &id,
+            INVALID_REQUEST,
+            "\"params\" must be an object",
+        ));
     }
     let meta_version = params
         .and_then(|p| p.get("_meta"))
         .and_then(|m| m.get(META_VERSION));
     let era = match meta_version {
         Some(v) => {
-            let v = v
-                .as_str()
-                .ok_or_else(|| McpError::new(&id, INVALID_REQUEST, "_meta protocolVersion must be a string"))?;
+            let v = v.as_str().ok_or_else(|| {
+                McpError::new(
+                    &id,
+                    INVALID_REQUEST,
+                    "_meta protocolVersion must be a string",
+                )
+            })?;
             if !SUPPORTED_VERSIONS.contains(&v) {
                 return Err(unsupported(&id, v));
             }
             if v != MODERN {
-                return Err(mismatch(&id, format!("_meta names {v}, which uses initialize instead")));
+                return Err(mismatch(
+                    &id,
+                    format!("_meta names {v}, which uses initialize instead"),
+                ));
             }
             check_modern_headers(&id, method, params, header_version, headers)?;
             Era::Modern(v.to_string())
@@ -211,9 +250,17 @@ fn check_modern_headers(
     match header_version {
         Some(MODERN) => {}
         Some(other) => {
-            return Err(mismatch(id, format!("MCP-Protocol-Version {other} does not match _meta {MODERN}")))
+            return Err(mismatch(
+                id,
+                format!("MCP-Protocol-Version {other} does not match _meta {MODERN}"),
+            ))
         }
-        None => return Err(mismatch(id, "MCP-Protocol-Version header is required".into())),
+        None => {
+            return Err(mismatch(
+                id,
+                "MCP-Protocol-Version header is required".into(),
+            ))
+        }
     }
     let header_method = headers
         .method
@@ -221,7 +268,10 @@ fn check_modern_headers(
     if header_method != method.as_bytes() {
         return Err(mismatch(
             id,
-            format!("Mcp-Method header value '{}' does not match body value '{method}'", String::from_utf8_lossy(header_method)),
+            format!(
+                "Mcp-Method header value '{}' does not match body value '{method}'",
+                String::from_utf8_lossy(header_method)
+            ),
         ));
     }
     let name_field = match method {
@@ -239,7 +289,10 @@ fn check_modern_headers(
         if Some(header.as_str()) != body_name {
             return Err(mismatch(
                 id,
-                format!("Mcp-Name header value '{header}' does not match body value '{}'", body_name.unwrap_or("")),
+                format!(
+                    "Mcp-Name header value '{header}' does not match body value '{}'",
+                    body_name.unwrap_or("")
+                ),
             ));
         }
     }
@@ -250,8 +303,13 @@ fn check_modern_headers(
 /// `=?base64?<standard base64 of UTF-8>?=`. `None` when malformed.
 pub fn decode_header_value(raw: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(raw).ok()?;
-    if let Some(inner) = text.strip_prefix("=?base64?").and_then(|t| t.strip_suffix("?=")) {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(inner).ok()?;
+    if let Some(inner) = text
+        .strip_prefix("=?base64?")
+        .and_then(|t| t.strip_suffix("?="))
+    {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(inner)
+            .ok()?;
         return String::from_utf8(bytes).ok();
     }
     text.bytes()
@@ -285,7 +343,14 @@ mod tests {
     fn legacy_initialize_passes_without_headers() {
         let body = json!({"jsonrpc": "2.0", "id": "a", "method": "initialize", "params": {"protocolVersion": "2025-06-18"}});
         let e = classify(&body, h(None, None, None)).unwrap();
-        assert_eq!(e, Envelope::Request { id: json!("a"), method: "initialize".into(), era: Era::Legacy(DEFAULT_LEGACY.into()) });
+        assert_eq!(
+            e,
+            Envelope::Request {
+                id: json!("a"),
+                method: "initialize".into(),
+                era: Era::Legacy(DEFAULT_LEGACY.into())
+            }
+        );
         let e = classify(&body, h(Some("2025-11-25"), None, None)).unwrap();
         assert!(matches!(e, Envelope::Request { era: Era::Legacy(v), .. } if v == "2025-11-25"));
     }
@@ -300,9 +365,15 @@ mod tests {
 
     #[test]
     fn malformed_envelopes_are_refused() {
-        for body in [json!([1]), json!("x"), json!({"id": 1, "method": "ping"}), json!({"jsonrpc": "2.0", "id": 1}),
-                     json!({"jsonrpc": "2.0", "id": 1, "method": ""}), json!({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}),
-                     json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": [1]})] {
+        for body in [
+            json!([1]),
+            json!("x"),
+            json!({"id": 1, "method": "ping"}),
+            json!({"jsonrpc": "2.0", "id": 1}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": ""}),
+            json!({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": [1]}),
+        ] {
             let e = classify(&body, h(None, None, None)).unwrap_err();
             assert_eq!((e.status, e.code), (400, INVALID_REQUEST), "{body}");
         }
@@ -318,15 +389,31 @@ mod tests {
         assert_eq!(v["error"]["data"]["supported"][0], MODERN);
         let mut body = modern("tools/list", json!({}));
         body["params"]["_meta"][META_VERSION] = json!("1900-01-01");
-        assert_eq!(classify(&body, h(Some(MODERN), Some("tools/list"), None)).unwrap_err().code, UNSUPPORTED_PROTOCOL_VERSION);
+        assert_eq!(
+            classify(&body, h(Some(MODERN), Some("tools/list"), None))
+                .unwrap_err()
+                .code,
+            UNSUPPORTED_PROTOCOL_VERSION
+        );
     }
 
     #[test]
     fn modern_requests_need_matching_headers() {
         let body = modern("server/discover", json!({}));
         let ok = classify(&body, h(Some(MODERN), Some("server/discover"), None)).unwrap();
-        assert!(matches!(ok, Envelope::Request { era: Era::Modern(_), .. }));
-        for (v, m) in [(None, Some("server/discover")), (Some(MODERN), None), (Some("2025-11-25"), Some("server/discover")), (Some(MODERN), Some("tools/list"))] {
+        assert!(matches!(
+            ok,
+            Envelope::Request {
+                era: Era::Modern(_),
+                ..
+            }
+        ));
+        for (v, m) in [
+            (None, Some("server/discover")),
+            (Some(MODERN), None),
+            (Some("2025-11-25"), Some("server/discover")),
+            (Some(MODERN), Some("tools/list")),
+        ] {
             let e = classify(&body, h(v, m, None)).unwrap_err();
             assert_eq!((e.status, e.code), (400, HEADER_MISMATCH), "{v:?} {m:?}");
         }
@@ -334,9 +421,19 @@ mod tests {
 
     #[test]
     fn tools_call_needs_a_matching_name_header() {
-        let body = modern("tools/call", json!({"name": "keyring_status", "arguments": {}}));
-        assert!(classify(&body, h(Some(MODERN), Some("tools/call"), Some("keyring_status"))).is_ok());
-        let b64 = format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode("keyring_status"));
+        let body = modern(
+            "tools/call",
+            json!({"name": "keyring_status", "arguments": {}}),
+        );
+        assert!(classify(
+            &body,
+            h(Some(MODERN), Some("tools/call"), Some("keyring_status"))
+        )
+        .is_ok());
+        let b64 = format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode("keyring_status")
+        );
         assert!(classify(&body, h(Some(MODERN), Some("tools/call"), Some(&b64))).is_ok());
         for n in [None, Some("keyring_identity"), Some("=?base64?!!!?=")] {
             let e = classify(&body, h(Some(MODERN), Some("tools/call"), n)).unwrap_err();
@@ -347,13 +444,24 @@ mod tests {
     #[test]
     fn modern_header_without_meta_is_a_mismatch() {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
-        assert_eq!(classify(&body, h(Some(MODERN), Some("tools/list"), None)).unwrap_err().code, HEADER_MISMATCH);
+        assert_eq!(
+            classify(&body, h(Some(MODERN), Some("tools/list"), None))
+                .unwrap_err()
+                .code,
+            HEADER_MISMATCH
+        );
     }
 
     #[test]
     fn header_values_decode() {
-        assert_eq!(decode_header_value(b"plain name"), Some("plain name".into()));
-        assert_eq!(decode_header_value(b"=?base64?SGVsbG8sIOS4lueVjA==?="), Some("Hello, 世界".into()));
+        assert_eq!(
+            decode_header_value(b"plain name"),
+            Some("plain name".into())
+        );
+        assert_eq!(
+            decode_header_value(b"=?base64?SGVsbG8sIOS4lueVjA==?="),
+            Some("Hello, 世界".into())
+        );
         assert_eq!(decode_header_value(b"bad\x01"), None);
         assert_eq!(decode_header_value(b"=?base64?%%%?="), None);
     }

@@ -195,14 +195,18 @@ impl Gateway {
         for (name, value) in &reply.headers {
             let n = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| RespondError::BadHeader(name.clone()))?;
-            let v = HeaderValue::from_str(value).map_err(|_| RespondError::BadHeader(name.clone()))?;
+            let v =
+                HeaderValue::from_str(value).map_err(|_| RespondError::BadHeader(name.clone()))?;
             headers.append(n, v);
         }
         let (content_type, body, stream) = match reply.body {
             ReplyBody::Empty => (None, body::empty(), None),
             ReplyBody::Json(b) => (Some("application/json".to_string()), body::full(b), None),
             ReplyBody::Bytes { content_type, data } => (Some(content_type), body::full(data), None),
-            ReplyBody::Stream { content_type, length } => {
+            ReplyBody::Stream {
+                content_type,
+                length,
+            } => {
                 let (tx, rx) = mpsc::channel(DOWNLOAD_QUEUE);
                 let shared = Arc::clone(&self.shared);
                 let body = ChannelBody::new(rx, Some(self.shared.config.body_idle_timeout), length)
@@ -213,7 +217,8 @@ impl Gateway {
             }
         };
         if let Some(ct) = content_type {
-            let v = HeaderValue::from_str(&ct).map_err(|_| RespondError::BadHeader("content-type".into()))?;
+            let v = HeaderValue::from_str(&ct)
+                .map_err(|_| RespondError::BadHeader("content-type".into()))?;
             headers.insert(header::CONTENT_TYPE, v);
         }
         let waiter = lock(&self.shared.pending)
@@ -223,7 +228,8 @@ impl Gateway {
             lock(&self.shared.downloads).insert(id, tx);
         }
         let mut resp = Response::new(body);
-        *resp.status_mut() = http::StatusCode::from_u16(reply.status).map_err(|_| RespondError::BadStatus)?;
+        *resp.status_mut() =
+            http::StatusCode::from_u16(reply.status).map_err(|_| RespondError::BadStatus)?;
         *resp.headers_mut() = headers;
         secure_headers(resp.headers_mut());
         if waiter.send(resp).is_err() {
@@ -286,7 +292,12 @@ impl Gateway {
     }
 
     /// Publishes an event to every SSE client (and the replay ring).
-    pub fn publish(&self, kind: &str, subject: Option<&str>, data: &[u8]) -> Result<EventId, PublishError> {
+    pub fn publish(
+        &self,
+        kind: &str,
+        subject: Option<&str>,
+        data: &[u8],
+    ) -> Result<EventId, PublishError> {
         let id = lock(&self.shared.log).push(kind, subject, data)?;
         self.shared.stats.events.fetch_add(1, Ordering::Relaxed);
         self.shared.log_tx.send_replace(id.seq);
@@ -409,7 +420,11 @@ enum Style {
 
 async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Response<ResponseBody> {
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-    let style = if req.uri().path() == "/mcp" { Style::Rpc } else { Style::Rest };
+    let style = if req.uri().path() == "/mcp" {
+        Style::Rpc
+    } else {
+        Style::Rest
+    };
     match route(&shared, req).await {
         Ok(resp) => resp,
         Err(problem) => {
@@ -429,27 +444,44 @@ fn problem_response(p: &Problem, style: Style) -> Response<ResponseBody> {
 
 fn json_response(status: u16, body: Bytes) -> Response<ResponseBody> {
     let mut resp = Response::new(body::full(body));
-    *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    *resp.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     secure_headers(resp.headers_mut());
     resp
 }
 
 fn secure_headers(h: &mut HeaderMap) {
-    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
 }
 
-fn header_bytes<'a>(h: &'a HeaderMap, name: impl header::AsHeaderName) -> Option<&'a [u8]> {
+fn header_bytes(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<&[u8]> {
     h.get(name).map(HeaderValue::as_bytes)
 }
 
 fn media_type(h: &HeaderMap) -> Option<String> {
     let raw = std::str::from_utf8(header_bytes(h, header::CONTENT_TYPE)?).ok()?;
-    Some(raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    Some(
+        raw.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
 }
 
-async fn route(shared: &Arc<Shared>, req: http::Request<Incoming>) -> Result<Response<ResponseBody>, Problem> {
+async fn route(
+    shared: &Arc<Shared>,
+    req: http::Request<Incoming>,
+) -> Result<Response<ResponseBody>, Problem> {
     let (parts, body) = req.into_parts();
     let guard = &shared.guard;
     guard.check_host(header_bytes(&parts.headers, header::HOST))?;
@@ -476,7 +508,10 @@ async fn route(shared: &Arc<Shared>, req: http::Request<Incoming>) -> Result<Res
         },
         "/v1/events" => match parts.method {
             Method::GET => {
-                let sub = sse::Subscription::parse(&params, header_bytes(&parts.headers, "last-event-id"))?;
+                let sub = sse::Subscription::parse(
+                    &params,
+                    header_bytes(&parts.headers, "last-event-id"),
+                )?;
                 sse::open(shared, sub)
             }
             _ => Err(Problem::method_not_allowed("GET")),
@@ -492,7 +527,10 @@ async fn route(shared: &Arc<Shared>, req: http::Request<Incoming>) -> Result<Res
 fn page(shared: &Shared) -> Response<ResponseBody> {
     let mut resp = Response::new(body::full(shared.config.page.clone()));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -501,7 +539,10 @@ fn page(shared: &Shared) -> Response<ResponseBody> {
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     secure_headers(h);
     resp
 }
@@ -517,26 +558,63 @@ fn forwarded_headers(h: &HeaderMap) -> Vec<(&'static str, String)> {
 }
 
 fn content_length(h: &HeaderMap) -> Option<u64> {
-    std::str::from_utf8(header_bytes(h, header::CONTENT_LENGTH)?).ok()?.trim().parse().ok()
+    std::str::from_utf8(header_bytes(h, header::CONTENT_LENGTH)?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
-async fn read_json(body: Incoming, headers: &HeaderMap, config: &GatewayConfig) -> Result<serde_json::Value, Problem> {
+async fn read_json(
+    body: Incoming,
+    headers: &HeaderMap,
+    config: &GatewayConfig,
+) -> Result<serde_json::Value, Problem> {
     let too_large = || {
-        Problem::new(413, "body_too_large", format!("JSON bodies are limited to {} bytes", config.max_body))
+        Problem::new(
+            413,
+            "body_too_large",
+            format!("JSON bodies are limited to {} bytes", config.max_body),
+        )
     };
     if content_length(headers).is_some_and(|n| n > config.max_body as u64) {
         return Err(too_large());
     }
-    let collected = tokio::time::timeout(config.body_idle_timeout, Limited::new(body, config.max_body).collect())
-        .await
-        .map_err(|_| Problem::new(408, "body_timeout", "the request body did not arrive in time"))?;
+    let collected = tokio::time::timeout(
+        config.body_idle_timeout,
+        Limited::new(body, config.max_body).collect(),
+    )
+    .await
+    .map_err(|_| {
+        Problem::new(
+            408,
+            "body_timeout",
+            "the request body did not arrive in time",
+        )
+    })?;
     let bytes = match collected {
         Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => return Err(Problem::new(400, "bad_body", format!("cannot read the body: {e}"))),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(too_large())
+        }
+        Err(e) => {
+            return Err(Problem::new(
+                400,
+                "bad_body",
+                format!("cannot read the body: {e}"),
+            ))
+        }
     };
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Problem::new(400, "malformed_json", format!("the body is not valid JSON: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Problem::new(
+            400,
+            "malformed_json",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })
 }
 
 async fn rest(
@@ -553,7 +631,8 @@ async fn rest(
     }
     let has_body = content_length(&parts.headers).is_some_and(|n| n > 0)
         || parts.headers.contains_key(header::TRANSFER_ENCODING);
-    let wants_type = mutating && (has_body || matches!(parts.method, Method::POST | Method::PUT | Method::PATCH));
+    let wants_type = mutating
+        && (has_body || matches!(parts.method, Method::POST | Method::PUT | Method::PATCH));
     let (request_body, upload) = if !wants_type {
         (RequestBody::Empty, None)
     } else {
@@ -600,16 +679,28 @@ async fn mcp_post(
 ) -> Result<Response<ResponseBody>, Problem> {
     if parts.method != Method::POST {
         let mut resp = problem_response(&Problem::method_not_allowed("POST"), Style::Rpc);
-        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return Ok(resp);
     }
     if media_type(&parts.headers).as_deref() != Some("application/json") {
-        return Err(Problem::new(415, "unsupported_media_type", "MCP messages are POSTed as application/json"));
+        return Err(Problem::new(
+            415,
+            "unsupported_media_type",
+            "MCP messages are POSTed as application/json",
+        ));
     }
     if let Some(accept) = header_bytes(&parts.headers, header::ACCEPT) {
         let accept = String::from_utf8_lossy(accept).to_ascii_lowercase();
-        if !["application/json", "application/*", "*/*"].iter().any(|t| accept.contains(t)) {
-            return Err(Problem::new(406, "not_acceptable", "this server answers with application/json"));
+        if !["application/json", "application/*", "*/*"]
+            .iter()
+            .any(|t| accept.contains(t))
+        {
+            return Err(Problem::new(
+                406,
+                "not_acceptable",
+                "this server answers with application/json",
+            ));
         }
     }
     let message = read_json(body, &parts.headers, &shared.config).await?;
@@ -665,7 +756,13 @@ async fn hand_off(
 ) -> Result<Response<ResponseBody>, Problem> {
     let _permit = Arc::clone(&shared.in_flight)
         .try_acquire_owned()
-        .map_err(|_| Problem::new(503, "busy", "too many requests are waiting for an answer; retry shortly"))?;
+        .map_err(|_| {
+            Problem::new(
+                503,
+                "busy",
+                "too many requests are waiting for an answer; retry shortly",
+            )
+        })?;
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     request.id = id;
     let (tx, rx) = oneshot::channel();
@@ -674,27 +771,42 @@ async fn hand_off(
         lock(&shared.uploads).insert(id, Some(u));
     }
     let _cleanup = Cleanup { shared, id };
-    shared
-        .dispatch
-        .dispatch(request)
-        .map_err(|_| Problem::new(503, "unavailable", "the node is not serving requests right now"))?;
+    shared.dispatch.dispatch(request).map_err(|_| {
+        Problem::new(
+            503,
+            "unavailable",
+            "the node is not serving requests right now",
+        )
+    })?;
     shared.stats.dispatched.fetch_add(1, Ordering::Relaxed);
     match tokio::time::timeout(shared.config.response_timeout, rx).await {
         Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(_)) => Err(Problem::new(503, "unavailable", "the handler went away without answering")),
+        Ok(Err(_)) => Err(Problem::new(
+            503,
+            "unavailable",
+            "the handler went away without answering",
+        )),
         Err(_) => {
             shared.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-            Err(Problem::new(504, "timeout", "the node did not answer in time"))
+            Err(Problem::new(
+                504,
+                "timeout",
+                "the node did not answer in time",
+            ))
         }
     }
 }
 
-async fn read_piece(upload: &mut Upload, config: &GatewayConfig) -> Result<Option<Bytes>, StreamError> {
+async fn read_piece(
+    upload: &mut Upload,
+    config: &GatewayConfig,
+) -> Result<Option<Bytes>, StreamError> {
     let mut out = BytesMut::new();
     let take = upload.leftover.len().min(READ_CHUNK);
     out.extend_from_slice(&upload.leftover.split_to(take));
     while out.len() < READ_CHUNK {
-        let frame = match tokio::time::timeout(config.body_idle_timeout, upload.body.frame()).await {
+        let frame = match tokio::time::timeout(config.body_idle_timeout, upload.body.frame()).await
+        {
             Err(_) => return Err(StreamError::Timeout),
             Ok(None) => break,
             Ok(Some(Err(_))) => return Err(StreamError::Closed),

@@ -43,9 +43,7 @@ impl Subscription {
             Some("") | None => match query::get(params, "replay") {
                 Some("all") => Start::Oldest,
                 None | Some("") | Some("none") => Start::Live,
-                Some(_) => {
-                    return Err(Problem::new(400, "bad_query", "replay is 'all' or 'none'"))
-                }
+                Some(_) => return Err(Problem::new(400, "bad_query", "replay is 'all' or 'none'")),
             },
             Some(text) => Start::After(EventId::parse(text).ok_or_else(|| {
                 Problem::new(
@@ -60,9 +58,16 @@ impl Subscription {
 }
 
 /// Opens a stream, or 503 when `max_sse_clients` are connected.
-pub(crate) fn open(shared: &Arc<Shared>, sub: Subscription) -> Result<Response<ResponseBody>, Problem> {
+pub(crate) fn open(
+    shared: &Arc<Shared>,
+    sub: Subscription,
+) -> Result<Response<ResponseBody>, Problem> {
     let slot = Slot::take(shared).ok_or_else(|| {
-        Problem::new(503, "too_many_clients", "the event stream has as many clients as it takes")
+        Problem::new(
+            503,
+            "too_many_clients",
+            "the event stream has as many clients as it takes",
+        )
     })?;
     let (cursor, lag) = lock(&shared.log).cursor(sub.start);
     let (tx, rx) = mpsc::channel(1);
@@ -74,7 +79,9 @@ pub(crate) fn open(shared: &Arc<Shared>, sub: Subscription) -> Result<Response<R
         .header(header::CACHE_CONTROL, "no-store")
         .header("x-accel-buffering", "no")
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-        .body(http_body_util::BodyExt::boxed(ChannelBody::new(rx, None, None)))
+        .body(http_body_util::BodyExt::boxed(ChannelBody::new(
+            rx, None, None,
+        )))
         .expect("static headers are valid");
     Ok(resp)
 }
@@ -87,7 +94,9 @@ impl Slot {
         let max = shared.config.max_sse_clients;
         let taken = shared
             .sse_clients
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            });
         taken.ok().map(|_| Self(Arc::clone(shared)))
     }
 }
@@ -110,7 +119,13 @@ async fn feed(
     let keepalive = shared.config.keepalive;
     let mut changes = shared.log_tx.subscribe();
     let mut shutdown = shared.shutdown_rx.clone();
-    if !send(&tx, Bytes::from_static(b"retry: 2000\n: keyring events\n\n"), stall).await {
+    if !send(
+        &tx,
+        Bytes::from_static(b"retry: 2000\n: keyring events\n\n"),
+        stall,
+    )
+    .await
+    {
         return;
     }
     loop {
@@ -148,5 +163,8 @@ async fn feed(
 }
 
 async fn send(tx: &mpsc::Sender<Bytes>, bytes: Bytes, stall: Duration) -> bool {
-    matches!(tokio::time::timeout(stall, tx.send(bytes)).await, Ok(Ok(())))
+    matches!(
+        tokio::time::timeout(stall, tx.send(bytes)).await,
+        Ok(Ok(()))
+    )
 }

@@ -13,7 +13,11 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 fn reply_json(v: serde_json::Value) -> Reply {
-    Reply { status: 200, headers: vec![("x-test".into(), "1".into())], body: ReplyBody::Json(v.to_string().into()) }
+    Reply {
+        status: 200,
+        headers: vec![("x-test".into(), "1".into())],
+        body: ReplyBody::Json(v.to_string().into()),
+    }
 }
 
 #[tokio::test]
@@ -22,18 +26,31 @@ async fn a_json_request_reaches_the_handler_and_its_answer_comes_back() {
     let g = gw.clone();
     tokio::spawn(async move {
         let req: Request = rx.recv().await.unwrap();
-        let RequestBody::Json(body) = &req.body else { panic!("json body") };
+        let RequestBody::Json(body) = &req.body else {
+            panic!("json body")
+        };
         let echo = json!({"path": req.path, "query": req.query, "body": body, "ct": req.headers.iter().find(|h| h.0 == "content-type").map(|h| h.1.clone())});
         g.respond(req.id, reply_json(echo)).unwrap();
     });
     let (n, v) = bearer();
-    let r = request(&gw, "POST", "/v1/rpc/x%20y?timeout=10&access_token=secret", &[(n, &v), ("content-type", "application/json; charset=utf-8")], b"{\"args\":[1,\"two\",null]}").await;
+    let r = request(
+        &gw,
+        "POST",
+        "/v1/rpc/x%20y?timeout=10&access_token=secret",
+        &[(n, &v), ("content-type", "application/json; charset=utf-8")],
+        b"{\"args\":[1,\"two\",null]}",
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-test"), Some("1"));
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let v = r.json();
     assert_eq!(v["path"], "/v1/rpc/x%20y");
-    assert_eq!(v["query"], json!([["timeout", "10"]]), "access_token is never forwarded");
+    assert_eq!(
+        v["query"],
+        json!([["timeout", "10"]]),
+        "access_token is never forwarded"
+    );
     assert_eq!(v["body"]["args"], json!([1, "two", null]));
 }
 
@@ -43,13 +60,38 @@ async fn respond_refuses_bad_statuses_and_headers_without_losing_the_request() {
     let g = gw.clone();
     tokio::spawn(async move {
         let req = rx.recv().await.unwrap();
-        let bad = Reply { status: 99, headers: vec![], body: ReplyBody::Empty };
-        assert_eq!(g.respond(req.id, bad), Err(keyring_gateway::RespondError::BadStatus));
-        let bad = Reply { status: 200, headers: vec![("bad header".into(), "x".into())], body: ReplyBody::Empty };
-        assert!(matches!(g.respond(req.id, bad), Err(keyring_gateway::RespondError::BadHeader(_))));
-        g.respond(req.id, Reply { status: 204, headers: vec![], body: ReplyBody::Empty }).unwrap();
+        let bad = Reply {
+            status: 99,
+            headers: vec![],
+            body: ReplyBody::Empty,
+        };
+        assert_eq!(
+            g.respond(req.id, bad),
+            Err(keyring_gateway::RespondError::BadStatus)
+        );
+        let bad = Reply {
+            status: 200,
+            headers: vec![("bad header".into(), "x".into())],
+            body: ReplyBody::Empty,
+        };
+        assert!(matches!(
+            g.respond(req.id, bad),
+            Err(keyring_gateway::RespondError::BadHeader(_))
+        ));
+        g.respond(
+            req.id,
+            Reply {
+                status: 204,
+                headers: vec![],
+                body: ReplyBody::Empty,
+            },
+        )
+        .unwrap();
     });
-    assert_eq!(request(&gw, "GET", "/v1/status", &[], b"").await.status, 204);
+    assert_eq!(
+        request(&gw, "GET", "/v1/status", &[], b"").await.status,
+        204
+    );
 }
 
 #[tokio::test]
@@ -59,11 +101,18 @@ async fn uploads_stream_in_and_downloads_stream_out() {
     tokio::spawn(async move {
         // Upload: read every piece, answer with the size and a checksum.
         let req = rx.recv().await.unwrap();
-        assert!(matches!(req.body, RequestBody::Stream { length: Some(3_000_000) }));
+        assert!(matches!(
+            req.body,
+            RequestBody::Stream {
+                length: Some(3_000_000)
+            }
+        ));
         let (mut total, mut sum, mut pieces) = (0usize, 0u64, 0);
         loop {
             let (tx, done) = tokio::sync::oneshot::channel();
-            g.read_chunk(req.id, move |r| { let _ = tx.send(r); });
+            g.read_chunk(req.id, move |r| {
+                let _ = tx.send(r);
+            });
             match done.await.unwrap().unwrap() {
                 Some(piece) => {
                     assert!(piece.len() <= keyring_gateway::READ_CHUNK);
@@ -74,20 +123,44 @@ async fn uploads_stream_in_and_downloads_stream_out() {
                 None => break,
             }
         }
-        g.respond(req.id, reply_json(json!({"size": total, "sum": sum, "pieces": pieces}))).unwrap();
+        g.respond(
+            req.id,
+            reply_json(json!({"size": total, "sum": sum, "pieces": pieces})),
+        )
+        .unwrap();
         // Download: 40 chunks of 100 KiB.
         let req = rx.recv().await.unwrap();
-        g.respond(req.id, Reply { status: 200, headers: vec![], body: ReplyBody::Stream { content_type: "application/octet-stream".into(), length: Some(40 * 102_400) } }).unwrap();
+        g.respond(
+            req.id,
+            Reply {
+                status: 200,
+                headers: vec![],
+                body: ReplyBody::Stream {
+                    content_type: "application/octet-stream".into(),
+                    length: Some(40 * 102_400),
+                },
+            },
+        )
+        .unwrap();
         for i in 0..40u8 {
             let (tx, done) = tokio::sync::oneshot::channel();
-            g.send_chunk(req.id, Bytes::from(vec![i; 102_400]), move |r| { let _ = tx.send(r); });
+            g.send_chunk(req.id, Bytes::from(vec![i; 102_400]), move |r| {
+                let _ = tx.send(r);
+            });
             done.await.unwrap().unwrap();
         }
         assert!(g.finish(req.id));
     });
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let (n, v) = bearer();
-    let r = request(&gw, "POST", "/v1/blobs", &[(n, &v), ("content-type", "application/octet-stream")], &data).await;
+    let r = request(
+        &gw,
+        "POST",
+        "/v1/blobs",
+        &[(n, &v), ("content-type", "application/octet-stream")],
+        &data,
+    )
+    .await;
     assert_eq!(r.status, 200);
     let v = r.json();
     assert_eq!(v["size"], 3_000_000);
@@ -96,7 +169,11 @@ async fn uploads_stream_in_and_downloads_stream_out() {
     let r = request(&gw, "GET", "/v1/blobs/x", &[], b"").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), 40 * 102_400);
-    assert!(r.body.chunks(102_400).enumerate().all(|(i, c)| c.iter().all(|&b| b == i as u8)));
+    assert!(r
+        .body
+        .chunks(102_400)
+        .enumerate()
+        .all(|(i, c)| c.iter().all(|&b| b == i as u8)));
 }
 
 #[tokio::test]
@@ -105,17 +182,34 @@ async fn an_upload_over_the_limit_is_refused() {
     c.max_upload = 1000;
     let (gw, mut rx) = start(c);
     let (n, v) = bearer();
-    let r = request(&gw, "POST", "/v1/blobs", &[(n, &v), ("content-type", "application/octet-stream")], &[0u8; 2000]).await;
+    let r = request(
+        &gw,
+        "POST",
+        "/v1/blobs",
+        &[(n, &v), ("content-type", "application/octet-stream")],
+        &[0u8; 2000],
+    )
+    .await;
     assert_eq!(r.status, 413, "refused by its Content-Length");
     // Chunked: found out while reading.
     let g = gw.clone();
     tokio::spawn(async move {
         let req = rx.recv().await.unwrap();
         let (tx, done) = tokio::sync::oneshot::channel();
-        g.read_chunk(req.id, move |r| { let _ = tx.send(r); });
+        g.read_chunk(req.id, move |r| {
+            let _ = tx.send(r);
+        });
         let err = done.await.unwrap().unwrap_err();
         assert_eq!(err, keyring_gateway::StreamError::TooLarge);
-        g.respond(req.id, Reply { status: 413, headers: vec![], body: ReplyBody::Empty }).unwrap();
+        g.respond(
+            req.id,
+            Reply {
+                status: 413,
+                headers: vec![],
+                body: ReplyBody::Empty,
+            },
+        )
+        .unwrap();
     });
     let port = gw.local_addr().port();
     let mut req = format!("POST /v1/blobs HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\nauthorization: Bearer {TOKEN}\r\ncontent-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n").into_bytes();
@@ -125,7 +219,8 @@ async fn an_upload_over_the_limit_is_refused() {
 
 async fn publish_n(gw: &Gateway, kind: &str, n: usize) {
     for i in 0..n {
-        gw.publish(kind, Some("node-a"), format!("{{\"i\":{i}}}").as_bytes()).unwrap();
+        gw.publish(kind, Some("node-a"), format!("{{\"i\":{i}}}").as_bytes())
+            .unwrap();
     }
 }
 
@@ -137,7 +232,8 @@ async fn sse_delivers_filters_and_resumes_from_last_event_id() {
     let mut mesh_only = Sse::open(&gw, "/v1/events?types=mesh", &[]).await;
     mesh_only.until("keyring events", 5).await;
     publish_n(&gw, "presence.up", 3).await;
-    gw.publish("mesh.peer_up", None, b"{\"peer\":\"p\"}").unwrap();
+    gw.publish("mesh.peer_up", None, b"{\"peer\":\"p\"}")
+        .unwrap();
     let text = all.until("mesh.peer_up", 5).await;
     assert!(text.contains("content-type: text/event-stream"));
     assert!(text.contains("x-accel-buffering: no"));
@@ -155,12 +251,22 @@ async fn sse_delivers_filters_and_resumes_from_last_event_id() {
     let text = replay.until("mesh.peer_up", 5).await;
     assert_eq!(text.matches("event: presence.up").count(), 3);
     // A malformed id is a clear error.
-    let r = request(&gw, "GET", "/v1/events", &[("last-event-id", "garbage")], b"").await;
+    let r = request(
+        &gw,
+        "GET",
+        "/v1/events",
+        &[("last-event-id", "garbage")],
+        b"",
+    )
+    .await;
     assert_eq!(r.json()["error"]["code"], "bad_last_event_id");
 }
 
 fn text_ids(text: &str) -> Vec<String> {
-    text.lines().filter_map(|l| l.strip_prefix("id: ")).map(str::to_string).collect()
+    text.lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(str::to_string)
+        .collect()
 }
 
 #[tokio::test]
@@ -202,10 +308,17 @@ async fn a_slow_client_is_told_it_lagged_and_others_keep_up() {
     }
     gw.publish("done", None, b"{}").unwrap();
     quick.until("event: done", 5).await;
-    assert_eq!(request(&gw, "GET", "/v1/status", &[], b"").await.status, 200, "still serving");
+    assert_eq!(
+        request(&gw, "GET", "/v1/status", &[], b"").await.status,
+        200,
+        "still serving"
+    );
     // Now the slow client reads: it finds a lagged notice, then the end.
     let text = slow.until("event: done", 20).await;
-    assert!(text.contains("event: lagged"), "slow client was told it lagged");
+    assert!(
+        text.contains("event: lagged"),
+        "slow client was told it lagged"
+    );
     assert!(gw.stats().lagged >= 1);
 }
 
@@ -225,7 +338,10 @@ async fn quiet_streams_get_keep_alives_and_a_stalled_client_is_cut() {
     let payload = format!("{{\"pad\":\"{}\"}}", "y".repeat(60_000));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while gw.stats().sse_clients > 1 {
-        assert!(tokio::time::Instant::now() < deadline, "the stalled client was never cut");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled client was never cut"
+        );
         gw.publish("bulk", None, payload.as_bytes()).unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
         // Keep the honest client drained.
@@ -282,7 +398,8 @@ async fn mcp_transport_rules() {
         while let Some(req) = rx.recv().await {
             let m = req.mcp.clone().expect("mcp request");
             let era = format!("{:?}", m.era);
-            let body = json!({"jsonrpc": "2.0", "id": m.id, "result": {"method": m.method, "era": era}});
+            let body =
+                json!({"jsonrpc": "2.0", "id": m.id, "result": {"method": m.method, "era": era}});
             g.respond(req.id, reply_json(body)).unwrap();
         }
     });
@@ -293,22 +410,72 @@ async fn mcp_transport_rules() {
         assert_eq!(r.status, 405);
         assert_eq!(r.header("allow"), Some("POST"));
     }
-    let r = request(&gw, "POST", "/mcp", &[json_ct, accept], br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await;
+    let r = request(
+        &gw,
+        "POST",
+        "/mcp",
+        &[json_ct, accept],
+        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )
+    .await;
     assert_eq!((r.status, r.body.len()), (202, 0));
-    let r = request(&gw, "POST", "/mcp", &[json_ct, accept], br#"{"jsonrpc":"2.0","id":7,"method":"initialize","params":{}}"#).await;
+    let r = request(
+        &gw,
+        "POST",
+        "/mcp",
+        &[json_ct, accept],
+        br#"{"jsonrpc":"2.0","id":7,"method":"initialize","params":{}}"#,
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["id"], 7);
     assert_eq!(r.json()["result"]["method"], "initialize");
     let modern = br#"{"jsonrpc":"2.0","id":"d","method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
-    let r = request(&gw, "POST", "/mcp", &[json_ct, accept, ("mcp-protocol-version", "2026-07-28"), ("mcp-method", "server/discover")], modern).await;
+    let r = request(
+        &gw,
+        "POST",
+        "/mcp",
+        &[
+            json_ct,
+            accept,
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "server/discover"),
+        ],
+        modern,
+    )
+    .await;
     assert_eq!(r.status, 200);
-    assert!(r.json()["result"]["era"].as_str().unwrap().starts_with("Modern"));
-    let r = request(&gw, "POST", "/mcp", &[json_ct, accept, ("mcp-protocol-version", "2026-07-28")], modern).await;
+    assert!(r.json()["result"]["era"]
+        .as_str()
+        .unwrap()
+        .starts_with("Modern"));
+    let r = request(
+        &gw,
+        "POST",
+        "/mcp",
+        &[json_ct, accept, ("mcp-protocol-version", "2026-07-28")],
+        modern,
+    )
+    .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["code"], -32020);
-    let r = request(&gw, "POST", "/mcp", &[json_ct, ("accept", "text/html")], modern).await;
+    let r = request(
+        &gw,
+        "POST",
+        "/mcp",
+        &[json_ct, ("accept", "text/html")],
+        modern,
+    )
+    .await;
     assert_eq!(r.status, 406);
-    let r = request(&gw, "POST", "/mcp", &[("content-type", "text/plain")], modern).await;
+    let r = request(
+        &gw,
+        "POST",
+        "/mcp",
+        &[("content-type", "text/plain")],
+        modern,
+    )
+    .await;
     assert_eq!(r.status, 415);
     assert_eq!(r.json()["jsonrpc"], "2.0");
 }
@@ -320,7 +487,9 @@ async fn closing_stops_the_server_and_its_streams() {
     let mut s = Sse::open(&gw, "/v1/events", &[]).await;
     s.until("keyring events", 5).await;
     let gw = Arc::try_unwrap(gw).ok().unwrap();
-    tokio::task::spawn_blocking(move || gw.close()).await.unwrap();
+    tokio::task::spawn_blocking(move || gw.close())
+        .await
+        .unwrap();
     let mut buf = [0u8; 64];
     let closed = tokio::time::timeout(Duration::from_secs(3), async {
         loop {

@@ -7,11 +7,21 @@ use keyring_gateway::{Reply, ReplyBody};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
-fn answer_ok(gw: std::sync::Arc<keyring_gateway::Gateway>, mut rx: tokio::sync::mpsc::UnboundedReceiver<keyring_gateway::Request>) {
+fn answer_ok(
+    gw: std::sync::Arc<keyring_gateway::Gateway>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<keyring_gateway::Request>,
+) {
     tokio::spawn(async move {
         while let Some(req) = rx.recv().await {
             let body = serde_json::json!({"path": req.path, "method": req.method, "authorized": req.authorized});
-            let _ = gw.respond(req.id, Reply { status: 200, headers: vec![], body: ReplyBody::Json(body.to_string().into()) });
+            let _ = gw.respond(
+                req.id,
+                Reply {
+                    status: 200,
+                    headers: vec![],
+                    body: ReplyBody::Json(body.to_string().into()),
+                },
+            );
         }
     });
 }
@@ -26,11 +36,23 @@ async fn honest_works(gw: &keyring_gateway::Gateway) {
 async fn wrong_origin_is_refused() {
     let (gw, rx) = start(config());
     answer_ok(gw.clone(), rx);
-    let r = request(&gw, "GET", "/v1/status", &[("origin", "http://evil.example")], b"").await;
+    let r = request(
+        &gw,
+        "GET",
+        "/v1/status",
+        &[("origin", "http://evil.example")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["error"]["code"], "bad_origin");
     let own = format!("http://127.0.0.1:{}", gw.local_addr().port());
-    assert_eq!(request(&gw, "GET", "/v1/status", &[("origin", &own)], b"").await.status, 200);
+    assert_eq!(
+        request(&gw, "GET", "/v1/status", &[("origin", &own)], b"")
+            .await
+            .status,
+        200
+    );
     honest_works(&gw).await;
 }
 
@@ -39,7 +61,14 @@ async fn rebinding_host_is_refused() {
     let (gw, rx) = start(config());
     answer_ok(gw.clone(), rx);
     let port = gw.local_addr().port();
-    let r = raw(&gw, format!("GET /v1/status HTTP/1.1\r\nhost: evil.example:{port}\r\nconnection: close\r\n\r\n").as_bytes()).await;
+    let r = raw(
+        &gw,
+        format!(
+            "GET /v1/status HTTP/1.1\r\nhost: evil.example:{port}\r\nconnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["error"]["code"], "bad_host");
     let r = raw(&gw, b"GET /v1/status HTTP/1.0\r\n\r\n").await;
@@ -55,7 +84,10 @@ async fn mutations_need_the_token() {
     let r = request(&gw, "POST", "/v1/keyrings", &json, b"{}").await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"]["code"], "token_required");
-    let wrong = [("content-type", "application/json"), ("authorization", "Bearer wrong-token-wrong-token")];
+    let wrong = [
+        ("content-type", "application/json"),
+        ("authorization", "Bearer wrong-token-wrong-token"),
+    ];
     let r = request(&gw, "POST", "/v1/keyrings", &wrong, b"{}").await;
     assert_eq!(r.json()["error"]["code"], "bad_token");
     let (n, v) = bearer();
@@ -63,7 +95,14 @@ async fn mutations_need_the_token() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["authorized"], true);
     // A wrong token is refused even on reads.
-    let r = request(&gw, "GET", "/v1/status", &[("authorization", "Bearer nope-nope-nope-nope")], b"").await;
+    let r = request(
+        &gw,
+        "GET",
+        "/v1/status",
+        &[("authorization", "Bearer nope-nope-nope-nope")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 401);
     honest_works(&gw).await;
 }
@@ -73,7 +112,11 @@ async fn mutations_need_a_json_content_type() {
     let (gw, rx) = start(config());
     answer_ok(gw.clone(), rx);
     let (n, v) = bearer();
-    for ct in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
+    for ct in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
         let mut h = vec![(n, v.as_str())];
         if let Some(ct) = ct {
             h.push(("content-type", ct));
@@ -122,7 +165,14 @@ async fn malformed_json_is_refused() {
     let deep = "[".repeat(10_000);
     let r = request(&gw, "POST", "/v1/keyrings", &h, deep.as_bytes()).await;
     assert_eq!(r.status, 400, "nesting past serde_json's recursion limit");
-    let r = request(&gw, "POST", "/mcp", &[("content-type", "application/json")], b"{nope").await;
+    let r = request(
+        &gw,
+        "POST",
+        "/mcp",
+        &[("content-type", "application/json")],
+        b"{nope",
+    )
+    .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["code"], -32700);
     honest_works(&gw).await;
@@ -149,16 +199,33 @@ async fn garbage_and_slow_headers_do_not_stop_the_server() {
     let (gw, rx) = start(c);
     answer_ok(gw.clone(), rx);
     // Slowloris: a request line, then nothing.
-    let mut slow = tokio::net::TcpStream::connect(gw.local_addr()).await.unwrap();
-    slow.write_all(b"GET /v1/status HTTP/1.1\r\nhost: 127.0.0.1\r\n").await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(gw.local_addr())
+        .await
+        .unwrap();
+    slow.write_all(b"GET /v1/status HTTP/1.1\r\nhost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
     let r = raw(&gw, b"\x16\x03\x01\x00\xa5garbage\r\n\r\n").await;
     assert_eq!(r.status, 400);
-    let r = raw(&gw, format!("GET / HTTP/1.1\r\nhost: 127.0.0.1:{}\r\nx: {}\r\n\r\n", gw.local_addr().port(), "h".repeat(130_000)).as_bytes()).await;
+    let r = raw(
+        &gw,
+        format!(
+            "GET / HTTP/1.1\r\nhost: 127.0.0.1:{}\r\nx: {}\r\n\r\n",
+            gw.local_addr().port(),
+            "h".repeat(130_000)
+        )
+        .as_bytes(),
+    )
+    .await;
     assert_eq!(r.status, 431, "headers over the buffer limit");
     honest_works(&gw).await;
     // The slow client is cut after the header timeout.
     let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(3), tokio::io::AsyncReadExt::read_to_end(&mut slow, &mut buf)).await;
+    let read = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::io::AsyncReadExt::read_to_end(&mut slow, &mut buf),
+    )
+    .await;
     assert!(read.is_ok(), "the slow client was disconnected");
 }
 
@@ -171,7 +238,14 @@ async fn a_handler_that_never_answers_gets_504_and_late_answers_are_refused() {
     assert_eq!(r.status, 504);
     assert_eq!(r.json()["error"]["code"], "timeout");
     let req = rx.recv().await.unwrap();
-    let late = gw.respond(req.id, Reply { status: 200, headers: vec![], body: ReplyBody::Empty });
+    let late = gw.respond(
+        req.id,
+        Reply {
+            status: 200,
+            headers: vec![],
+            body: ReplyBody::Empty,
+        },
+    );
     assert_eq!(late, Err(keyring_gateway::RespondError::Unknown));
     assert_eq!(gw.stats().timeouts, 1);
 }
@@ -189,7 +263,11 @@ async fn a_dead_dispatcher_gets_503() {
 async fn public_bind_needs_a_token_on_every_route_but_the_page() {
     let mut c = config();
     c.bind = "0.0.0.0:0".parse().unwrap();
-    assert!(keyring_gateway::Gateway::start(c.clone(), Box::new(Channel(tokio::sync::mpsc::unbounded_channel().0))).is_err());
+    assert!(keyring_gateway::Gateway::start(
+        c.clone(),
+        Box::new(Channel(tokio::sync::mpsc::unbounded_channel().0))
+    )
+    .is_err());
     c.allow_public_bind = true;
     let (gw, rx) = start(c);
     answer_ok(gw.clone(), rx);
@@ -197,8 +275,20 @@ async fn public_bind_needs_a_token_on_every_route_but_the_page() {
     assert_eq!(r.status, 401);
     assert_eq!(request(&gw, "GET", "/", &[], b"").await.status, 200);
     let (n, v) = bearer();
-    assert_eq!(request(&gw, "GET", "/v1/status", &[(n, &v)], b"").await.status, 200);
-    let r = request(&gw, "GET", &format!("/v1/status?access_token={TOKEN}"), &[], b"").await;
+    assert_eq!(
+        request(&gw, "GET", "/v1/status", &[(n, &v)], b"")
+            .await
+            .status,
+        200
+    );
+    let r = request(
+        &gw,
+        "GET",
+        &format!("/v1/status?access_token={TOKEN}"),
+        &[],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 200, "EventSource-style token in the query");
 }
 
@@ -207,7 +297,10 @@ async fn the_page_has_a_strict_policy() {
     let (gw, _rx) = start(config());
     let r = request(&gw, "GET", "/", &[], b"").await;
     assert_eq!(r.status, 200);
-    assert!(r.header("content-security-policy").unwrap().contains("connect-src 'self'"));
+    assert!(r
+        .header("content-security-policy")
+        .unwrap()
+        .contains("connect-src 'self'"));
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
     assert_eq!(request(&gw, "POST", "/", &[], b"").await.status, 405);
 }

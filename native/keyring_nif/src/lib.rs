@@ -5,9 +5,11 @@
 //! scheduler or on a Rust thread that answers with a message.
 
 mod atoms;
+mod gateway;
 mod gossip;
 mod hash;
 mod identity;
+mod json;
 mod lent;
 mod membership;
 mod mesh;

@@ -68,7 +68,13 @@ pub async fn raw(gw: &Gateway, raw: &[u8]) -> Response {
 }
 
 /// A request with the right Host and `Connection: close`.
-pub async fn request(gw: &Gateway, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+pub async fn request(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{}\r\nconnection: close\r\ncontent-length: {}\r\n",
         gw.local_addr().port(),
@@ -94,22 +100,39 @@ pub fn parse(buf: &[u8]) -> Response {
         .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(buf)));
     let head = String::from_utf8_lossy(&buf[..end]).to_string();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let rest = &buf[end + 4..];
-    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_vec() };
-    Response { status, headers, body }
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..eol]).unwrap().trim(), 16).unwrap_or(0);
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..eol]).unwrap().trim(), 16)
+            .unwrap_or(0);
         data = &data[eol + 2..];
         if size == 0 || data.len() < size {
             out.extend_from_slice(&data[..size.min(data.len())]);
@@ -130,13 +153,19 @@ pub struct Sse {
 impl Sse {
     pub async fn open(gw: &Gateway, path: &str, extra: &[(&str, &str)]) -> Sse {
         let mut s = TcpStream::connect(gw.local_addr()).await.unwrap();
-        let mut req = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1:{}\r\n", gw.local_addr().port());
+        let mut req = format!(
+            "GET {path} HTTP/1.1\r\nhost: 127.0.0.1:{}\r\n",
+            gw.local_addr().port()
+        );
         for (n, v) in extra {
             req.push_str(&format!("{n}: {v}\r\n"));
         }
         req.push_str("\r\n");
         s.write_all(req.as_bytes()).await.unwrap();
-        Sse { stream: s, buf: Vec::new() }
+        Sse {
+            stream: s,
+            buf: Vec::new(),
+        }
     }
 
     /// Reads until the (de-chunked, approximately: chunk size lines included) text
