@@ -29,6 +29,7 @@ defmodule Keyring do
   | `:coordinator` | `[]` | presence/heartbeat options (see `Keyring.Coordinator`) |
   | `:cluster_topologies` | `config :keyring, :cluster_topologies` | discovery (see `Keyring.Cluster`) |
   | `:mesh` | `[]` | options for the QUIC mesh (see `Keyring.Transport.Quic`) |
+  | `:gateway` | `false` | HTTP/SSE/MCP gateway and status page: `true` or options (see `Keyring.Gateway`) |
 
   `start_link/1` answers `{:error, :bad_passphrase}` when the passphrase does
   not open an existing key, and `{:error, {:store, reason}}` when the store
@@ -121,7 +122,7 @@ defmodule Keyring do
            data_dir: opts[:data_dir],
            mesh: opts[:mesh],
            passphrase: opts[:passphrase]}
-        ]
+        ] ++ gateway_children(name, opts)
 
     Supervisor.init(children, strategy: :rest_for_one)
   end
@@ -151,6 +152,14 @@ defmodule Keyring do
     ]
   end
 
+  # The gateway (Keyring.Gateway), last: it serves every subsystem above.
+  defp gateway_children(name, opts) do
+    case opts[:gateway] do
+      nil -> []
+      conf -> [{Keyring.Gateway, instance: name, data_dir: opts[:data_dir], gateway: conf}]
+    end
+  end
+
   @doc "Joins a keyring with an invite. See `Keyring.Ring.join/2`."
   @spec join(String.t(), keyword()) :: {:ok, Keyring.Ring.id()} | {:error, term()}
   defdelegate join(invite, opts \\ []), to: Keyring.Ring
@@ -178,11 +187,13 @@ defmodule Keyring do
         store: [],
         coordinator: [],
         cluster_topologies: Application.get_env(:keyring, :cluster_topologies, []),
-        mesh: []
+        mesh: [],
+        gateway: false
       ])
 
     Keyring.Coordinator.validate!(opts[:coordinator])
     opts = Keyword.update!(opts, :store, &Keyring.Store.validate!/1)
+    opts = Keyword.update!(opts, :gateway, &Keyring.Gateway.validate!/1)
 
     unless is_atom(opts[:name]),
       do: raise(ArgumentError, ":name must be an atom, got: #{inspect(opts[:name])}")

@@ -108,4 +108,20 @@ defmodule Keyring.Native do
   def mesh_push_log(_mesh, _ring, _entries), do: err()
   def mesh_rejected_handshakes(_mesh), do: err()
   def mesh_close(_mesh), do: err()
+
+  # --- gateway (native/keyring_nif/src/gateway.rs, json.rs; Keyring.Gateway) ---
+  def gateway_start(_opts, _page), do: err()
+  def gateway_addr(_gateway), do: err()
+  def gateway_respond(_gateway, _id, _status, _headers, _body), do: err()
+  def gateway_respond_dirty(_gateway, _id, _status, _headers, _body), do: err()
+  def gateway_chunk(_gateway, _id, _ref, _data), do: err()
+  def gateway_finish(_gateway, _id), do: err()
+  def gateway_read(_gateway, _id, _ref), do: err()
+  def gateway_publish(_gateway, _kind, _subject, _json), do: err()
+  def gateway_stats(_gateway), do: err()
+  def gateway_close(_gateway), do: err()
+  def json_encode(_term), do: err()
+  def json_encode_dirty(_term), do: err()
+  def json_decode(_json), do: err()
+  def json_decode_dirty(_json), do: err()
 end

@@ -41,7 +41,8 @@ pub(crate) struct Stalled(Duration);
 pub(crate) struct ChannelBody {
     rx: mpsc::Receiver<Bytes>,
     idle: Option<Duration>,
-    deadline: Pin<Box<Sleep>>,
+    // Made on first poll: the body may be built off the runtime (by the NIF).
+    deadline: Option<Pin<Box<Sleep>>>,
     length: Option<u64>,
     on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
@@ -54,11 +55,10 @@ impl ChannelBody {
         idle: Option<Duration>,
         length: Option<u64>,
     ) -> Self {
-        let far = Duration::from_secs(86_400 * 365);
         Self {
             rx,
             idle,
-            deadline: Box::pin(tokio::time::sleep(idle.unwrap_or(far))),
+            deadline: None,
             length,
             on_drop: None,
         }
@@ -89,16 +89,24 @@ impl Body for ChannelBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(chunk)) => {
-                if let Some(idle) = self.idle {
-                    self.deadline.as_mut().reset(Instant::now() + idle);
+                if let (Some(idle), Some(d)) = (self.idle, self.deadline.as_mut()) {
+                    d.as_mut().reset(Instant::now() + idle);
                 }
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
             }
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match (self.idle, self.deadline.as_mut().poll(cx)) {
-                (Some(idle), Poll::Ready(())) => Poll::Ready(Some(Err(Box::new(Stalled(idle))))),
-                _ => Poll::Pending,
-            },
+            Poll::Pending => {
+                let Some(idle) = self.idle else {
+                    return Poll::Pending;
+                };
+                let deadline = self
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(Stalled(idle))))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 

@@ -329,38 +329,30 @@ fn gateway_read<'a>(
     atoms::ok()
 }
 
-enum PublishFailure {
-    Json(JsonError),
-    Publish(keyring_gateway::PublishError),
-}
-
-impl Encoder for PublishFailure {
-    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
-        use keyring_gateway::PublishError as P;
-        match self {
-            PublishFailure::Json(JsonError::Dirty) => atoms::dirty().encode(env),
-            PublishFailure::Json(e) => (atoms::json(), e).encode(env),
-            PublishFailure::Publish(P::BadKind) => atoms::bad_kind().encode(env),
-            PublishFailure::Publish(P::BadSubject) => atoms::bad_subject().encode(env),
-            PublishFailure::Publish(P::TooLarge) => atoms::too_large().encode(env),
-        }
+fn publish_error(e: keyring_gateway::PublishError) -> Atom {
+    use keyring_gateway::PublishError as P;
+    match e {
+        P::BadKind => atoms::bad_kind(),
+        P::BadSubject => atoms::bad_subject(),
+        P::TooLarge => atoms::too_large(),
     }
 }
 
-/// Publishes an event (`data` converted to JSON) to every SSE client; `{:ok, id}`.
+/// Publishes an event whose data is JSON text (see `json_encode/1`) to every
+/// SSE client and the replay ring; `{:ok, event_id}`.
 #[rustler::nif]
-fn gateway_publish<'a>(
-    env: Env<'a>,
+fn gateway_publish(
     gw: ResourceArc<GatewayResource>,
     kind: String,
     subject: Option<String>,
-    data: Term<'a>,
-) -> Result<String, PublishFailure> {
-    let _charge = crate::timeslice::Charge::start(env);
-    let bytes = json::to_json(data, &mut Budget::normal()).map_err(PublishFailure::Json)?;
-    gw.0.publish(&kind, subject.as_deref(), &bytes)
+    data: Binary<'_>,
+) -> Result<String, Atom> {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(data.as_slice()).is_err() {
+        return Err(atoms::malformed());
+    }
+    gw.0.publish(&kind, subject.as_deref(), data.as_slice())
         .map(|id| id.to_string())
-        .map_err(PublishFailure::Publish)
+        .map_err(publish_error)
 }
 
 #[rustler::nif]
