@@ -34,7 +34,9 @@ defmodule Keyring.Gateway.View do
           "admin" => m.admin,
           "expires_at_ms" => if(m.expires_at_ms == 0, do: nil, else: m.expires_at_ms),
           "online" => m.key == self_key or MapSet.member?(online, m.key),
-          "self" => m.key == self_key
+          "self" => m.key == self_key,
+          # The keyring's root key is a member (the first admin), not a node.
+          "root" => m.key == info.id
         }
       end
 
@@ -45,8 +47,8 @@ defmodule Keyring.Gateway.View do
       "name" => info.name,
       "log" => %{"length" => info.length, "head" => Base.encode16(info.head, case: :lower)},
       "members" => members,
-      "total" => length(members),
-      "online" => Enum.count(members, & &1["online"]),
+      "total" => Enum.count(members, &(not &1["root"])),
+      "online" => Enum.count(members, &(&1["online"] and not &1["root"])),
       "my_roles" => if(me, do: me.roles, else: []),
       "admin" => (me && me.admin) || false
     }

@@ -24,6 +24,9 @@ defmodule Mix.Tasks.Keyring.Start do
     * `--heartbeat MS` — presence heartbeat (default 5000)
     * `--gossip-secret SECRET` — also discover nodes by LAN multicast
       (`Keyring.Cluster.Strategy.Gossip`); default `$KEYRING_GOSSIP_SECRET`
+    * `--gateway-port PORT` — HTTP gateway and status page on 127.0.0.1:PORT
+      (default: a free port, printed at start; see `Keyring.Gateway`)
+    * `--no-gateway` — no gateway
   """
   use Mix.Task
   require Logger
@@ -35,7 +38,9 @@ defmodule Mix.Tasks.Keyring.Start do
     cookie: :string,
     connect: :keep,
     heartbeat: :integer,
-    gossip_secret: :string
+    gossip_secret: :string,
+    gateway_port: :integer,
+    gateway: :boolean
   ]
 
   @impl Mix.Task
@@ -63,7 +68,8 @@ defmodule Mix.Tasks.Keyring.Start do
     Application.put_env(:keyring, :instance,
       data_dir: opts[:data_dir] || Path.join(".keyring", name),
       coordinator: coordinator,
-      cluster_topologies: topologies
+      cluster_topologies: topologies,
+      gateway: if(opts[:gateway] != false, do: [port: opts[:gateway_port] || 0], else: false)
     )
 
     Mix.Task.run("app.start")
@@ -75,6 +81,7 @@ defmodule Mix.Tasks.Keyring.Start do
       node id     #{Keyring.Identity.node_id()}
       incarnation #{hd(Keyring.Coordinator.active_nodes() |> Enum.filter(&(&1.node == node))).incarnation}
       cookie      #{Node.get_cookie()}
+      status page #{Keyring.Gateway.url() || "off"}
     Watching connections and presence (Ctrl-C twice to stop).
     """)
 
