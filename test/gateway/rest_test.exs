@@ -42,7 +42,9 @@ defmodule Keyring.Gateway.RESTTest do
     %{status: 201, json: %{"invite" => "kr1" <> _}} =
       post(gw, "/v1/keyrings/#{ring["id"]}/invites", %{"roles" => ["web"]})
 
-    assert %{status: 400} = get(gw, "/v1/keyrings/not-an-id")
+    assert %{status: 404} = get(gw, "/v1/keyrings/not-an-id")
+    # 52 characters of base32 that no key encodes to.
+    assert %{status: 400} = get(gw, "/v1/keyrings/#{String.duplicate("b", 52)}")
     unknown = Keyring.Identity.NodeId.encode(:crypto.strong_rand_bytes(32))
     assert %{status: 404} = get(gw, "/v1/keyrings/#{unknown}")
   end
@@ -69,7 +71,7 @@ defmodule Keyring.Gateway.RESTTest do
     assert down.body == data
     assert %{status: 200, json: %{"size" => 5_000_000}} = get(gw, "/v1/blobs/#{cid}/info")
     assert %{status: 404} = get(gw, "/v1/blobs/#{String.duplicate("0", 64)}")
-    assert %{status: 400} = get(gw, "/v1/blobs/xyz")
+    assert %{status: 404} = get(gw, "/v1/blobs/xyz")
     json_upload = post(gw, "/v1/blobs", %{"data" => "x"})
     assert json_upload.status == 415
   end
@@ -103,9 +105,8 @@ defmodule Keyring.Gateway.RESTTest do
   end
 
   test "transfers say plainly that sync does not exist yet", %{gw: gw} do
-    assert %{status: 501, json: %{"error" => %{"code" => "not_implemented"}}} =
-             get(gw, "/v1/transfers")
-
+    %{status: 200, json: t} = get(gw, "/v1/transfers")
+    assert t["available"] == false and t["message"] =~ "not part of this build"
     assert %{json: %{"transfers" => %{"available" => false}}} = get(gw, "/v1/mesh")
   end
 
@@ -125,6 +126,28 @@ defmodule Keyring.Gateway.RESTTest do
     assert r.status == 405 and r.headers["allow"] == "GET"
     assert %{status: 200, json: %{"routes" => routes}} = get(gw, "/v1")
     assert "POST /v1/blobs" in routes
+
+    r =
+      HTTP.request(
+        gw.port,
+        "POST",
+        "/v1/keyrings",
+        [{"content-type", "text/plain"}, HTTP.bearer(gw.token)],
+        "x"
+      )
+
+    assert r.status == 415
+    r = HTTP.request(gw.port, "PUT", "/v1/presence", [HTTP.bearer(gw.token)], "")
+    assert r.status == 405, "a route that does not exist under PUT, whatever the body"
+  end
+
+  test "unknown arguments are refused, not ignored", %{gw: gw} do
+    r = post(gw, "/v1/keyrings", %{"name" => "x", "nmae" => "typo"})
+    assert r.status == 400 and r.json["error"]["message"] =~ "nmae"
+    r = post(gw, "/v1/keyrings", %{"name" => "x"})
+    %{"id" => id} = r.json
+    r = post(gw, "/v1/keyrings/#{id}/invites", %{"roles" => ["Bad Role"]})
+    assert r.status == 400 and r.json["error"]["message"] =~ "roles"
   end
 
   test "the token lives in a 0600 file in a 0700 directory", %{gw: gw} do

@@ -120,7 +120,11 @@ defmodule Keyring.Gateway.Operations do
       mutating: true,
       input: %{
         "id" => @id,
-        "roles" => %{"type" => "array", "items" => %{"type" => "string"}},
+        "roles" => %{
+          "type" => "array",
+          "maxItems" => 16,
+          "items" => %{"type" => "string", "pattern" => "^[a-z0-9_.:-]{1,32}$"}
+        },
         "ttl_ms" => %{"type" => "integer", "minimum" => 1000},
         "one_time" => %{"type" => "boolean"}
       },
@@ -131,7 +135,7 @@ defmodule Keyring.Gateway.Operations do
       name: "keyring_join",
       run: {Rings, :join},
       mutating: true,
-      input: %{"invite" => %{"type" => "string"}, "timeout_ms" => @timeout},
+      input: %{"invite" => %{"type" => "string", "minLength" => 1}, "timeout_ms" => @timeout},
       required: ["invite"],
       description: "Joins the keyring an invite is for (contacts the admin that made it)."
     },
@@ -254,7 +258,8 @@ defmodule Keyring.Gateway.Operations do
           {:ok, pos_integer(), term()} | {:error, pos_integer(), String.t(), String.t()}
   def run(name, args, ctx) when is_map(args) do
     with {:ok, op} <- fetch(name) |> found(name),
-         :ok <- authorized(op, ctx) do
+         :ok <- authorized(op, ctx),
+         :ok <- known_arguments(op, args) do
       {mod, fun} = op.run
 
       case apply(mod, fun, [args, ctx]) do
@@ -269,6 +274,15 @@ defmodule Keyring.Gateway.Operations do
   end
 
   def run(_name, _args, _ctx), do: {:error, 400, "bad_request", "arguments must be a JSON object"}
+
+  # Unknown arguments are refused rather than ignored: a typo should not
+  # silently fall back to a default.
+  defp known_arguments(op, args) do
+    case Map.keys(args) -- Map.keys(op.input) do
+      [] -> :ok
+      unknown -> {:error, 400, "bad_request", "unknown arguments: #{Enum.join(unknown, ", ")}"}
+    end
+  end
 
   defp found({:ok, op}, _), do: {:ok, op}
   defp found(:error, name), do: {:error, 404, "not_found", "no operation #{name}"}

@@ -6,8 +6,9 @@ defmodule Keyring.Gateway.Router do
   alias Keyring.Gateway.{Blobs, Conn, Operations}
 
   # {method, pattern, target}: pattern items are literals, :param captures
-  # one segment into args[param], and {:rest, param} the remaining segments
-  # joined with "/". target is an operation name or {module, function}.
+  # one segment into args[param] (:id, :peer only a 52-character id, :cid
+  # only 64 hex digits), and {:rest, param} the remaining segments joined
+  # with "/". target is an operation name or {module, function}.
   @routes [
     {"GET", ["v1"], {__MODULE__, :index}},
     {"GET", ["v1", "health"], "health"},
@@ -47,6 +48,14 @@ defmodule Keyring.Gateway.Router do
           do: {m, params, target}
 
     case Enum.find(matches, fn {m, _, _} -> m == method end) do
+      {_, _params, _target} when elem(conn.body, 0) == :unsupported ->
+        Conn.error(
+          conn,
+          415,
+          "unsupported_media_type",
+          "this route takes Content-Type: application/json (blob uploads: application/octet-stream)"
+        )
+
       {_, params, target} ->
         dispatch(conn, target, params)
 
@@ -77,15 +86,22 @@ defmodule Keyring.Gateway.Router do
 
   defp match([lit | p], [lit | s], acc) when is_binary(lit), do: match(p, s, acc)
 
-  defp match([param | p], [seg | s], acc) when is_atom(param),
-    do: match(p, s, Map.put(acc, Atom.to_string(param), seg))
+  defp match([param | p], [seg | s], acc) when is_atom(param) do
+    if segment_ok?(param, seg),
+      do: match(p, s, Map.put(acc, Atom.to_string(param), seg)),
+      else: :nomatch
+  end
 
   defp match(_, _, _), do: :nomatch
+
+  defp segment_ok?(param, seg) when param in [:id, :peer], do: seg =~ ~r/\A[a-z2-7]{52}\z/
+  defp segment_ok?(:cid, seg), do: seg =~ ~r/\A[0-9a-f]{64}\z/
+  defp segment_ok?(_param, _seg), do: true
 
   defp dispatch(conn, {mod, fun}, params), do: apply(mod, fun, [conn, params])
 
   defp dispatch(conn, op, params) do
-    case args(conn, params) do
+    case args(conn, op, params) do
       {:error, message} ->
         Conn.error(conn, 400, "bad_request", message)
 
@@ -97,11 +113,43 @@ defmodule Keyring.Gateway.Router do
     end
   end
 
-  # Query parameters, then the JSON body, then path parameters (which win).
-  defp args(conn, params) do
+  # Query parameters (typed by the operation's schema), then the JSON body,
+  # then path parameters (which win).
+  defp args(conn, op, params) do
     case Conn.json_body(conn) do
       {:error, _} = error -> error
-      body -> conn.query |> Map.merge(body) |> Map.merge(params)
+      body -> conn.query |> Map.new(&typed(op, &1)) |> Map.merge(body) |> Map.merge(params)
+    end
+  end
+
+  defp typed(op, {key, text}) do
+    input =
+      case Operations.fetch(op),
+        do:
+          (
+            {:ok, o} -> o.input
+            :error -> %{}
+          )
+
+    case {get_in(input, [key, "type"]), text} do
+      {"boolean", "true"} ->
+        {key, true}
+
+      {"boolean", "false"} ->
+        {key, false}
+
+      {"integer", _} ->
+        {key,
+         case(Integer.parse(text),
+           do:
+             (
+               {i, ""} -> i
+               _ -> text
+             )
+         )}
+
+      _ ->
+        {key, text}
     end
   end
 

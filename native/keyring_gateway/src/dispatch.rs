@@ -42,6 +42,12 @@ pub enum RequestBody {
         /// `Content-Length`, when sent.
         length: Option<u64>,
     },
+    /// A mutation with another (or no) content type: its body is never read.
+    /// The handler answers 415 where the route exists (405/404 where not).
+    Unsupported {
+        /// The media type sent, lowercased, without parameters (`""` if none).
+        content_type: String,
+    },
 }
 
 /// An MCP request that passed the transport checks.

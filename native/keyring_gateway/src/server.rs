@@ -637,7 +637,10 @@ async fn rest(
         (RequestBody::Empty, None)
     } else {
         match media_type(&parts.headers).as_deref() {
-            Some("application/json") => (RequestBody::Json(read_json(body, &parts.headers, &shared.config).await?), None),
+            Some("application/json") => (
+                RequestBody::Json(read_json(body, &parts.headers, &shared.config).await?),
+                None,
+            ),
             Some("application/octet-stream") => {
                 let length = content_length(&parts.headers);
                 if length.is_some_and(|n| n > shared.config.max_upload) {
@@ -647,15 +650,21 @@ async fn rest(
                         format!("uploads are limited to {} bytes", shared.config.max_upload),
                     ));
                 }
-                (RequestBody::Stream { length }, Some(Upload { body, read: 0, leftover: Bytes::new() }))
+                (
+                    RequestBody::Stream { length },
+                    Some(Upload {
+                        body,
+                        read: 0,
+                        leftover: Bytes::new(),
+                    }),
+                )
             }
-            _ => {
-                return Err(Problem::new(
-                    415,
-                    "unsupported_media_type",
-                    "mutations take Content-Type: application/json (or application/octet-stream for blobs)",
-                ))
-            }
+            other => (
+                RequestBody::Unsupported {
+                    content_type: other.unwrap_or("").to_string(),
+                },
+                None,
+            ),
         }
     };
     let request = Request {

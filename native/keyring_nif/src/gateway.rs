@@ -60,6 +60,9 @@ fn encode_request<'a>(env: Env<'a>, r: &Request) -> Term<'a> {
         RequestBody::Empty => atom::nil().encode(env),
         RequestBody::Json(v) => (atoms::json(), json::to_term(env, v)).encode(env),
         RequestBody::Stream { length } => (atoms::stream(), *length).encode(env),
+        RequestBody::Unsupported { content_type } => {
+            (atoms::unsupported(), content_type.as_str()).encode(env)
+        }
     };
     let mcp = match &r.mcp {
         None => atom::nil().encode(env),

@@ -40,13 +40,13 @@ defmodule Keyring.Gateway.Ops.Rings do
         {:ok, 201, view(info, ctx)}
 
       {:error, reason} ->
-        {:error, 422, "create_failed", inspect(reason)}
+        {:error, 500, "create_failed", inspect(reason)}
     end
   end
 
   def invite(args, ctx) do
     id = Args.key(args, "id")
-    roles = Args.strings(args, "roles")
+    roles = args |> Args.names("roles") |> Enum.sort()
     ttl = Args.integer(args, "ttl_ms", default: 86_400_000, min: 1_000, max: 30 * 86_400_000)
     one_time = Args.boolean(args, "one_time", true)
 
@@ -61,18 +61,33 @@ defmodule Keyring.Gateway.Ops.Rings do
         {:error, 403, "not_an_admin", "this node is not an admin of the keyring"}
 
       {:error, reason} ->
-        {:error, 422, "invite_failed", inspect(reason)}
+        {:error, 500, "invite_failed", inspect(reason)}
     end
   end
 
   def join(args, ctx) do
     invite = Args.string(args, "invite", required: true, max: 8192)
-    timeout = Args.integer(args, "timeout_ms", default: 10_000, min: 100, max: 25_000)
+    timeout = Args.integer(args, "timeout_ms", default: 10_000, min: 1, max: 25_000)
 
     case Ring.join(invite, keyring: ctx.instance, timeout: timeout) do
       {:ok, id} -> {:ok, 201, %{"keyring" => NodeId.encode(id)}}
-      {:error, reason} -> {:error, 422, "join_failed", inspect(reason)}
+      {:error, :busy} -> {:error, 503, "busy", "the admin is turning joins away; retry later"}
+      {:error, :timeout} -> {:error, 504, "timeout", "the admin did not answer in time"}
+      {:error, reason} -> join_error(reason)
     end
+  end
+
+  # An invite is a credential: one that does not decode, verify or admit is
+  # refused (403); failures to reach the admin are upstream (502).
+  defp join_error(reason) do
+    refused? =
+      match?({:refused, _}, reason) or
+        reason in [:invalid_invite, :bad_signature, :invite_expired, :bad_invite] or
+        match?({:malformed, _, _}, reason) or match?({:malformed, _}, reason)
+
+    if refused?,
+      do: {:error, 403, "bad_invite", "the invite was not accepted: #{inspect(reason)}"},
+      else: {:error, 502, "join_failed", "the join did not complete: #{inspect(reason)}"}
   end
 
   defp fetch(args, ctx) do

@@ -46,10 +46,9 @@ defmodule Keyring.Gateway.Ops.Store do
 
   def blob_put(args, ctx) do
     data =
-      case {Map.get(args, "text"), Map.get(args, "base64")} do
-        {text, nil} when is_binary(text) -> text
-        {nil, b64} when is_binary(b64) -> decode64!(b64)
-        _ -> Args.bad("give exactly one of text or base64")
+      case Args.one_of(args, "text", "base64") do
+        {"text", text} -> text
+        {"base64", b64} -> decode64!(b64)
       end
 
     if byte_size(data) > @inline_max,
@@ -65,7 +64,7 @@ defmodule Keyring.Gateway.Ops.Store do
   end
 
   def refs(args, ctx) do
-    prefix = Args.string(args, "prefix", default: "", max: 1024) || ""
+    prefix = Args.string(args, "prefix", default: "", min: 0, max: 1024)
 
     case Store.list_refs(prefix, keyring: ctx.instance) do
       {:ok, refs} ->
@@ -91,10 +90,9 @@ defmodule Keyring.Gateway.Ops.Store do
     name = name!(args)
 
     value =
-      case {Map.get(args, "value"), Map.get(args, "base64")} do
-        {v, nil} when is_binary(v) -> v
-        {nil, b64} when is_binary(b64) -> decode64!(b64)
-        _ -> Args.bad("give exactly one of value or base64")
+      case Args.one_of(args, "value", "base64") do
+        {"value", v} -> v
+        {"base64", b64} -> decode64!(b64)
       end
 
     case Store.put_ref(name, value, keyring: ctx.instance) do
