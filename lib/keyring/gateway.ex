@@ -113,10 +113,9 @@ defmodule Keyring.Gateway do
   @doc "The gateway's URL (`http://127.0.0.1:PORT/`), or `nil` when it is off."
   @spec url(Keyring.instance()) :: String.t() | nil
   def url(instance \\ Keyring) do
-    case :persistent_term.get({Keyring, instance, :gateway}, nil) do
-      %{url: url} -> url
-      nil -> nil
-    end
+    Instance.fetch!(instance, :gateway).url
+  rescue
+    ArgumentError -> nil
   end
 
   @doc "The bearer token mutations need (also in `<data_dir>/gateway.token`)."

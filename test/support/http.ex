@@ -96,13 +96,18 @@ defmodule Keyring.Test.HTTP do
   @doc "Reads until the stream's text contains `needle`; returns {text, stream}."
   def sse_until({s, acc}, needle, timeout \\ 10_000) do
     deadline = System.monotonic_time(:millisecond) + timeout
-    sse_loop(s, acc, needle, deadline)
+    sse_loop(s, acc, needle, deadline, 0)
   end
 
-  defp sse_loop(s, acc, needle, deadline) do
-    if String.contains?(acc, needle) do
+  # Searches only what arrived since the last look (plus an overlap), so a
+  # long stream costs linear time.
+  defp sse_loop(s, acc, needle, deadline, from) do
+    scope = {from, byte_size(acc) - from}
+
+    if :binary.match(acc, needle, scope: scope) != :nomatch do
       {acc, {s, acc}}
     else
+      from = max(byte_size(acc) - byte_size(needle), 0)
       left = deadline - System.monotonic_time(:millisecond)
 
       if left <= 0,
@@ -110,7 +115,7 @@ defmodule Keyring.Test.HTTP do
 
       case :gen_tcp.recv(s, 0, left) do
         {:ok, data} ->
-          sse_loop(s, acc <> data, needle, deadline)
+          sse_loop(s, acc <> data, needle, deadline, from)
 
         {:error, reason} ->
           raise "stream ended (#{inspect(reason)}) before #{inspect(needle)}: #{inspect(acc, limit: 300)}"

@@ -95,9 +95,11 @@ defmodule Keyring.Gateway.Ops.Store do
         {"base64", b64} -> decode64!(b64)
       end
 
+    if byte_size(value) > 65_536, do: Args.bad("a ref value is limited to 64 KiB")
+
     case Store.put_ref(name, value, keyring: ctx.instance) do
       :ok -> {:ok, ref_view(name, value)}
-      {:error, {:too_large, what}} -> {:error, 413, "too_large", "the ref #{what} is too large"}
+      {:error, {:too_large, what}} -> {:error, 400, "bad_request", "the ref #{what} is too large"}
       {:error, reason} -> {:error, 500, "store_error", inspect(reason)}
     end
   end
