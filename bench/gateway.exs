@@ -74,9 +74,16 @@ defmodule GatewayBench do
   def request(s, req) do
     :ok = :gen_tcp.send(s, req)
     {:ok, {:http_response, _, status, _}} = :gen_tcp.recv(s, 0, 30_000)
-    len = headers(s, 0)
-    :ok = :inet.setopts(s, packet: :raw)
-    {:ok, _body} = if len > 0, do: :gen_tcp.recv(s, len, 30_000), else: {:ok, ""}
+
+    case headers(s, 0) do
+      :chunked ->
+        chunks(s)
+
+      len ->
+        :ok = :inet.setopts(s, packet: :raw)
+        {:ok, _body} = if len > 0, do: :gen_tcp.recv(s, len, 30_000), else: {:ok, ""}
+    end
+
     :ok = :inet.setopts(s, packet: :http_bin)
     status
   end
@@ -84,8 +91,24 @@ defmodule GatewayBench do
   defp headers(s, len) do
     case :gen_tcp.recv(s, 0, 30_000) do
       {:ok, {:http_header, _, :"Content-Length", _, v}} -> headers(s, String.to_integer(v))
+      {:ok, {:http_header, _, :"Transfer-Encoding", _, _}} -> headers(s, :chunked)
       {:ok, {:http_header, _, _, _, _}} -> headers(s, len)
       {:ok, :http_eoh} -> len
+    end
+  end
+
+  # Chunked bodies (inets' mod_esi answers with them): size line, data, CRLF.
+  defp chunks(s) do
+    :ok = :inet.setopts(s, packet: :line)
+    {:ok, line} = :gen_tcp.recv(s, 0, 30_000)
+    {size, _} = Integer.parse(String.trim(line), 16)
+    :ok = :inet.setopts(s, packet: :raw)
+
+    if size == 0 do
+      {:ok, "\r\n"} = :gen_tcp.recv(s, 2, 30_000)
+    else
+      {:ok, _} = :gen_tcp.recv(s, size + 2, 30_000)
+      chunks(s)
     end
   end
 
@@ -205,27 +228,20 @@ defmodule GatewayBench do
     end
   end
 
-  defp read_events(_s, 0, _buf, lats), do: lats
-
-  defp read_events(s, left, buf, lats) do
+  # Reads until the event numbered `last`; latency per complete event frame.
+  defp read_events(s, last, buf, lats) do
     {:ok, data} = :gen_tcp.recv(s, 0, 60_000)
     now = System.monotonic_time(:microsecond)
-    buf = buf <> data
-    found = Regex.scan(~r/"t":(\d+)/, buf, capture: :all_but_first)
-    # Keep only an unfinished tail (after the last complete event).
-    rest =
-      case :binary.matches(buf, "\n\n") do
-        [] ->
-          buf
+    frames = String.split(buf <> data, "\n\n")
+    {complete, [rest]} = Enum.split(frames, -1)
 
-        ms ->
-          {pos, len} = List.last(ms)
-          binary_part(buf, pos + len, byte_size(buf) - pos - len)
-      end
+    parsed =
+      for f <- complete,
+          [_, i, t] <- [Regex.run(~r/"i":(\d+),"t":(\d+)/, f)],
+          do: {String.to_integer(i), now - String.to_integer(t)}
 
-    complete = length(found) - length(Regex.scan(~r/"t":(\d+)/, rest))
-    new = found |> Enum.take(complete) |> Enum.map(fn [t] -> now - String.to_integer(t) end)
-    read_events(s, left - length(new), rest, new ++ lats)
+    lats = Enum.map(parsed, &elem(&1, 1)) ++ lats
+    if Enum.any?(parsed, &(elem(&1, 0) == last)), do: lats, else: read_events(s, last, rest, lats)
   end
 end
 
