@@ -158,6 +158,8 @@ async fn feed(
                 }
             }
             _ = shutdown.changed() => return,
+            // hyper dropped the body: the connection is gone.
+            _ = tx.closed() => return,
         }
     }
 }

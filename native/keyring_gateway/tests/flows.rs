@@ -353,8 +353,6 @@ async fn quiet_streams_get_keep_alives_and_a_stalled_client_is_cut() {
 async fn sse_clients_are_bounded() {
     let mut c = config();
     c.max_sse_clients = 3;
-    // A client that left is noticed at the next write (an event or a keep-alive).
-    c.keepalive = Duration::from_millis(100);
     let (gw, _rx) = start(c);
     let mut open = Vec::new();
     for _ in 0..3 {
@@ -505,4 +503,17 @@ async fn closing_stops_the_server_and_its_streams() {
     if let Ok(c) = c.as_mut() {
         let _ = c.write_all(b"GET / HTTP/1.1\r\n\r\n").await;
     }
+}
+
+#[tokio::test]
+async fn an_event_stream_outlives_the_header_timeout() {
+    let mut c = config();
+    c.header_timeout = Duration::from_millis(200);
+    c.keepalive = Duration::from_secs(60);
+    let (gw, _rx) = start(c);
+    let mut s = Sse::open(&gw, "/v1/events", &[]).await;
+    s.until("keyring events", 5).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    gw.publish("late", None, b"{}").unwrap();
+    s.until("event: late", 5).await;
 }
