@@ -20,9 +20,9 @@ defmodule Keyring.Gateway.Operations do
   }
   @timeout %{
     "type" => "integer",
-    "minimum" => 1,
+    "minimum" => 1_000,
     "maximum" => 25_000,
-    "description" => "milliseconds (default 5000)"
+    "description" => "milliseconds, 1000..25000 (default 5000; 10000 for joins)"
   }
 
   defp obj(props, required),

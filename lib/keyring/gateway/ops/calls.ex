@@ -12,7 +12,7 @@ defmodule Keyring.Gateway.Ops.Calls do
   def rpc_call(args, ctx) do
     peer = Args.key(args, "peer")
     handle = Args.string(args, "handle", required: true, max: 255)
-    timeout = Args.integer(args, "timeout_ms", default: 5_000, min: 1, max: 25_000)
+    timeout = Args.integer(args, "timeout_ms", default: 5_000, min: 1_000, max: 25_000)
     opts = [keyring: ctx.instance, timeout: timeout]
 
     opts =
@@ -56,7 +56,7 @@ defmodule Keyring.Gateway.Ops.Calls do
 
   def task_route(args, ctx) do
     name = Args.string(args, "capability", required: true, max: 255)
-    timeout = Args.integer(args, "timeout_ms", default: 5_000, min: 1, max: 25_000)
+    timeout = Args.integer(args, "timeout_ms", default: 5_000, min: 1_000, max: 25_000)
 
     # Capabilities are whatever nodes registered (usually atoms); match by
     # name among those advertised, so no atom is made from request text.

@@ -67,7 +67,7 @@ defmodule Keyring.Gateway.Ops.Rings do
 
   def join(args, ctx) do
     invite = Args.string(args, "invite", required: true, max: 8192)
-    timeout = Args.integer(args, "timeout_ms", default: 10_000, min: 1, max: 25_000)
+    timeout = Args.integer(args, "timeout_ms", default: 10_000, min: 1_000, max: 25_000)
 
     case Ring.join(invite, keyring: ctx.instance, timeout: timeout) do
       {:ok, id} -> {:ok, 201, %{"keyring" => NodeId.encode(id)}}
