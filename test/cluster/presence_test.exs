@@ -123,6 +123,6 @@ defmodule Keyring.Cluster.PresenceTest do
       "c removed on a and b"
     )
 
-    assert Peers.call(a, Keyring.CRDT, :get, [Keyring.Presence, {:node, c_id}]) == nil
+    assert Peers.call(a, Keyring.CRDT, :get, [Keyring.PresenceMap, {:node, c_id}]) == nil
   end
 end

@@ -13,7 +13,7 @@ defmodule Keyring.Mesh.LinksTest do
     {b, start_b} = restartable_instance(:b, b_opts)
     pid = start_b.()
     ring = ring_with(a, [b])
-    :ok = Keyring.PubSub.subscribe(Keyring.Mesh.topic(), keyring: a)
+    :ok = Keyring.Mesh.subscribe(instance: a)
     assert eventually(fn -> key(b) in connected(a, ring) end)
     %{a: a, b: b, b_pid: pid, start_b: start_b, ring: ring, b_key: key(b)}
   end
@@ -35,12 +35,12 @@ defmodule Keyring.Mesh.LinksTest do
   test "a member that restarts on another port dials its keyrings again" do
     # Port 0: a new port on every start.
     %{b_key: b_key} = ctx = linked_pair([])
-    {old_address, _} = Keyring.Ring.addresses(keyring: ctx.b)
+    {old_address, _} = Keyring.Ring.addresses(instance: ctx.b)
 
     stop(ctx.b_pid)
     assert_receive {:keyring_mesh, :peer_down, %{peer: ^b_key}}, 5_000
     ctx.start_b.()
-    {new_address, _} = Keyring.Ring.addresses(keyring: ctx.b)
+    {new_address, _} = Keyring.Ring.addresses(instance: ctx.b)
     refute new_address == old_address
 
     # A cannot know the new port; B remembered where A was and dials it.

@@ -50,17 +50,17 @@ defmodule Keyring.MeshHelpers do
   def key(instance), do: Keyring.Identity.public_key(instance)
   def id(instance), do: Keyring.Identity.node_id(instance)
 
-  def mesh(instance), do: elem(Keyring.Instance.fetch!(instance, :mesh), 1)
+  def mesh(instance), do: Keyring.Instance.fetch!(instance, :mesh)
 
   def connected(instance, ring), do: Keyring.Native.mesh_connected(mesh(instance), ring)
 
   @doc "A keyring created on `admin` that `members` joined by invite."
   def ring_with(admin, members, invite_opts \\ []) do
-    {:ok, ring} = Keyring.Ring.create("test", keyring: admin)
+    {:ok, ring} = Keyring.Ring.create("test", instance: admin)
 
     for m <- members do
-      {:ok, invite} = Keyring.Ring.invite(ring, [keyring: admin] ++ invite_opts)
-      {:ok, ^ring} = Keyring.join(invite, keyring: m)
+      {:ok, invite} = Keyring.Ring.invite(ring, [instance: admin] ++ invite_opts)
+      {:ok, ^ring} = Keyring.join(invite, instance: m)
     end
 
     ring
