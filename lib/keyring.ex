@@ -58,7 +58,7 @@ defmodule Keyring do
   Identity, Store and PubSub come first (`:rest_for_one`); then the two planes
   under a `:one_for_one` supervisor of their own, so a crash in one never
   restarts the other: the cluster plane (presence CRDT, `Keyring.Coordinator`,
-  `Keyring.ClusterHandler`, `Keyring.Cluster` discovery) and the mesh plane
+  ClusterHandler, `Keyring.Cluster` discovery) and the mesh plane
   (`Keyring.Mesh`: keyrings, RPC, QUIC links).
 
   `start_link/1` answers `{:error, :bad_passphrase}` when the passphrase does

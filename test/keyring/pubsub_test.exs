@@ -5,7 +5,6 @@ defmodule Keyring.PubSubTest do
 
   doctest Keyring.PubSub
   doctest Keyring.CRDT
-  doctest Keyring.CRDT.HLC
 
   setup do
     name = :"PubSubTest#{System.unique_integer([:positive])}"

@@ -80,7 +80,7 @@ defmodule Keyring.Mesh.Dispatch do
   defp admit(instance, ring, peer) do
     now = System.os_time(:millisecond)
 
-    case Instance.fetch!(instance, :rings) do
+    case Instance.get(instance, :rings, %{}) do
       %{^ring => %{members: %{^peer => m}}} when m.expires_at_ms == 0 or m.expires_at_ms > now ->
         {:ok,
          %{

@@ -80,7 +80,7 @@ defmodule Keyring.Mesh.Handles do
   """
   @spec reserve(Keyring.instance(), <<_::256>>, pos_integer()) :: :ok | {:error, :busy}
   def reserve(instance, peer, limit) do
-    gate = Instance.fetch!(instance, :gate)
+    gate = gate!(instance)
 
     if :ets.update_counter(gate, {:peer, peer}, {2, 1}, {{:peer, peer}, 0}) > limit do
       :ets.update_counter(gate, {:peer, peer}, {2, -1})
@@ -93,7 +93,7 @@ defmodule Keyring.Mesh.Handles do
   @doc "Enters the gate: the calling process serves a reserved request of `peer` in `ring`."
   @spec enter(Keyring.instance(), <<_::256>>, <<_::256>>) :: true
   def enter(instance, ring, peer),
-    do: :ets.insert(Instance.fetch!(instance, :gate), {self(), ring, peer, :admitting})
+    do: :ets.insert(gate!(instance), {self(), ring, peer, :admitting})
 
   @doc """
   Marks the caller's request as admitted (it passed the membership check);
@@ -101,19 +101,30 @@ defmodule Keyring.Mesh.Handles do
   """
   @spec admitted(Keyring.instance(), pid()) :: true
   def admitted(instance, handler),
-    do: :ets.update_element(Instance.fetch!(instance, :gate), self(), {4, {:running, handler}})
+    do: :ets.update_element(gate!(instance), self(), {4, {:running, handler}})
 
   @doc "Leaves the gate and gives the reservation back (the request was served or refused)."
   @spec leave(Keyring.instance()) :: :ok
   def leave(instance) do
-    gate = Instance.fetch!(instance, :gate)
+    gate = Instance.get(instance, :gate, nil)
 
-    case :ets.take(gate, self()) do
+    case gate && :ets.take(gate, self()) do
       [{_pid, _ring, peer, _phase}] -> :ets.update_counter(gate, {:peer, peer}, {2, -1})
-      [] -> :ok
+      _ -> :ok
     end
 
     :ok
+  rescue
+    # The instance stopped meanwhile (its table is gone).
+    ArgumentError -> :ok
+  end
+
+  # A request still being served while its instance stops ends quietly.
+  defp gate!(instance) do
+    case Instance.get(instance, :gate, nil) do
+      nil -> exit(:normal)
+      gate -> gate
+    end
   end
 
   @doc """

@@ -177,8 +177,10 @@ defmodule Keyring.Mesh.Server do
   def handle_info({:keyring_mesh, {:join_request, id, peer, invite}}, state) do
     case Rings.admit(state.rings, peer, invite, state.keypair, now()) do
       {:ok, entries, rings, effects} ->
+        # Saved and admitted by the transport before the joiner hears of it.
+        state = carry_out(%{state | rings: rings}, effects)
         Quic.answer_join(state.mesh, id, {:ok, entries})
-        {:noreply, carry_out(%{state | rings: rings}, effects)}
+        {:noreply, state}
 
       {:error, reason} ->
         Logger.info("keyring: join refused: #{inspect(reason)}")

@@ -1,8 +1,6 @@
-Code.require_file("mesh_helpers.exs", __DIR__)
-
 defmodule Keyring.RingTest do
   use ExUnit.Case, async: false
-  import Keyring.MeshHelpers
+  import Keyring.Test.{Eventually, Instances}
 
   alias Keyring.{Native, Ring}
 

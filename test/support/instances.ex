@@ -1,7 +1,7 @@
-defmodule Keyring.MeshHelpers do
+defmodule Keyring.Test.Instances do
   @moduledoc false
-  # Starts Keyring instances (own names and data dirs, loopback ports 0) in
-  # the test VM and stops them afterwards.
+  # Keyring instances in the test VM (own names and data dirs, loopback
+  # ports 0), stopped when the test exits; keyrings between them.
   import ExUnit.Callbacks
 
   def start_instance(tag, opts \\ []) do
@@ -64,13 +64,5 @@ defmodule Keyring.MeshHelpers do
     end
 
     ring
-  end
-
-  def eventually(fun, tries \\ 200) do
-    cond do
-      fun.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(50) && eventually(fun, tries - 1)
-    end
   end
 end
