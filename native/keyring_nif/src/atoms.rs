@@ -42,6 +42,8 @@ rustler::atoms! {
     too_deep,
     truncated,
     bad_term,
+    too_many_values,
+    dirty,
     // mesh
     keyring_mesh,
     peer_up,
