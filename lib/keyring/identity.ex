@@ -120,7 +120,11 @@ defmodule Keyring.Identity do
   defp domain!(domain) when is_binary(domain) do
     if domain =~ ~r"\A[A-Za-z0-9._:/-]{1,64}\z",
       do: domain,
-      else: raise(ArgumentError, "a signing domain is 1..64 of [A-Za-z0-9._:/-], got: #{inspect(domain)}")
+      else:
+        raise(
+          ArgumentError,
+          "a signing domain is 1..64 of [A-Za-z0-9._:/-], got: #{inspect(domain)}"
+        )
   end
 
   defp domain!(other), do: domain!(to_string(other))
