@@ -9,7 +9,7 @@ defmodule Keyring.Mesh.TermCodec do
   # whatever its counts claim (see wire/term/decode.rs).
   #
   # Scheduling: encode/1 and decode/1 first run on the caller's scheduler,
-  # where the NIF stops after 2,500 values or 256 KiB copied (well under a
+  # where the NIF stops after 1,000 values or 256 KiB copied (well under a
   # millisecond) and answers {:error, :dirty}; the call is then repeated on a
   # dirty CPU scheduler. So small documents pay no dirty-scheduler hop, large
   # ones block no normal scheduler, and the wasted try is bounded.
@@ -17,8 +17,12 @@ defmodule Keyring.Mesh.TermCodec do
   alias Keyring.Native
 
   # dirty?/2's bounds: the NIF's normal-scheduler bounds (term_codec.rs).
-  @normal_values 2_500
+  @normal_values 1_000
   @normal_copied 256 * 1024
+
+  @doc false
+  # The normal-scheduler bounds: {values, bytes copied}.
+  def normal_bounds, do: {@normal_values, @normal_copied}
 
   @spec encode(term()) :: {:ok, binary()} | {:error, term()}
   def encode(term) do
@@ -43,7 +47,10 @@ defmodule Keyring.Mesh.TermCodec do
   # native/keyring_nif/src/lent.rs): those cost nothing to encode. The walk is
   # Erlang code (it yields) and stops once past either bound.
   @spec dirty?(term(), non_neg_integer() | :infinity) :: boolean()
-  def dirty?(term, lent \\ :infinity), do: walk(term, {0, 0}, lent) == :over
+  def dirty?(term, lent \\ :infinity), do: over?(walk(term, {0, 0}, lent))
+
+  defp over?(:over), do: true
+  defp over?({values, copied}), do: values > @normal_values or copied > @normal_copied
 
   # {values, bytes copied} so far, or :over once past a bound.
   defp walk(_term, :over, _lent), do: :over

@@ -224,11 +224,7 @@ fn write_file_new(path: String, bytes: Binary<'_>) -> Result<Atom, FileReason> {
 /// Reads a private file of at most `max_len` bytes: `{bytes, :private |
 /// {:narrowed, old_mode}}`.
 #[rustler::nif(schedule = "DirtyIo")]
-fn read_private_file<'a>(
-    env: Env<'a>,
-    path: String,
-    max_len: u64,
-) -> Result<Term<'a>, FileReason> {
+fn read_private_file<'a>(env: Env<'a>, path: String, max_len: u64) -> Result<Term<'a>, FileReason> {
     let (bytes, a) = private_file::read(Path::new(&path), max_len).map_err(FileReason)?;
     Ok((digest_binary(env, &bytes), access(env, a)).encode(env))
 }

@@ -25,9 +25,9 @@ pub(crate) const MAX_TERM: usize = 64 << 20;
 pub(crate) const LIMITS: Limits = Limits::new(MAX_TERM);
 
 /// Values one normal-scheduler call may encode or decode.
-const NORMAL_VALUES: usize = 2_500;
-/// Bytes one normal-scheduler call may copy: binaries copied into or out of
-/// the document, plus atom names looked up.
+const NORMAL_VALUES: usize = 1_000;
+/// Bytes one normal-scheduler call may copy into a document, or the
+/// equivalent cost of building decoded terms (see [`build_cost`]).
 const NORMAL_COPIED: usize = 256 * 1024;
 /// Encoding on a normal scheduler: every byte of the document is copied.
 const NORMAL_ENCODE: Limits = Limits {
@@ -37,7 +37,8 @@ const NORMAL_ENCODE: Limits = Limits {
 };
 /// Decoding on a normal scheduler: large binaries become sub-binaries of the
 /// input (no copy), so only the values are bounded while parsing; the bytes
-/// that would be copied are counted before any term is built.
+/// that would be copied (and other costs of building terms, see
+/// [`build_cost`]) are counted before any term is built.
 const NORMAL_DECODE: Limits = Limits {
     max_values: NORMAL_VALUES,
     ..LIMITS
@@ -221,16 +222,23 @@ pub(crate) fn encode_term_pieces(t: Term<'_>) -> Result<Vec<Bytes>, CodecError> 
 /// (no copy); smaller ones are copied so they do not pin the whole input.
 const SUB_BINARY_MIN: usize = 4096;
 
-/// Bytes that building `v`'s terms copies or hashes (small binaries, atom
-/// names), counted until `limit` is passed.
-fn copied_bytes(v: &Value<'_>, limit: usize) -> usize {
+/// Binaries up to this size live on the process heap; larger ones are
+/// reference-counted and allocated one by one.
+const HEAP_BINARY_MAX: usize = 64;
+
+/// The cost of building `v`'s terms, in bytes-copied equivalents, counted
+/// until `limit` is passed: a copied binary's bytes, plus an allocation
+/// (counted as 1 KiB) for a reference-counted one; an atom name 16 times
+/// (hashed and compared in the atom table, ~2 µs for 255 bytes).
+fn build_cost(v: &Value<'_>, limit: usize) -> usize {
     fn walk(v: &Value<'_>, acc: &mut usize, limit: usize) {
         if *acc > limit {
             return;
         }
         match v {
-            Value::Binary(b) if b.len() < SUB_BINARY_MIN => *acc += b.len(),
-            Value::Atom(name) => *acc += name.len(),
+            Value::Binary(b) if b.len() <= HEAP_BINARY_MAX => *acc += b.len(),
+            Value::Binary(b) if b.len() < SUB_BINARY_MIN => *acc += b.len() + 1024,
+            Value::Atom(name) => *acc += 16 * name.len(),
             Value::List(items) | Value::Tuple(items) => {
                 items.iter().for_each(|i| walk(i, acc, limit))
             }
@@ -313,7 +321,7 @@ fn decode_binary<'a>(
             e
         }
     })?;
-    if normal && copied_bytes(&v, NORMAL_COPIED) > NORMAL_COPIED {
+    if normal && build_cost(&v, NORMAL_COPIED) > NORMAL_COPIED {
         return Err(CodecError::Dirty);
     }
     value_to_term_in(env, &v, Some(&bytes))

@@ -101,7 +101,7 @@ defmodule Keyring.Mesh.TermCodecTest do
     end
 
     test "documents past the normal-scheduler bounds are handled on a dirty scheduler" do
-      many = Enum.to_list(1..3_000)
+      many = Enum.to_list(1..1_500)
       copied = List.duplicate(:binary.copy("x", 1024), 300)
 
       for term <- [many, copied, %{list: many}] do
@@ -112,7 +112,7 @@ defmodule Keyring.Mesh.TermCodecTest do
         assert TermCodec.dirty?(term)
       end
 
-      small = Enum.to_list(1..2_000)
+      small = Enum.to_list(1..900)
       assert {:ok, bytes} = Keyring.Native.term_encode(small)
       assert {:ok, ^small} = Keyring.Native.term_decode(bytes)
       refute TermCodec.dirty?(small)
@@ -128,7 +128,7 @@ defmodule Keyring.Mesh.TermCodecTest do
       {micros, true} = :timer.tc(fn -> TermCodec.dirty?(long) end)
       assert micros < 50_000, "walked the whole list (#{micros} µs)"
       assert TermCodec.dirty?(List.to_tuple(long))
-      assert TermCodec.dirty?(Map.new(1..3_000, &{&1, &1}))
+      assert TermCodec.dirty?(Map.new(1..1_500, &{&1, &1}))
     end
   end
 

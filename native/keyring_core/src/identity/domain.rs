@@ -61,8 +61,7 @@ pub fn verify_app(
 
 fn valid_subdomain(d: &[u8]) -> bool {
     (1..=MAX_SUBDOMAIN_LEN).contains(&d.len())
-        && d
-            .iter()
+        && d.iter()
             .all(|c| c.is_ascii_alphanumeric() || b"._-:/".contains(c))
 }
 

@@ -68,8 +68,14 @@ fn a_symlink_planted_at_the_target_is_never_followed() {
     let path = dir.path().join("identity.key");
     symlink(&victim, &path).unwrap();
 
-    assert!(matches!(read(&path, 100), Err(PrivateFileError::Symlink(_))));
-    assert!(matches!(ensure_file(&path), Err(PrivateFileError::Symlink(_))));
+    assert!(matches!(
+        read(&path, 100),
+        Err(PrivateFileError::Symlink(_))
+    ));
+    assert!(matches!(
+        ensure_file(&path),
+        Err(PrivateFileError::Symlink(_))
+    ));
     assert!(matches!(
         write(&path, b"secret", Target::CreateNew),
         Err(PrivateFileError::Exists(_))
@@ -118,7 +124,10 @@ fn a_fifo_a_directory_or_an_oversized_file_is_refused_without_hanging() {
         0,
     )
     .unwrap();
-    assert!(matches!(read(&fifo, 10), Err(PrivateFileError::NotAFile(_))));
+    assert!(matches!(
+        read(&fifo, 10),
+        Err(PrivateFileError::NotAFile(_))
+    ));
     assert!(matches!(
         read(dir.path(), 10),
         Err(PrivateFileError::NotAFile(_))
