@@ -18,9 +18,26 @@ defmodule Keyring.Identity.PrivateFile do
 
   @type reason :: {atom(), Path.t()} | {atom(), Path.t(), term()}
 
-  @doc "Creates `dir` (0700) if needed and narrows it to its owner."
+  @doc """
+  Creates `dir` (0700) if needed and narrows it to its owner. Narrowing an
+  empty directory (one just made with `mkdir`) is logged at info level:
+  nothing in it could have been read.
+  """
   @spec ensure_dir(Path.t()) :: :ok | {:error, reason()}
-  def ensure_dir(dir), do: Native.ensure_private_dir(dir) |> report(dir)
+  def ensure_dir(dir) do
+    case Native.ensure_private_dir(dir) do
+      {:ok, {:narrowed, mode}} when is_integer(mode) ->
+        if File.ls(dir) == {:ok, []} do
+          Logger.info("keyring: #{dir} had mode #{octal(mode)}; narrowed to owner-only")
+          :ok
+        else
+          report({:ok, {:narrowed, mode}}, dir)
+        end
+
+      other ->
+        report(other, dir)
+    end
+  end
 
   @doc "Narrows the existing file `path` to its owner (refusing links)."
   @spec ensure_file(Path.t()) :: :ok | {:error, reason()}
