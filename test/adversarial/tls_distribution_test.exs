@@ -29,8 +29,6 @@ defmodule Keyring.Adversarial.TlsDistributionTest do
     tls = fn cert -> [certfile: cert.pem, keyfile: cert.key, cacertfile: ca] end
 
     b = start_tls(dir, "tls_b", tls.(certs.b), cookie)
-    # b logs each refused handshake (the point of most tests here).
-    :ok = DistPeer.call(elem(b, 0), :logger, :set_primary_config, [:level, :critical])
     on_exit(fn -> DistPeer.stop(elem(b, 0)) end)
     %{dir: dir, ca: ca, rogue_ca: rogue_ca, certs: certs, cookie: cookie, tls: tls, b: b}
   end

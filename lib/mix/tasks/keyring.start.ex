@@ -9,7 +9,10 @@ defmodule Mix.Tasks.Keyring.Start do
 
   Nodes connect through the topologies in `config :keyring, :cluster_topologies`
   (in dev: an Epmd host list of `keyring1..keyring3@127.0.0.1`), plus any
-  `--connect` node. Attach iex directly with `iex -S mix keyring.start keyring1`.
+  `--connect` node. Attach iex directly with `iex -S mix keyring.start keyring1`,
+  or inspect a running node from another shell of the same checkout with
+  `iex --name probe@127.0.0.1 --cookie "$(cat .keyring/cookie)" --remsh keyring1@127.0.0.1`
+  (a cookie on a command line shows in the process list while it runs).
 
   ## Who can connect
 
