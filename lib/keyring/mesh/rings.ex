@@ -10,14 +10,15 @@ defmodule Keyring.Mesh.Rings do
   # without touching a socket, a file or a process. `Keyring.Mesh.Server`
   # carries the effects out, in order:
   #
-  #   {:save, ring}                 persist the keyring (log, sealed root key)
+  #   {:root_key, id, keypair}      keep the new keyring's root key (its own sealed file)
+  #   {:save, ring}                 persist the keyring's log
   #   {:members, id, [{key, exp}]}  give the transport the member snapshot
   #   {:push_log, id, entries}      send the log to connected members
   #   {:forget, id}                 drop the keyring (transport, disk)
   #   {:event, message}             publish on Keyring.PubSub ("keyring:mesh")
   #
-  # A ring is `%{log: Log.t(), root_key: binary() | nil, spent: [token]}`;
-  # `root_key` is the sealed root key, held only by the node that created it.
+  # A ring is `%{log: Log.t(), root: boolean(), spent: [token]}`; `root` says
+  # whether this node holds the keyring's root key (the node that created it).
 
   alias Keyring.Mesh.Log
   alias Keyring.Native
@@ -25,10 +26,11 @@ defmodule Keyring.Mesh.Rings do
   defstruct self: nil, rings: %{}
 
   @type key :: <<_::256>>
-  @type ring :: %{log: Log.t(), root_key: binary() | nil, spent: [binary()]}
+  @type ring :: %{log: Log.t(), root: boolean(), spent: [binary()]}
   @type t :: %__MODULE__{self: key(), rings: %{key() => ring()}}
   @type effect ::
-          {:save, ring()}
+          {:root_key, key(), reference()}
+          | {:save, ring()}
           | {:members, key(), [{key(), non_neg_integer()}]}
           | {:push_log, key(), [binary()]}
           | {:forget, key()}
@@ -45,7 +47,7 @@ defmodule Keyring.Mesh.Rings do
     Enum.reduce(saved, {state, [], []}, fn rec, {state, effects, failed} ->
       case Log.open(rec.entries, now) do
         {:ok, log} ->
-          ring = %{log: log, root_key: rec.root_key, spent: rec.spent}
+          ring = %{log: log, root: rec.root, spent: rec.spent}
           {put(state, ring), effects ++ announce(ring), failed}
 
         {:error, reason} ->
@@ -54,12 +56,12 @@ defmodule Keyring.Mesh.Rings do
     end)
   end
 
-  @doc "A new keyring named `name`, rooted at `root` (sealed as `sealed_root`), this node its first admin."
-  @spec create(t(), String.t(), reference(), binary(), non_neg_integer()) :: result(key())
-  def create(state, name, root, sealed_root, now) do
+  @doc "A new keyring named `name`, rooted at the key pair `root`, this node its first admin."
+  @spec create(t(), String.t(), reference(), non_neg_integer()) :: result(key())
+  def create(state, name, root, now) do
     with {:ok, log} <- Log.create(root, name, [state.self], now) do
-      ring = %{log: log, root_key: sealed_root, spent: []}
-      {:ok, Log.id(log), put(state, ring), changed(ring)}
+      ring = %{log: log, root: true, spent: []}
+      {:ok, Log.id(log), put(state, ring), [{:root_key, Log.id(log), root} | changed(ring)]}
     end
   end
 
@@ -126,7 +128,7 @@ defmodule Keyring.Mesh.Rings do
                do: {:ok, Log.info(state.rings[Log.id(log)].log), state, effects}
 
         {:error, :not_found} ->
-          ring = %{log: log, root_key: nil, spent: []}
+          ring = %{log: log, root: false, spent: []}
           {:ok, Log.info(log), put(state, ring), changed(ring)}
       end
     end

@@ -56,7 +56,8 @@ defmodule Keyring.Mesh.Server do
           book: %{}
         }
 
-        {rings, effects, failed} = Rings.restore(state.rings, Persistence.load_all(name), now())
+        {rings, effects, failed} =
+          Rings.restore(state.rings, Persistence.load_all(name, state.data_dir), now())
 
         for {id, reason} <- failed,
             do:
@@ -81,8 +82,8 @@ defmodule Keyring.Mesh.Server do
     Enum.each([:mesh, :rings, :mesh_addresses], &Instance.erase(state.name, &1))
   end
 
-  # Crash reports and :sys.get_status never show key handles, the
-  # passphrase or sealed root keys.
+  # Crash reports and :sys.get_status never show key handles or the
+  # passphrase.
   @impl GenServer
   def format_status(_reason, [_pdict, state]) do
     %{
@@ -97,10 +98,8 @@ defmodule Keyring.Mesh.Server do
 
   @impl GenServer
   def handle_call({:create, ring_name}, _from, state) do
-    with {:ok, root} <- Native.keypair_generate(),
-         {:ok, sealed} <- Native.keypair_seal(root, state.passphrase) do
-      apply_core(state, Rings.create(state.rings, ring_name, root, sealed, now()))
-    else
+    case Native.keypair_generate() do
+      {:ok, root} -> apply_core(state, Rings.create(state.rings, ring_name, root, now()))
       error -> {:reply, error, state}
     end
   end
@@ -283,6 +282,15 @@ defmodule Keyring.Mesh.Server do
     |> Enum.filter(&(only == nil or elem(&1, 0) in only))
     |> Enum.reduce(state, &effect/2)
     |> publish_view()
+  end
+
+  defp effect({:root_key, id, keypair}, state) do
+    case Persistence.save_root_key(state.data_dir, id, keypair, state.passphrase) do
+      :ok -> :ok
+      {:error, reason} -> Logger.error("keyring: could not save a root key: #{inspect(reason)}")
+    end
+
+    state
   end
 
   defp effect({:save, ring}, state) do

@@ -94,13 +94,21 @@ defmodule Keyring.RingTest do
     assert Ring.list(instance: a) == [ring]
   end
 
-  test "the root key is sealed with the instance passphrase" do
-    a = start_instance(:a, passphrase: "correct horse")
+  test "the root key is kept sealed in its own 0600 file, never in the store" do
+    dir = Path.join(System.tmp_dir!(), "kr_root_#{System.unique_integer([:positive])}")
+    a = start_instance(:a, passphrase: "correct horse", data_dir: dir)
     {:ok, ring} = Ring.create("ops", instance: a)
-    [%{id: ^ring, root_key: sealed}] = Keyring.Mesh.Persistence.load_all(a)
+    path = Keyring.Identity.KeyFile.root_key_path(dir, ring)
+    assert %{mode: mode} = File.stat!(path)
+    assert Bitwise.band(mode, 0o777) == 0o600
+    {:ok, sealed} = File.read(path)
     assert {:error, :passphrase_required} = Native.keypair_open(sealed, nil)
     assert {:ok, root} = Native.keypair_open(sealed, "correct horse")
     assert Native.keypair_public_key(root) == ring
+
+    {:ok, refs} = Keyring.Store.list_refs("", keyring: a)
+    refute Enum.any?(refs, fn {_name, value} -> String.contains?(value, sealed) end)
+    assert [%{id: ^ring, root: true}] = Keyring.Mesh.Persistence.load_all(a, dir)
   end
 
   test "bad arguments raise ArgumentError" do

@@ -20,7 +20,7 @@ defmodule Keyring.Mesh.RingsTest do
 
   defp create(state, name \\ "ops") do
     root = keypair()
-    {:ok, id, state, effects} = Rings.create(state, name, root, "sealed-root", @now)
+    {:ok, id, state, effects} = Rings.create(state, name, root, @now)
     {id, state, effects}
   end
 
@@ -44,12 +44,14 @@ defmodule Keyring.Mesh.RingsTest do
     {id, state, effects} = create(state)
     {:ok, ring} = Rings.fetch(state, id)
     assert Log.admin?(ring.log, state.self)
-    assert ring.root_key == "sealed-root"
+    assert ring.root
 
-    assert [{:save, ^ring}, {:members, ^id, members}, {:event, {:membership, info}}] = effects
+    assert [{:root_key, ^id, _root}, {:save, ^ring}, {:members, ^id, members}, {:event, info}] =
+             effects
+
+    assert {:membership, %{name: "ops"}} = info
     # The root key (the keyring id) and this node, both admins, never expiring.
     assert Enum.sort(members) == Enum.sort([{id, 0}, {state.self, 0}])
-    assert info.name == "ops"
   end
 
   test "an admitted joiner is added, saved, announced and pushed; a spent invite is refused" do
@@ -136,8 +138,8 @@ defmodule Keyring.Mesh.RingsTest do
   test "restore verifies each stored log and skips those that do not verify" do
     {_kp, state} = node_state()
     {id, state, _} = create(state)
-    good = %{id: id, entries: Log.entries(state.rings[id].log), root_key: nil, spent: []}
-    bad = %{id: <<1::256>>, entries: ["garbage"], root_key: nil, spent: []}
+    good = %{id: id, entries: Log.entries(state.rings[id].log), root: false, spent: []}
+    bad = %{id: <<1::256>>, entries: ["garbage"], root: false, spent: []}
     {_kp, fresh} = node_state()
     {restored, effects, failed} = Rings.restore(fresh, [good, bad], @now)
     assert Map.keys(restored.rings) == [id]
