@@ -8,17 +8,18 @@ defmodule Keyring.DAG.Codec do
   alias Keyring.Native
   alias Keyring.Store.Cid
 
-  # Up to this many bytes and links a node is encoded or decoded on the
-  # caller's scheduler (well under a millisecond).
-  @small_bytes 64 * 1024
-  @small_links 512
+  # Nodes up to about this many encoded bytes are encoded or decoded on the
+  # caller's scheduler (tens of microseconds, charged to its timeslice);
+  # larger ones on a dirty CPU scheduler. A link costs about 40 bytes.
+  @small_bytes 8 * 1024
+  @link_bytes 40
 
   @spec encode(Keyring.DAG.dag_node()) ::
           {:ok, {<<_::256>>, binary()}} | {:error, {:invalid_node, String.t()}}
   def encode(node) do
     {term, bytes, links} = to_term(node)
 
-    if bytes <= @small_bytes and links <= @small_links,
+    if bytes + links * @link_bytes <= @small_bytes,
       do: Native.dag_encode(term),
       else: Native.dag_encode_dirty(term)
   end
@@ -38,8 +39,9 @@ defmodule Keyring.DAG.Codec do
   end
 
   defp to_term(%Directory{entries: entries}) when is_list(entries) do
-    term = {:directory, Enum.map(entries, &entry/1)}
-    {term, 0, length(entries)}
+    entries = Enum.map(entries, &entry/1)
+    names = Enum.reduce(entries, 0, fn {name, _, _, _}, n -> n + name_size(name) end)
+    {{:directory, entries}, names, length(entries)}
   end
 
   defp to_term(%Event{seq: seq, prev: prev, payload: payload, attachments: attachments})
@@ -56,6 +58,9 @@ defmodule Keyring.DAG.Codec do
         "expected a %Keyring.DAG.Raw{}, %Keyring.DAG.Directory{} or %Keyring.DAG.Event{}, got: " <>
           inspect(other, limit: 5)
       )
+
+  defp name_size(name) when is_binary(name), do: byte_size(name)
+  defp name_size(_), do: 0
 
   defp link({kind, cid}) when kind in [:node, :blob], do: {kind, Cid.parse!(cid)}
 

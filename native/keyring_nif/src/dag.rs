@@ -2,9 +2,9 @@
 //! DAG in the store.
 //!
 //! Encoding and decoding run on the caller's scheduler, charged to its
-//! timeslice, when the node is small (`Keyring.DAG` picks: up to 64 KiB and
-//! 512 links); larger ones go to the `_dirty` variants on dirty CPU
-//! schedulers. A walk reads the store, so each step runs on a dirty I/O
+//! timeslice, when the node is small (`Keyring.DAG` picks: about 8 KiB
+//! encoded, tens of microseconds); larger ones go to the `_dirty` variants
+//! on dirty CPU schedulers. A walk reads the store, so each step runs on a dirty I/O
 //! scheduler and returns a bounded batch; `Keyring.DAG.walk/3` loops.
 //!
 //! Node terms: `{:raw, data, [{:node | :blob, cid}]}`,
