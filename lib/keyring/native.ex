@@ -116,4 +116,12 @@ defmodule Keyring.Native do
   def mesh_push_log(_mesh, _ring, _entries), do: err()
   def mesh_rejected_handshakes(_mesh), do: err()
   def mesh_close(_mesh), do: err()
+
+  # Merkle DAG nodes and walks
+  def dag_encode(_node), do: err()
+  def dag_encode_dirty(_node), do: err()
+  def dag_decode(_bytes), do: err()
+  def dag_decode_dirty(_bytes), do: err()
+  def dag_walk_new(_roots, _blobs, _max_depth), do: err()
+  def dag_walk_next(_store, _walk, _max_items), do: err()
 end
