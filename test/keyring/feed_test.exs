@@ -66,6 +66,20 @@ defmodule Keyring.FeedTest do
     assert_receive {:keyring_feed, :entry, ^e}
   end
 
+  test "concurrent appends get consecutive seqs and events keep sequence order",
+       %{a: a, ring: ring} do
+    :ok = Feed.subscribe(instance: a)
+
+    seqs =
+      1..100
+      |> Task.async_stream(fn i -> Feed.append(ring, "#{i}", instance: a) end, max_concurrency: 20)
+      |> Enum.map(fn {:ok, {:ok, e}} -> e.seq end)
+
+    assert Enum.sort(seqs) == Enum.to_list(1..100)
+    events = for _ <- 1..100, do: assert_receive({:keyring_feed, :entry, e}) && e.seq
+    assert events == Enum.to_list(1..100)
+  end
+
   test "feeds are durable: a restarted node reads its chain and appends after it" do
     {name, start} = restartable_instance(:feed_restart)
     pid = start.()

@@ -40,7 +40,9 @@ defmodule Keyring.Feed.Server do
       name: name,
       book: book,
       keypair: Instance.fetch!(name, :keypair),
-      me: Instance.fetch!(name, :public_key)
+      me: Instance.fetch!(name, :public_key),
+      queue: :queue.new(),
+      done: MapSet.new()
     }
 
     load(state)
@@ -48,42 +50,32 @@ defmodule Keyring.Feed.Server do
   end
 
   @impl GenServer
-  def handle_call({:append, ring, type, content}, _from, state) do
-    with :ok <- ensure_feed(state, ring, state.me) do
-      now = System.os_time(:millisecond)
+  def handle_call({:append, ring, type, content}, from, state) do
+    now = System.os_time(:millisecond)
 
-      case Native.feed_append(state.book, state.keypair, ring, now, type, content) do
-        {:ok, {_status, fields, chained, forks}} ->
-          entry = Entry.from_native(fields)
-          persisted(state, ring, chained, forks, entry, {:ok, entry})
-
-        {:error, _} = error ->
-          {:reply, error, state}
-      end
+    with :ok <- ensure_feed(state, ring, state.me),
+         {:ok, {_status, fields, chained, forks}} <-
+           Native.feed_append(state.book, state.keypair, ring, now, type, content) do
+      entry = Entry.from_native(fields)
+      enqueue(state, from, {:ok, entry}, [{ring, entry, chained, forks}])
     else
       {:error, _} = error -> {:reply, error, state}
     end
   end
 
-  def handle_call({:ingest, ring, members, entries}, _from, state) do
+  def handle_call({:ingest, ring, members, entries}, from, state) do
     {:ok, results} = Native.feed_ingest(state.book, ring, members, entries)
 
-    {replies, todo} =
+    {replies, changes} =
       Enum.map_reduce(results, [], fn
         {:ok, {status, fields, chained, forks}}, acc ->
-          {{:ok, status}, [{Entry.from_native(fields), chained, forks} | acc]}
+          {{:ok, status}, [{ring, Entry.from_native(fields), chained, forks} | acc]}
 
         {:error, _} = error, acc ->
           {error, acc}
       end)
 
-    Enum.reduce_while(Enum.reverse(todo), {:reply, {:ok, replies}, state}, fn
-      {entry, chained, forks}, {:reply, _, _} = ok ->
-        case persist(state, ring, chained, forks, entry) do
-          :ok -> {:cont, ok}
-          {:error, _} = error -> {:halt, {:stop, {:persist_failed, error}, error, state}}
-        end
-    end)
+    enqueue(state, from, {:ok, replies}, Enum.reverse(changes))
   end
 
   def handle_call({:head, ring, author}, _from, state),
@@ -92,31 +84,62 @@ defmodule Keyring.Feed.Server do
   def handle_call({:heads, ring}, _from, state),
     do: {:reply, Native.feed_heads(state.book, ring), state}
 
-  # An append's entry (and anything it promoted) is on disk before the reply.
-  defp persisted(state, ring, chained, forks, entry, reply) do
-    case persist(state, ring, chained, forks, entry) do
-      :ok -> {:reply, reply, state}
-      {:error, _} = error -> {:stop, {:persist_failed, error}, error, state}
+  @impl GenServer
+  def handle_info({ref, result}, state) when is_reference(ref) do
+    Process.demonitor(ref, [:flush])
+
+    case result do
+      :ok -> {:noreply, flush(%{state | done: MapSet.put(state.done, ref)})}
+      {:error, _} = error -> {:stop, {:persist_failed, error}, state}
     end
   end
 
-  defp persist(state, ring, chained, forks, entry) do
-    chained = Enum.map(chained, &Entry.from_native/1)
+  def handle_info(_other, state), do: {:noreply, state}
 
-    writes =
-      Enum.map(chained, &{Layout.entry(ring, &1.author, &1.seq), &1.bytes}) ++
-        Enum.map(forks, &{Layout.fork(ring, entry.author, &1, entry.hash), entry.bytes})
+  # What a call chained (and the forks it revealed) is written by a task, so
+  # the writes of calls that follow each other share the store's group commit
+  # (one fsync). Replies and events leave in call order, each once its own
+  # writes and those of every call before it are durable: an acknowledged
+  # entry never depends on one that might still be lost. A crash can leave a
+  # later entry stored without an earlier one; loading stops at the first
+  # gap, and such an entry was never acknowledged or announced.
+  defp enqueue(state, from, reply, changes) do
+    {writes, events} =
+      changes
+      |> Enum.map(fn {ring, entry, chained, forks} ->
+        chained = Enum.map(chained, &Entry.from_native/1)
 
-    with :ok <- ensure_marker(state, chained),
-         :ok <- put_all(state, writes) do
-      Enum.each(chained, &announce(state, {:keyring_feed, :entry, &1}))
+        writes =
+          Enum.map(chained, &{Layout.entry(ring, &1.author, &1.seq), &1.bytes}) ++
+            Enum.map(forks, &{Layout.fork(ring, entry.author, &1, entry.hash), entry.bytes})
 
-      Enum.each(forks, fn seq ->
-        announce(
-          state,
-          {:keyring_feed, :fork, %{keyring: ring, author: entry.author, seq: seq, entry: entry}}
-        )
+        events =
+          Enum.map(chained, &{:keyring_feed, :entry, &1}) ++
+            Enum.map(forks, fn seq ->
+              {:keyring_feed, :fork,
+               %{keyring: ring, author: entry.author, seq: seq, entry: entry}}
+            end)
+
+        {chained, writes, events}
       end)
+      |> Enum.reduce({[], []}, fn {chained, writes, events}, {ws, es} ->
+        :ok = ensure_marker(state, chained)
+        {ws ++ writes, es ++ events}
+      end)
+
+    name = state.name
+    task = Task.async(fn -> put_all(name, writes) end)
+    {:noreply, %{state | queue: :queue.in({task.ref, from, reply, events}, state.queue)}}
+  end
+
+  defp flush(state) do
+    with {:value, {ref, from, reply, events}} <- :queue.peek(state.queue),
+         true <- MapSet.member?(state.done, ref) do
+      GenServer.reply(from, reply)
+      Enum.each(events, &announce(state, &1))
+      flush(%{state | queue: :queue.drop(state.queue), done: MapSet.delete(state.done, ref)})
+    else
+      _ -> state
     end
   end
 
@@ -139,12 +162,13 @@ defmodule Keyring.Feed.Server do
   # crash between them can leave a later entry stored without an earlier
   # one; loading stops at the first gap and the entries come again from
   # peers, so nothing acknowledged is lost.
-  defp put_all(_state, []), do: :ok
-  defp put_all(state, [{name, value}]), do: put(state, name, value)
+  defp put_all(_instance, []), do: :ok
 
-  defp put_all(state, writes) do
+  defp put_all(instance, [{name, value}]), do: Store.put_ref(name, value, keyring: instance)
+
+  defp put_all(instance, writes) do
     writes
-    |> Task.async_stream(fn {name, value} -> put(state, name, value) end,
+    |> Task.async_stream(fn {name, value} -> Store.put_ref(name, value, keyring: instance) end,
       max_concurrency: 256,
       timeout: :infinity
     )
