@@ -108,7 +108,10 @@ impl FeedBook {
     }
 
     fn place(&mut self, entry: Entry) -> Result<Ingested, FeedError> {
-        let room = self.limits.max_waiting_bytes.saturating_sub(self.waiting_bytes);
+        let room = self
+            .limits
+            .max_waiting_bytes
+            .saturating_sub(self.waiting_bytes);
         let chain = self.feeds.entry(feed_id(&entry)).or_default();
         let (outcome, used) = chain.ingest(entry, &self.limits, room)?;
         self.waiting_bytes = self.waiting_bytes.saturating_add_signed(used);
