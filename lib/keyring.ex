@@ -164,7 +164,8 @@ defmodule Keyring do
        keypair: opts[:keypair],
        data_dir: opts[:data_dir],
        mesh: opts[:mesh],
-       passphrase: opts[:passphrase]}
+       passphrase: opts[:passphrase]},
+      {Keyring.Feed.Supervisor, name: name}
     ]
 
     children = [

@@ -90,6 +90,20 @@ defmodule Keyring.Native do
 
   def invite_verify(_bytes, _now_ms), do: err()
 
+  # signed refs
+  def ref_sign(_keypair, _ring, _name, _root, _seq, _timestamp_ms), do: err()
+  def ref_decode(_bytes), do: err()
+  def ref_accept(_bytes, _ring, _current), do: err()
+
+  # feeds
+  def feed_book_new(_max_ahead, _max_waiting_per_feed, _max_waiting_bytes), do: err()
+  def feed_load(_book, _entries), do: err()
+  def feed_append(_book, _keypair, _ring, _timestamp_ms, _type, _content), do: err()
+  def feed_ingest(_book, _ring, _members, _entries), do: err()
+  def feed_decode(_entries), do: err()
+  def feed_head(_book, _ring, _author), do: err()
+  def feed_heads(_book, _ring), do: err()
+
   # restricted term codec
   def term_encode(_term), do: err()
   def term_encode_dirty(_term), do: err()

@@ -6,12 +6,14 @@
 
 mod atoms;
 mod dag;
+mod feed;
 mod gossip;
 mod hash;
 mod identity;
 mod lent;
 mod membership;
 mod mesh;
+mod refs;
 mod reply;
 mod store;
 mod term_codec;
