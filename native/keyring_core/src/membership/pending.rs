@@ -1,0 +1,71 @@
+//! Entries whose parent has not arrived yet: held unverified, bounded, and
+//! handed back when the parent is added. The oldest is dropped when full (a
+//! peer will offer it again with its parent).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use super::entry::{Entry, EntryHash};
+
+/// Most entries held while their parent is unknown.
+pub const MAX_PENDING: usize = 1024;
+
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    by_parent: HashMap<EntryHash, Vec<Entry>>,
+    held: HashSet<EntryHash>,
+    /// Arrival order, for eviction; may name entries already handed back.
+    order: VecDeque<(EntryHash, EntryHash)>,
+}
+
+impl Pending {
+    pub(crate) fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    pub(crate) fn contains(&self, hash: &EntryHash) -> bool {
+        self.held.contains(hash)
+    }
+
+    /// Holds `entry` until its parent arrives (the caller checked it is new).
+    pub(crate) fn insert(&mut self, entry: Entry) {
+        while self.held.len() >= MAX_PENDING {
+            self.evict_oldest();
+        }
+        let (hash, parent) = (entry.hash(), entry.body.prev_hash);
+        self.held.insert(hash);
+        self.order.push_back((hash, parent));
+        self.by_parent.entry(parent).or_default().push(entry);
+        if self.order.len() > 2 * MAX_PENDING {
+            let held = &self.held;
+            self.order.retain(|(h, _)| held.contains(h));
+        }
+    }
+
+    /// The held entries whose parent is `parent`.
+    pub(crate) fn take_children(&mut self, parent: &EntryHash) -> Vec<Entry> {
+        let children = self.by_parent.remove(parent).unwrap_or_default();
+        for c in &children {
+            self.held.remove(&c.hash());
+        }
+        children
+    }
+
+    /// The depth of some held entry (to name one in an error).
+    pub(crate) fn any_seq(&self) -> Option<u64> {
+        self.by_parent.values().flatten().map(|e| e.body.seq).min()
+    }
+
+    fn evict_oldest(&mut self) {
+        while let Some((hash, parent)) = self.order.pop_front() {
+            if self.held.remove(&hash) {
+                if let Some(list) = self.by_parent.get_mut(&parent) {
+                    list.retain(|e| e.hash() != hash);
+                    if list.is_empty() {
+                        self.by_parent.remove(&parent);
+                    }
+                }
+                return;
+            }
+        }
+    }
+}
