@@ -82,7 +82,7 @@ defmodule Keyring.Mesh do
   def handle_call({:create, ring_name}, _from, state) do
     with {:ok, root} <- Native.keypair_generate(),
          {:ok, sealed} <- Native.keypair_seal(root, state.passphrase),
-         {:ok, entries} <- Native.ring_create(root, ring_name, [state.public_key], now()),
+         {:ok, entries} <- Native.log_create(root, ring_name, [state.public_key], now()),
          {:ok, ring} <- RingState.new(entries, sealed) do
       {:reply, {:ok, ring.id}, persist_and_publish(state, ring)}
     else
@@ -92,7 +92,7 @@ defmodule Keyring.Mesh do
 
   def handle_call({:change, id, op}, _from, state) do
     with {:ok, ring} <- fetch_ring(state, id),
-         {:ok, entry} <- Native.ring_append(ring.entries, state.keypair, op, now()),
+         {:ok, entry} <- Native.log_append(ring.entries, state.keypair, op, now()),
          {:ok, ring} <- RingState.update(ring, ring.entries ++ [entry]) do
       state = persist_and_publish(state, ring)
       state.transport.push_log(state.handle, id, ring.entries)
@@ -137,7 +137,7 @@ defmodule Keyring.Mesh do
 
   def handle_call({:import, entries}, _from, state) do
     result =
-      with {:ok, summary} <- Native.ring_verify(entries, now()) do
+      with {:ok, summary} <- Native.log_verify(entries, now()) do
         case Map.fetch(state.rings, summary.id) do
           {:ok, ring} -> merge(state, ring, entries)
           :error -> adopt(state, entries)
@@ -310,7 +310,7 @@ defmodule Keyring.Mesh do
   end
 
   defp finish_join(state, {:ok, entries}, invite, mesh_addr) do
-    with {:ok, summary} <- Native.ring_verify(entries, now()),
+    with {:ok, summary} <- Native.log_verify(entries, now()),
          true <- summary.id == invite.keyring_id || {:error, :wrong_keyring},
          true <- member_key?(summary, state.public_key) || {:error, :not_admitted},
          {:ok, ring, state} <- adopt_or_merge(state, entries) do
@@ -324,7 +324,7 @@ defmodule Keyring.Mesh do
   defp finish_join(state, {:error, reason}, _invite, _mesh_addr), do: {{:error, reason}, state}
 
   defp adopt_or_merge(state, entries) do
-    {:ok, summary} = Native.ring_verify(entries, now())
+    {:ok, summary} = Native.log_verify(entries, now())
 
     case Map.fetch(state.rings, summary.id) do
       {:ok, ring} -> merge(state, ring, entries)
@@ -350,7 +350,7 @@ defmodule Keyring.Mesh do
          true <- RingState.admin?(ring, state.public_key) || {:error, :not_an_admin},
          false <- invite.one_time and invite.token in ring.spent && {:error, :invite_spent},
          {:ok, entry} <-
-           Native.ring_append(
+           Native.log_append(
              ring.entries,
              state.keypair,
              {:add_member, peer, 0, invite.roles},
@@ -366,7 +366,7 @@ defmodule Keyring.Mesh do
   defp refusal(_), do: :bad_invite
 
   defp merge(state, ring, incoming) do
-    with {:ok, merged} <- Native.ring_merge(ring.entries, incoming),
+    with {:ok, merged} <- Native.log_merge(ring.entries, incoming),
          {:ok, new_ring} <- RingState.update(ring, merged) do
       if length(merged) > length(ring.entries),
         do: {:ok, new_ring, persist_and_publish(state, new_ring)},

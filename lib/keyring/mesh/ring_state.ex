@@ -9,7 +9,7 @@ defmodule Keyring.Mesh.RingState do
   defstruct [:id, :name, :entries, :summary, :root_key, spent: []]
 
   def new(entries, root_key) do
-    with {:ok, summary} <- Native.ring_verify(entries, Keyring.Mesh.now()) do
+    with {:ok, summary} <- Native.log_verify(entries, Keyring.Mesh.now()) do
       {:ok,
        %__MODULE__{
          id: summary.id,
@@ -22,7 +22,7 @@ defmodule Keyring.Mesh.RingState do
   end
 
   def update(ring, entries) do
-    with {:ok, summary} <- Native.ring_verify(entries, Keyring.Mesh.now()) do
+    with {:ok, summary} <- Native.log_verify(entries, Keyring.Mesh.now()) do
       {:ok, %{ring | entries: entries, summary: summary}}
     end
   end

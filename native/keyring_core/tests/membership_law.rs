@@ -75,7 +75,12 @@ impl World {
     }
 
     fn any_key(&self, rng: &mut Rng) -> PublicKey {
-        let all: Vec<&KeyPair> = self.admins.iter().chain(&self.members).chain(&self.roots[1..]).collect();
+        let all: Vec<&KeyPair> = self
+            .admins
+            .iter()
+            .chain(&self.members)
+            .chain(&self.roots[1..])
+            .collect();
         all[rng.below(all.len())].public_key()
     }
 
@@ -152,7 +157,11 @@ fn run_case(seed: u64) -> usize {
                 .into_iter()
                 .filter(|_| rng.below(3) != 0)
                 .collect();
-            let dups: Vec<Vec<u8>> = batch.iter().filter(|_| rng.below(4) == 0).cloned().collect();
+            let dups: Vec<Vec<u8>> = batch
+                .iter()
+                .filter(|_| rng.below(4) == 0)
+                .cloned()
+                .collect();
             batch.extend(dups);
             rng.shuffle(&mut batch);
             let report = replicas[r].ingest(batch.iter().map(Vec::as_slice), now);
@@ -188,14 +197,22 @@ fn run_case(seed: u64) -> usize {
     let mut heads = fresh.heads();
     heads.sort();
     for (i, ring) in replicas.iter().enumerate() {
-        assert_eq!(ring.summary(now), expected, "seed {seed}: replica {i} differs");
+        assert_eq!(
+            ring.summary(now),
+            expected,
+            "seed {seed}: replica {i} differs"
+        );
         let mut h = ring.heads();
         h.sort();
         assert_eq!(h, heads, "seed {seed}: replica {i} holds other entries");
     }
     // Reopened from storage, the state is the same too.
     let reopened = Ring::open(entries_of(&replicas[0]).iter().map(Vec::as_slice)).unwrap();
-    assert_eq!(reopened.summary(now), expected, "seed {seed}: reopened differs");
+    assert_eq!(
+        reopened.summary(now),
+        expected,
+        "seed {seed}: reopened differs"
+    );
     expected.forks.len()
 }
 
@@ -207,5 +224,8 @@ fn replicas_holding_the_same_entries_report_the_same_membership() {
         .unwrap_or(300u64);
     let forks: usize = (0..cases).map(run_case).sum();
     // The generator must actually exercise the fork rule.
-    assert!(forks > cases as usize / 2, "only {forks} forks in {cases} cases");
+    assert!(
+        forks > cases as usize / 2,
+        "only {forks} forks in {cases} cases"
+    );
 }

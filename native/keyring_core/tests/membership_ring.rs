@@ -54,11 +54,19 @@ fn ingesting_known_entries_costs_no_verification() {
     for _ in 0..50 {
         a.append(&root, add(kp().public_key()), T0).unwrap();
     }
-    assert_eq!(a.verifications(), 0, "appending our own entries verifies nothing");
+    assert_eq!(
+        a.verifications(),
+        0,
+        "appending our own entries verifies nothing"
+    );
     let mut b = replica(&a);
     let report = ingest(&mut b, &all(&a));
     assert_eq!((report.added, report.duplicates), (50, 1));
-    assert_eq!(b.verifications(), 51, "genesis at open, then each entry once");
+    assert_eq!(
+        b.verifications(),
+        51,
+        "genesis at open, then each entry once"
+    );
     let report = ingest(&mut b, &all(&a));
     assert_eq!((report.added, report.duplicates), (0, 51));
     let head = [a.entries().last().unwrap().encode()];
@@ -125,14 +133,26 @@ fn a_removed_admin_cannot_keep_access_by_forking_from_an_earlier_position() {
     honest.append(&m, add(x.public_key()), T0 + 1).unwrap();
     honest.append(&a, add(kp().public_key()), T0 + 2).unwrap();
     honest
-        .append(&root, Op::RemoveMember { key: m.public_key() }, T0 + 3)
+        .append(
+            &root,
+            Op::RemoveMember {
+                key: m.public_key(),
+            },
+            T0 + 3,
+        )
         .unwrap();
     // m forks from the genesis (where it still was an admin) and keeps going.
     let (z, w) = (kp(), kp());
     forker.append(&m, add(z.public_key()), T0 + 1).unwrap();
     forker.append(&m, add(w.public_key()), T0 + 5).unwrap();
     forker
-        .append(&m, Op::RemoveMember { key: a.public_key() }, T0 + 6)
+        .append(
+            &m,
+            Op::RemoveMember {
+                key: a.public_key(),
+            },
+            T0 + 6,
+        )
         .unwrap();
     let (h, f) = (all(&honest), all(&forker));
     // Whatever each replica saw first, all settle on the honest branch.
@@ -175,7 +195,11 @@ fn concurrent_honest_admins_converge_and_the_loser_can_append_again() {
     };
     assert_eq!(lost.abandoned.len(), 1);
     let abandoned = &lost.abandoned[0].body;
-    let signer = if abandoned.signer == a.public_key() { &a } else { &b };
+    let signer = if abandoned.signer == a.public_key() {
+        &a
+    } else {
+        &b
+    };
     loser.append(signer, abandoned.op.clone(), T0 + 2).unwrap();
     assert!(is_member(loser, &x) && is_member(loser, &y));
 }
@@ -188,8 +212,14 @@ fn a_revocation_on_a_losing_branch_is_still_honoured() {
     let mut r2 = Ring::open(all(&r1).iter().map(Vec::as_slice)).unwrap();
     // The root's branch wins the fork; b's revocation of c is on the other.
     r1.append(&root, add(kp().public_key()), T0 + 1).unwrap();
-    r2.append(&b, Op::RemoveMember { key: c.public_key() }, T0 + 1)
-        .unwrap();
+    r2.append(
+        &b,
+        Op::RemoveMember {
+            key: c.public_key(),
+        },
+        T0 + 1,
+    )
+    .unwrap();
     let (e1, e2) = (all(&r1), all(&r2));
     ingest(&mut r1, &e2);
     ingest(&mut r2, &e1);
@@ -211,11 +241,25 @@ fn a_leaked_old_root_that_forks_from_before_its_rotation_loses() {
     let mut honest = Ring::create(&root, "ops", vec![a.public_key()], T0).unwrap();
     let mut thief = replica(&honest);
     honest
-        .append(&root, Op::RotateRoot { new_root: root2.public_key() }, T0 + 1)
+        .append(
+            &root,
+            Op::RotateRoot {
+                new_root: root2.public_key(),
+            },
+            T0 + 1,
+        )
         .unwrap();
     let evil = kp();
     thief.append(&root, add(evil.public_key()), T0 + 1).unwrap();
-    thief.append(&root, Op::RemoveAdmin { key: a.public_key() }, T0 + 2).unwrap();
+    thief
+        .append(
+            &root,
+            Op::RemoveAdmin {
+                key: a.public_key(),
+            },
+            T0 + 2,
+        )
+        .unwrap();
     let mut r = replica(&honest);
     ingest(&mut r, &all(&thief));
     ingest(&mut r, &all(&honest));
@@ -229,31 +273,68 @@ fn root_rotation_hands_over_the_root_role_and_the_old_root_stops_being_an_admin(
     let (root, root2, a) = (kp(), kp(), kp());
     let mut ring = Ring::create(&root, "ops", vec![a.public_key()], T0).unwrap();
     assert_eq!(
-        ring.append(&a, Op::RotateRoot { new_root: a.public_key() }, T0)
-            .unwrap_err(),
+        ring.append(
+            &a,
+            Op::RotateRoot {
+                new_root: a.public_key()
+            },
+            T0
+        )
+        .unwrap_err(),
         E::NotTheRoot { seq: 1 }
     );
-    ring.append(&root, Op::RotateRoot { new_root: root2.public_key() }, T0)
-        .unwrap();
+    ring.append(
+        &root,
+        Op::RotateRoot {
+            new_root: root2.public_key(),
+        },
+        T0,
+    )
+    .unwrap();
     let s = ring.summary(T0);
-    assert_eq!(s.keyring_id, root.public_key(), "the id stays the genesis key");
+    assert_eq!(
+        s.keyring_id,
+        root.public_key(),
+        "the id stays the genesis key"
+    );
     assert_eq!(s.root, root2.public_key());
     assert!(!members(&ring).contains(&root.public_key()));
-    assert!(s.members.iter().any(|m| m.key == root2.public_key() && m.admin));
+    assert!(s
+        .members
+        .iter()
+        .any(|m| m.key == root2.public_key() && m.admin));
     assert_eq!(
         ring.append(&root, add(kp().public_key()), T0).unwrap_err(),
         E::NotAnAdmin { seq: 2 }
     );
     // The old root can be revoked outright; the new one cannot.
-    ring.append(&a, Op::RemoveMember { key: root.public_key() }, T0)
-        .unwrap();
+    ring.append(
+        &a,
+        Op::RemoveMember {
+            key: root.public_key(),
+        },
+        T0,
+    )
+    .unwrap();
     assert!(matches!(
-        ring.append(&a, Op::RemoveMember { key: root2.public_key() }, T0),
+        ring.append(
+            &a,
+            Op::RemoveMember {
+                key: root2.public_key()
+            },
+            T0
+        ),
         Err(E::InvalidOperation { .. })
     ));
     assert_eq!(
-        ring.append(&root2, Op::RotateRoot { new_root: root.public_key() }, T0)
-            .unwrap_err(),
+        ring.append(
+            &root2,
+            Op::RotateRoot {
+                new_root: root.public_key()
+            },
+            T0
+        )
+        .unwrap_err(),
         E::Revoked { seq: 3 }
     );
     let reopened = Ring::open(all(&ring).iter().map(Vec::as_slice)).unwrap();
@@ -264,8 +345,15 @@ fn root_rotation_hands_over_the_root_role_and_the_old_root_stops_being_an_admin(
 fn an_admin_stops_being_an_admin_when_its_right_expires() {
     let (root, a) = (kp(), kp());
     let mut ring = Ring::create(&root, "ops", vec![], T0).unwrap();
-    ring.append(&root, Op::AddAdmin { key: a.public_key(), expires_at_ms: T0 + 100 }, T0)
-        .unwrap();
+    ring.append(
+        &root,
+        Op::AddAdmin {
+            key: a.public_key(),
+            expires_at_ms: T0 + 100,
+        },
+        T0,
+    )
+    .unwrap();
     ring.append(&a, add(kp().public_key()), T0 + 99).unwrap();
     let admin_at = |r: &Ring, t| {
         r.summary(t)
@@ -276,18 +364,33 @@ fn an_admin_stops_being_an_admin_when_its_right_expires() {
     assert!(admin_at(&ring, T0 + 99));
     assert!(!admin_at(&ring, T0 + 100));
     assert_eq!(
-        ring.append(&a, add(kp().public_key()), T0 + 100).unwrap_err(),
+        ring.append(&a, add(kp().public_key()), T0 + 100)
+            .unwrap_err(),
         E::NotAnAdmin { seq: 3 }
     );
     // Its member record (if any) outlives the admin right.
-    ring.append(&root, Op::AddMember { key: a.public_key(), expires_at_ms: 0, roles: vec!["db".into()] }, T0 + 100)
-        .unwrap();
+    ring.append(
+        &root,
+        Op::AddMember {
+            key: a.public_key(),
+            expires_at_ms: 0,
+            roles: vec!["db".into()],
+        },
+        T0 + 100,
+    )
+    .unwrap();
     let s = ring.summary(T0 + 200);
     let m = s.members.iter().find(|m| m.key == a.public_key()).unwrap();
     assert_eq!((m.admin, m.roles.clone()), (false, vec!["db".to_string()]));
 }
 
-fn invite(issuer: &KeyPair, ring: &Ring, token: u8, max_uses: u16, bound: Option<PublicKey>) -> Invite {
+fn invite(
+    issuer: &KeyPair,
+    ring: &Ring,
+    token: u8,
+    max_uses: u16,
+    bound: Option<PublicKey>,
+) -> Invite {
     Invite::sign(
         InviteFields {
             keyring_id: ring.keyring_id(),
@@ -304,7 +407,13 @@ fn invite(issuer: &KeyPair, ring: &Ring, token: u8, max_uses: u16, bound: Option
 }
 
 /// Admits `joiner` with `inv` at `ring` (signed by `admin`).
-fn join(ring: &mut Ring, admin: &KeyPair, inv: &Invite, joiner: PublicKey, now: u64) -> Result<Entry, E> {
+fn join(
+    ring: &mut Ring,
+    admin: &KeyPair,
+    inv: &Invite,
+    joiner: PublicKey,
+    now: u64,
+) -> Result<Entry, E> {
     let op = ring.admit(inv, joiner, now, 1000)?;
     ring.append(admin, op, now)
 }
@@ -320,7 +429,11 @@ fn a_one_time_invite_spent_at_one_admin_is_refused_by_every_admin() {
     ingest(&mut r2, &all(&r1));
     assert_eq!(
         r2.admit(&inv, kp().public_key(), T0, 1000).unwrap_err(),
-        E::InviteSpent { seq: 2, uses: 1, max_uses: 1 }
+        E::InviteSpent {
+            seq: 2,
+            uses: 1,
+            max_uses: 1
+        }
     );
     // An admin that ignores the rule cannot get such a join accepted anywhere.
     let crafted = Op::Join {
@@ -332,7 +445,11 @@ fn a_one_time_invite_spent_at_one_admin_is_refused_by_every_admin() {
     };
     assert_eq!(
         r2.append(&a2, crafted, T0).unwrap_err(),
-        E::InviteSpent { seq: 2, uses: 1, max_uses: 1 }
+        E::InviteSpent {
+            seq: 2,
+            uses: 1,
+            max_uses: 1
+        }
     );
 }
 
@@ -346,7 +463,11 @@ fn invite_use_caps_are_counted_from_the_log() {
     }
     assert!(matches!(
         join(&mut ring, &a, &inv, kp().public_key(), T0),
-        Err(E::InviteSpent { uses: 3, max_uses: 3, .. })
+        Err(E::InviteSpent {
+            uses: 3,
+            max_uses: 3,
+            ..
+        })
     ));
     let unlimited = invite(&a, &ring, 3, 0, None);
     for _ in 0..5 {
@@ -360,16 +481,30 @@ fn a_revoked_invite_admits_no_one() {
     let mut ring = Ring::create(&root, "ops", vec![a.public_key()], T0).unwrap();
     let inv = invite(&a, &ring, 4, 0, None);
     join(&mut ring, &a, &inv, kp().public_key(), T0).unwrap();
-    ring.append(&root, Op::RevokeInvite { issuer: a.public_key(), token: [4; 16] }, T0)
-        .unwrap();
+    ring.append(
+        &root,
+        Op::RevokeInvite {
+            issuer: a.public_key(),
+            token: [4; 16],
+        },
+        T0,
+    )
+    .unwrap();
     assert_eq!(
         join(&mut ring, &a, &inv, kp().public_key(), T0).unwrap_err(),
         E::InviteRevoked { seq: 3 }
     );
     // Revoking before any use works too.
     let fresh = invite(&a, &ring, 5, 1, None);
-    ring.append(&a, Op::RevokeInvite { issuer: a.public_key(), token: [5; 16] }, T0)
-        .unwrap();
+    ring.append(
+        &a,
+        Op::RevokeInvite {
+            issuer: a.public_key(),
+            token: [5; 16],
+        },
+        T0,
+    )
+    .unwrap();
     assert!(matches!(
         ring.admit(&fresh, kp().public_key(), T0, 1000),
         Err(E::InviteRevoked { .. })
@@ -393,21 +528,49 @@ fn a_bound_invite_admits_only_its_key() {
 fn an_invite_never_renews_or_changes_a_member() {
     let (root, a, member) = (kp(), kp(), kp());
     let mut ring = Ring::create(&root, "ops", vec![a.public_key()], T0).unwrap();
-    ring.append(&a, Op::AddMember { key: member.public_key(), expires_at_ms: T0 + 10, roles: vec![] }, T0)
-        .unwrap();
+    ring.append(
+        &a,
+        Op::AddMember {
+            key: member.public_key(),
+            expires_at_ms: T0 + 10,
+            roles: vec![],
+        },
+        T0,
+    )
+    .unwrap();
     let inv = invite(&a, &ring, 7, 0, None);
     for now in [T0, T0 + 10, T0 + 1_000] {
         assert_eq!(
-            ring.admit(&inv, member.public_key(), now, 1000).unwrap_err(),
+            ring.admit(&inv, member.public_key(), now, 1000)
+                .unwrap_err(),
             E::AlreadyMember { seq: 2 }
         );
     }
     for key in [a.public_key(), root.public_key()] {
-        assert!(matches!(ring.admit(&inv, key, T0, 1000), Err(E::AlreadyMember { .. })));
+        assert!(matches!(
+            ring.admit(&inv, key, T0, 1000),
+            Err(E::AlreadyMember { .. })
+        ));
     }
-    let crafted = Op::Join { key: member.public_key(), roles: vec!["admin2".into()], issuer: a.public_key(), token: [7; 16], max_uses: 0 };
-    assert_eq!(ring.append(&a, crafted, T0).unwrap_err(), E::AlreadyMember { seq: 2 });
-    ring.append(&a, Op::RemoveMember { key: member.public_key() }, T0).unwrap();
+    let crafted = Op::Join {
+        key: member.public_key(),
+        roles: vec!["admin2".into()],
+        issuer: a.public_key(),
+        token: [7; 16],
+        max_uses: 0,
+    };
+    assert_eq!(
+        ring.append(&a, crafted, T0).unwrap_err(),
+        E::AlreadyMember { seq: 2 }
+    );
+    ring.append(
+        &a,
+        Op::RemoveMember {
+            key: member.public_key(),
+        },
+        T0,
+    )
+    .unwrap();
     assert_eq!(
         ring.admit(&inv, member.public_key(), T0, 1000).unwrap_err(),
         E::Revoked { seq: 3 }
@@ -425,7 +588,10 @@ fn the_issuer_join_budget_is_counted_from_the_log() {
     }
     assert_eq!(
         ring.admit(&inv, kp().public_key(), T0 + 1, 2).unwrap_err(),
-        E::JoinBudgetExhausted { joins: 2, budget: 2 }
+        E::JoinBudgetExhausted {
+            joins: 2,
+            budget: 2
+        }
     );
     // Another issuer has its own budget; the window slides.
     let other = invite(&b, &ring, 9, 0, None);
@@ -440,13 +606,39 @@ fn an_invite_from_a_removed_or_foreign_issuer_is_refused() {
     let mut ring = Ring::create(&root, "ops", vec![a.public_key()], T0).unwrap();
     let inv = invite(&a, &ring, 10, 0, None);
     let stranger = invite(&kp(), &ring, 11, 0, None);
-    assert_eq!(ring.admit(&stranger, kp().public_key(), T0, 10).unwrap_err(), E::IssuerNotAdmin);
-    ring.append(&root, Op::RemoveAdmin { key: a.public_key() }, T0).unwrap();
-    assert_eq!(ring.admit(&inv, kp().public_key(), T0, 10).unwrap_err(), E::IssuerNotAdmin);
+    assert_eq!(
+        ring.admit(&stranger, kp().public_key(), T0, 10)
+            .unwrap_err(),
+        E::IssuerNotAdmin
+    );
+    ring.append(
+        &root,
+        Op::RemoveAdmin {
+            key: a.public_key(),
+        },
+        T0,
+    )
+    .unwrap();
+    assert_eq!(
+        ring.admit(&inv, kp().public_key(), T0, 10).unwrap_err(),
+        E::IssuerNotAdmin
+    );
     let other_ring = Ring::create(&kp(), "x", vec![], T0).unwrap();
     let foreign = invite(&root, &other_ring, 12, 0, None);
-    assert_eq!(ring.admit(&foreign, kp().public_key(), T0, 10).unwrap_err(), E::WrongKeyring { seq: 0 });
-    assert_eq!(ring.admit(&invite(&root, &ring, 13, 0, None), kp().public_key(), T0 + 2 * JOIN_BUDGET_WINDOW_MS, 10).unwrap_err(), E::InviteExpired);
+    assert_eq!(
+        ring.admit(&foreign, kp().public_key(), T0, 10).unwrap_err(),
+        E::WrongKeyring { seq: 0 }
+    );
+    assert_eq!(
+        ring.admit(
+            &invite(&root, &ring, 13, 0, None),
+            kp().public_key(),
+            T0 + 2 * JOIN_BUDGET_WINDOW_MS,
+            10
+        )
+        .unwrap_err(),
+        E::InviteExpired
+    );
 }
 
 #[test]
@@ -475,9 +667,19 @@ fn entries_since_sends_only_what_a_peer_lacks() {
     }
     r2.append(&a, add(kp().public_key()), T0).unwrap();
     // r2 tells r1 its heads; r1 answers what r2 lacks, and the other way.
-    let to_r2 = bytes(&r1.entries_since(&r2.locator()).into_iter().cloned().collect::<Vec<_>>());
+    let to_r2 = bytes(
+        &r1.entries_since(&r2.locator())
+            .into_iter()
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(to_r2.len(), 3);
-    let to_r1 = bytes(&r2.entries_since(&r1.locator()).into_iter().cloned().collect::<Vec<_>>());
+    let to_r1 = bytes(
+        &r2.entries_since(&r1.locator())
+            .into_iter()
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(to_r1.len(), 1);
     ingest(&mut r2, &to_r2);
     ingest(&mut r1, &to_r1);

@@ -34,7 +34,11 @@ fn a_full_log_of_100k_entries_still_accepts_a_revocation_at_one_verification() {
     let built = started.elapsed();
     assert_eq!(ring.len(), MAX_ENTRIES);
     assert_eq!(ring.verifications(), 0);
-    assert_eq!(replica.verifications(), MAX_ENTRIES, "each entry verified once");
+    assert_eq!(
+        replica.verifications(),
+        MAX_ENTRIES,
+        "each entry verified once"
+    );
 
     // Growth is refused at the cap, for the appender and for a replica.
     let now = T0 + MAX_ENTRIES;
@@ -62,11 +66,23 @@ fn a_full_log_of_100k_entries_still_accepts_a_revocation_at_one_verification() {
     assert_eq!(replica.head_hash(), ring.head_hash());
     assert!(replica.summary(now).revoked.contains(&member(7)));
     // Admin removal is accepted beyond the cap too.
-    ring.append(&root, Op::RemoveAdmin { key: admin.public_key() }, now)
-        .unwrap();
+    ring.append(
+        &root,
+        Op::RemoveAdmin {
+            key: admin.public_key(),
+        },
+        now,
+    )
+    .unwrap();
     // A frame of 1000 entries of which the replica holds all but the last
     // costs one verification.
-    let all: Vec<Vec<u8>> = ring.entries().iter().rev().take(1000).map(|e| e.encode()).collect();
+    let all: Vec<Vec<u8>> = ring
+        .entries()
+        .iter()
+        .rev()
+        .take(1000)
+        .map(|e| e.encode())
+        .collect();
     replica.ingest(all.iter().map(Vec::as_slice), now);
     assert_eq!(replica.verifications(), MAX_ENTRIES + 2);
     eprintln!(

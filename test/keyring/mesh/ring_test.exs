@@ -80,7 +80,7 @@ defmodule Keyring.RingTest do
     # A different, validly signed entry at position 1 (A is an admin).
     keypair = Keyring.Instance.fetch!(a, :keypair)
     op = {:add_member, :crypto.strong_rand_bytes(32), 0, []}
-    {:ok, other} = Native.ring_append([genesis], keypair, op, Keyring.Mesh.now())
+    {:ok, other} = Native.log_append([genesis], keypair, op, Keyring.Mesh.now())
     assert {:error, {:fork, 1}} = Ring.import_log([genesis, other], keyring: b)
   end
 

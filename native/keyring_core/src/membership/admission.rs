@@ -32,7 +32,10 @@ impl Ring {
         let seq = self.head().body.seq + 1;
         let (refused, demoted) = self.refusals();
         let issuer = invite.issuer;
-        if !head.admin_valid(&issuer, now_ms) || refused.contains(&issuer) || demoted.contains(&issuer) {
+        if !head.admin_valid(&issuer, now_ms)
+            || refused.contains(&issuer)
+            || demoted.contains(&issuer)
+        {
             return Err(MembershipError::IssuerNotAdmin);
         }
         if invite.bound_key.is_some_and(|k| k != joiner) {

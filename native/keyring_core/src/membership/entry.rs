@@ -408,7 +408,10 @@ fn decode_body(bytes: &[u8]) -> Result<Body, MembershipError> {
     let signer = r.array().map_err(t)?;
     let op = decode_op(&mut r)?;
     if r.remaining() != 0 {
-        return Err(MembershipError::malformed("entry", "trailing bytes in body"));
+        return Err(MembershipError::malformed(
+            "entry",
+            "trailing bytes in body",
+        ));
     }
     let body = Body {
         keyring_id,

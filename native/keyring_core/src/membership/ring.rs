@@ -305,7 +305,12 @@ impl Ring {
             match self.attach(entry, parent, rules, report) {
                 Ok(id) => {
                     report.added += 1;
-                    work.extend(self.pending.take_children(&hash).into_iter().map(|c| (c, id)));
+                    work.extend(
+                        self.pending
+                            .take_children(&hash)
+                            .into_iter()
+                            .map(|c| (c, id)),
+                    );
                 }
                 Err(error) => {
                     if !matches!(error, MembershipError::TooManyForks) {
@@ -416,7 +421,11 @@ impl Ring {
     fn insert(&mut self, entry: Entry, parent: NodeId, writes: Writes, on_chain: bool) -> NodeId {
         let id = self.nodes.len() as NodeId;
         let p = &self.nodes[parent as usize];
-        let attach = if p.on_chain { p.entry.body.seq } else { p.attach };
+        let attach = if p.on_chain {
+            p.entry.body.seq
+        } else {
+            p.attach
+        };
         self.by_hash.insert(entry.hash(), id);
         if on_chain {
             self.index.push(&entry.body, &writes);
@@ -465,7 +474,9 @@ impl Ring {
             return Err(MembershipError::NotAnAdmin { seq });
         }
         let added = match &op {
-            Op::AddMember { key, .. } | Op::AddAdmin { key, .. } | Op::Join { key, .. } => Some(key),
+            Op::AddMember { key, .. } | Op::AddAdmin { key, .. } | Op::Join { key, .. } => {
+                Some(key)
+            }
             Op::RotateRoot { new_root } => Some(new_root),
             _ => None,
         };
@@ -545,7 +556,11 @@ impl Ring {
         let side: Vec<NodeId> = self.side.iter().copied().collect();
         for id in side {
             let p = &self.nodes[self.nodes[id as usize].parent as usize];
-            let attach = if p.on_chain { p.entry.body.seq } else { p.attach };
+            let attach = if p.on_chain {
+                p.entry.body.seq
+            } else {
+                p.attach
+            };
             self.nodes[id as usize].attach = attach;
         }
         self.overlays.clear();
@@ -564,9 +579,12 @@ impl Ring {
                     Box::new(ChainBranch {
                         index: &self.index,
                         after,
-                        extra: self.facts_of(self.side.iter().copied().filter(|s| {
-                            self.nodes[*s as usize].attach > after
-                        })),
+                        extra: self.facts_of(
+                            self.side
+                                .iter()
+                                .copied()
+                                .filter(|s| self.nodes[*s as usize].attach > after),
+                        ),
                     })
                 } else {
                     Box::new(self.facts_of(self.subtree(*c).into_iter()))
@@ -607,7 +625,11 @@ impl Ring {
         }
         let ts = self.nodes[p as usize].entry.body.timestamp_ms;
         let basis = if self.nodes[p as usize].on_chain {
-            basis_in(&self.index.at(self.nodes[p as usize].entry.body.seq), ts, self.index.admin_keys().copied())
+            basis_in(
+                &self.index.at(self.nodes[p as usize].entry.body.seq),
+                ts,
+                self.index.admin_keys().copied(),
+            )
         } else {
             let (at, delta) = self.overlay_of(p);
             let extra: Vec<PublicKey> = delta
@@ -695,7 +717,12 @@ struct ChainBranch<'a> {
 impl Branch for ChainBranch<'_> {
     fn signers(&self) -> Vec<PublicKey> {
         let mut out: Vec<PublicKey> = self.index.signers_after(self.after).copied().collect();
-        out.extend(self.extra.signers().into_iter().filter(|k| !self.index.signed_after(k, self.after)));
+        out.extend(
+            self.extra
+                .signers()
+                .into_iter()
+                .filter(|k| !self.index.signed_after(k, self.after)),
+        );
         out
     }
 
@@ -704,7 +731,11 @@ impl Branch for ChainBranch<'_> {
     }
 
     fn removers(&self, key: &PublicKey) -> Vec<PublicKey> {
-        let mut out: Vec<PublicKey> = self.index.removers_after(key, self.after).copied().collect();
+        let mut out: Vec<PublicKey> = self
+            .index
+            .removers_after(key, self.after)
+            .copied()
+            .collect();
         out.extend(self.extra.removers(key));
         out
     }

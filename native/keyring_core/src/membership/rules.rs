@@ -72,8 +72,7 @@ pub(crate) trait View {
 
     /// Whether `key` may sign an entry dated `at_ms`.
     fn admin_valid(&self, key: &PublicKey, at_ms: u64) -> bool {
-        self.admin_expiry(key)
-            .is_some_and(|exp| alive(exp, at_ms))
+        self.admin_expiry(key).is_some_and(|exp| alive(exp, at_ms))
     }
 
     fn is_revoked(&self, key: &PublicKey) -> bool {
@@ -140,7 +139,11 @@ pub(crate) fn genesis_writes(body: &Body) -> Writes {
 
 /// Judges `body` (a child of `parent`) against `state`, the state after
 /// `parent`, and answers what it writes. Does not check the signature.
-pub(crate) fn apply(state: &impl View, parent: &Body, body: &Body) -> Result<Writes, MembershipError> {
+pub(crate) fn apply(
+    state: &impl View,
+    parent: &Body,
+    body: &Body,
+) -> Result<Writes, MembershipError> {
     let seq = body.seq;
     if seq != parent.seq + 1 || body.keyring_id != parent.keyring_id {
         return Err(MembershipError::BrokenChain { seq });

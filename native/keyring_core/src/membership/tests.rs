@@ -43,7 +43,9 @@ fn every_op_roundtrips_through_the_canonical_encoding() {
             key: b.public_key(),
             expires_at_ms: T0 + 9,
         },
-        Op::RemoveAdmin { key: b.public_key() },
+        Op::RemoveAdmin {
+            key: b.public_key(),
+        },
         Op::Join {
             key: kp().public_key(),
             roles: vec!["x".into()],
@@ -55,13 +57,19 @@ fn every_op_roundtrips_through_the_canonical_encoding() {
             issuer: a.public_key(),
             token: [7; 16],
         },
-        Op::RemoveMember { key: b.public_key() },
+        Op::RemoveMember {
+            key: b.public_key(),
+        },
         Op::RotateRoot {
             new_root: kp().public_key(),
         },
     ];
     for op in ops {
-        let signer = if matches!(op, Op::RotateRoot { .. }) { &root } else { &a };
+        let signer = if matches!(op, Op::RotateRoot { .. }) {
+            &root
+        } else {
+            &a
+        };
         ring.append(signer, op, T0 + 1).unwrap();
     }
     for e in ring.entries() {
@@ -195,7 +203,10 @@ fn forged_signature_is_rejected_and_costs_one_verification() {
     bytes[at..at + 32].copy_from_slice(&root.public_key());
     let before = ring.verifications();
     let report = ring.ingest([bytes.as_slice()], T0);
-    assert_eq!(report.errors, vec![MembershipError::BadSignature { seq: 1 }]);
+    assert_eq!(
+        report.errors,
+        vec![MembershipError::BadSignature { seq: 1 }]
+    );
     assert_eq!(ring.verifications(), before + 1);
     // Offered again: refused from memory, no second verification.
     let report = ring.ingest([bytes.as_slice()], T0);
