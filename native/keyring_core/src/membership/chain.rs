@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use super::entry::{Body, Op, PublicKey};
 use super::rules::{removal, Slot, Value, View, Writes};
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ChainIndex {
     slots: HashMap<Slot, Vec<(u64, Option<Value>)>>,
     /// Every key that ever held an admin record on the chain.

@@ -61,12 +61,16 @@ mod chain;
 mod entry;
 mod error;
 mod fork;
+mod ingest;
 mod invite;
 mod linear;
 mod pending;
+mod rejections;
+mod resolve;
 mod ring;
 mod rules;
 mod shared;
+mod side_state;
 mod summary;
 mod sync;
 
@@ -76,12 +80,11 @@ pub use entry::{
     MAX_GENESIS_ADMINS, MAX_NAME_LEN, MAX_ROLES, MAX_ROLE_LEN, SIGN_DOMAIN, VERSION,
 };
 pub use error::MembershipError;
+pub use ingest::{IngestReport, Switch};
 pub use invite::{Invite, InviteFields, INVITE_DOMAIN, MAX_ADDR_LEN};
 pub use linear::{merge_linear, open_linear};
 pub use pending::MAX_PENDING;
-pub use ring::{
-    IngestReport, Ring, Switch, MAX_CLOCK_SKEW_MS, MAX_REPORTED_ERRORS, MAX_SIDE_ENTRIES,
-};
+pub use ring::{Ring, MAX_CLOCK_SKEW_MS, MAX_REPORTED_ERRORS, MAX_SIDE_ENTRIES};
 pub use rules::MAX_ENTRIES;
 pub use shared::{Published, Registry, SharedRing};
 pub use summary::{ForkView, MemberView, Summary};

@@ -9,7 +9,7 @@ use super::entry::{Entry, EntryHash};
 /// Most entries held while their parent is unknown.
 pub const MAX_PENDING: usize = 1024;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Pending {
     by_parent: HashMap<EntryHash, Vec<Entry>>,
     held: HashSet<EntryHash>,

@@ -31,15 +31,6 @@ pub struct SharedRing {
     published: RwLock<Arc<Published>>,
 }
 
-impl std::fmt::Debug for Ring {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ring")
-            .field("keyring_id", &self.keyring_id())
-            .field("length", &self.len())
-            .finish_non_exhaustive()
-    }
-}
-
 fn publish(ring: &Ring) -> Arc<Published> {
     Arc::new(Published {
         keyring_id: ring.keyring_id(),
