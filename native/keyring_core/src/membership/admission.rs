@@ -30,12 +30,9 @@ impl Ring {
         }
         let head = self.index.at(self.head().body.seq);
         let seq = self.head().body.seq + 1;
-        let (refused, demoted) = self.refusals();
+        let refused = self.refusals();
         let issuer = invite.issuer;
-        if !head.admin_valid(&issuer, now_ms)
-            || refused.contains(&issuer)
-            || demoted.contains(&issuer)
-        {
+        if !head.admin_valid(&issuer, now_ms) || refused.contains(&issuer) {
             return Err(MembershipError::IssuerNotAdmin);
         }
         if invite.bound_key.is_some_and(|k| k != joiner) {

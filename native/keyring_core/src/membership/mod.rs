@@ -31,8 +31,8 @@
 //!   position. Otherwise the branch the root signed in, then the one more of
 //!   the fork point's admins signed in, then the lowest first-entry hash.
 //!   Admins added inside a branch have no weight in it. Beyond the chain, a
-//!   key that any held branch revokes (or demotes) is refused (or demoted) if
-//!   the remover is an admin, or the root, at the effective head.
+//!   key that any held branch revokes is refused if the revoker is an admin,
+//!   or the root, at the effective head.
 //! - **Invites in the log**: a join is an [`Op::Join`] entry recording the
 //!   invite's issuer, token and use cap, so every admin counts its uses from
 //!   the log; an [`Op::RevokeInvite`] entry revokes one; an invite may be

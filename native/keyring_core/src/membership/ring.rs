@@ -186,9 +186,9 @@ impl Ring {
     ) -> Result<Entry, MembershipError> {
         let head = self.head().body.clone();
         let seq = head.seq + 1;
-        let (refused, demoted) = self.refusals();
+        let refused = self.refusals();
         let key = signer.public_key();
-        if refused.contains(&key) || demoted.contains(&key) {
+        if refused.contains(&key) {
             return Err(MembershipError::NotAnAdmin { seq });
         }
         let added = match &op {

@@ -56,39 +56,35 @@ pub struct Summary {
 }
 
 impl Ring {
-    /// Keys that a known branch off the chain revokes (`.0`) or demotes
-    /// (`.1`), when the remover is in good standing: an admin, or the root,
-    /// at the head of the effective chain. The root is never refused.
-    pub(super) fn refusals(&self) -> (HashSet<PublicKey>, HashSet<PublicKey>) {
-        let (mut refused, mut demoted) = (HashSet::new(), HashSet::new());
+    /// Keys that a known branch off the chain revokes, when the revoker is in
+    /// good standing: an admin, or the root, at the head of the effective
+    /// chain. The root is never refused. (Demotions on other branches weigh in
+    /// fork resolution only: a demotion is not final, a revocation is.)
+    pub(super) fn refusals(&self) -> HashSet<PublicKey> {
         let head = self.index.at(self.head().body.seq);
         let root = head.root();
-        for id in &self.side {
-            let body = &self.nodes[*id as usize].entry.body;
-            let standing = body.signer == root || head.admin_expiry(&body.signer).is_some();
-            match &body.op {
-                Op::RemoveMember { key } if standing && *key != root => {
-                    refused.insert(*key);
-                }
-                Op::RemoveAdmin { key } if standing && *key != root => {
-                    demoted.insert(*key);
-                }
-                _ => {}
-            }
-        }
-        (refused, demoted)
+        self.side
+            .iter()
+            .map(|id| &self.nodes[*id as usize].entry.body)
+            .filter_map(|body| match &body.op {
+                Op::RemoveMember { key } if *key != root => Some((body.signer, *key)),
+                _ => None,
+            })
+            .filter(|(revoker, _)| *revoker == root || head.admin_expiry(revoker).is_some())
+            .map(|(_, key)| key)
+            .collect()
     }
 
     /// The ring's state at `now_ms`.
     pub fn summary(&self, now_ms: u64) -> Summary {
-        let (refused, demoted) = self.refusals();
+        let refused = self.refusals();
         let mut members: BTreeMap<PublicKey, (Option<&Value>, Option<u64>)> = BTreeMap::new();
         let mut revoked: Vec<PublicKey> = refused.iter().copied().collect();
         let mut root = [0; 32];
         for (slot, value) in self.index.latest() {
             match (slot, value) {
                 (Slot::Member(k), v) => members.entry(*k).or_default().0 = Some(v),
-                (Slot::Admin(k), Value::Admin { expires_at_ms }) if !demoted.contains(k) => {
+                (Slot::Admin(k), Value::Admin { expires_at_ms }) => {
                     members.entry(*k).or_default().1 = Some(*expires_at_ms)
                 }
                 (Slot::Revoked(k), _) if !refused.contains(k) => revoked.push(*k),
