@@ -93,3 +93,85 @@ fn a_full_log_of_100k_entries_still_accepts_a_revocation_at_one_verification() {
     // 100k entries takes seconds).
     assert!(appended.as_millis() < 50 && ingested.as_millis() < 50);
 }
+
+#[test]
+fn a_revoked_admins_endless_fork_is_held_up_to_the_cap_and_the_log_still_extends() {
+    use keyring_core::membership::MAX_SIDE_ENTRIES;
+    let (root, mallory) = (KeyPair::from_seed(&[3; 32]), KeyPair::from_seed(&[4; 32]));
+    let mut honest = Ring::create(&root, "ops", vec![mallory.public_key()], T0).unwrap();
+    let mut fork = Ring::open([honest.entries()[0].encode().as_slice()]).unwrap();
+    honest
+        .append(
+            &root,
+            Op::RemoveMember {
+                key: mallory.public_key(),
+            },
+            T0 + 1,
+        )
+        .unwrap();
+    let extra = 50;
+    let forked: Vec<Vec<u8>> = (0..MAX_SIDE_ENTRIES as u64 + extra)
+        .map(|i| {
+            let op = Op::AddMember {
+                key: member(i),
+                expires_at_ms: 0,
+                roles: vec![],
+            };
+            fork.append(&mallory, op, T0 + 1).unwrap().encode()
+        })
+        .collect();
+    let mut replica = Ring::open(
+        honest
+            .entries()
+            .iter()
+            .map(|e| e.encode())
+            .collect::<Vec<_>>()
+            .iter()
+            .map(Vec::as_slice),
+    )
+    .unwrap();
+    let base = replica.verifications();
+    // One entry per call, as a flooding peer would send them.
+    let started = Instant::now();
+    let mut refused = 0;
+    for e in &forked {
+        let report = replica.ingest([e.as_slice()], T0 + 2);
+        refused += report
+            .errors
+            .iter()
+            .filter(|e| **e == MembershipError::TooManyForks)
+            .count();
+    }
+    let flood = started.elapsed();
+    assert_eq!(replica.side_len(), MAX_SIDE_ENTRIES);
+    // The first entry past the cap is refused; its descendants then wait for
+    // a parent that will not come (held, bounded by MAX_PENDING).
+    assert_eq!(refused, 1);
+    assert_eq!(replica.pending_len() as u64, extra - 1);
+    assert_eq!(replica.verifications() - base, MAX_SIDE_ENTRIES as u64);
+    assert_eq!(replica.head_hash(), honest.head_hash());
+    assert!(!replica
+        .summary(T0)
+        .members
+        .iter()
+        .any(|m| m.key == member(0)));
+    // The honest log still extends, at one verification.
+    let next = honest
+        .append(
+            &root,
+            Op::AddMember {
+                key: member(u64::MAX),
+                expires_at_ms: 0,
+                roles: vec![],
+            },
+            T0 + 3,
+        )
+        .unwrap();
+    let report = replica.ingest([next.encode().as_slice()], T0 + 3);
+    assert_eq!(report.added, 1);
+    assert_eq!(replica.head_hash(), honest.head_hash());
+    eprintln!(
+        "{} fork entries ingested one by one in {flood:?}",
+        forked.len()
+    );
+}

@@ -28,6 +28,8 @@ pub struct IngestReport {
     pub forks: Vec<EntryHash>,
     /// Set when the effective chain changed branch.
     pub switch: Option<Switch>,
+    /// Whether an added entry may change a fork choice.
+    decisive: bool,
 }
 
 impl IngestReport {
@@ -102,7 +104,7 @@ impl Ring {
         for entry in entries {
             self.offer(entry, rules, report);
         }
-        if report.added > 0 {
+        if report.decisive {
             report.switch = self.resolve();
         }
     }
@@ -193,6 +195,7 @@ impl Ring {
         if !self.nodes[parent as usize].children.is_empty() {
             report.forks.push(self.nodes[parent as usize].entry.hash());
         }
+        report.decisive |= self.decisive(parent, &entry.body);
         let id = self.insert(entry, parent, writes.clone(), extends_chain);
         if let Some((at, mut delta)) = side_state {
             delta.extend(writes);

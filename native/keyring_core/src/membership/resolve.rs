@@ -7,13 +7,23 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::chain::ChainIndex;
-use super::entry::{EntryHash, PublicKey};
+use super::entry::{Body, EntryHash, PublicKey};
 use super::fork::{self, Basis, Branch, Facts};
 use super::ingest::Switch;
 use super::ring::{NodeId, Ring};
 use super::rules::{self, Overlay, Slot, View};
 
 impl Ring {
+    /// Whether adding `body` under `parent` may change a fork choice. Not when
+    /// `parent` had no child, has the same signer and `body` removes no one:
+    /// then every fork point above sees the same signers and removals.
+    pub(super) fn decisive(&self, parent: NodeId, body: &Body) -> bool {
+        let p = &self.nodes[parent as usize];
+        !p.children.is_empty()
+            || p.entry.body.signer != body.signer
+            || rules::removal(body).is_some()
+    }
+
     /// Re-judges the fork points on the chain, top down, and switches to the
     /// branch the rule picks at the first one where it differs.
     pub(super) fn resolve(&mut self) -> Option<Switch> {

@@ -212,8 +212,11 @@ impl Ring {
         let writes = rules::apply(&self.index.at(head.seq), &head, &body)?;
         let entry = Entry::sign(body, signer)?;
         let parent = self.head_id();
+        let decisive = self.decisive(parent, &entry.body);
         self.insert(entry.clone(), parent, writes, true);
-        self.resolve();
+        if decisive {
+            self.resolve();
+        }
         Ok(entry)
     }
 
