@@ -323,6 +323,11 @@ impl Entry {
         self.hash
     }
 
+    /// The signature bytes (not covered by [`Entry::hash`]).
+    pub fn signature(&self) -> &[u8; SIGNATURE_LEN] {
+        &self.signature
+    }
+
     /// Whether the signature verifies for `body.signer` under the strict rule.
     pub fn signature_valid(&self) -> bool {
         verify_strict(

@@ -145,6 +145,20 @@ pub enum MembershipError {
 }
 
 impl MembershipError {
+    /// Whether an entry refused for this reason is refused for good whatever
+    /// its signature bytes and whenever it comes back: a rule its body breaks
+    /// where it sits. Not a bad signature (another copy of the body may carry
+    /// a good one), a date ahead of our clock, or the fork cap.
+    pub(crate) fn is_final(&self) -> bool {
+        !matches!(
+            self,
+            Self::BadSignature { .. }
+                | Self::FromTheFuture { .. }
+                | Self::TooManyForks
+                | Self::WrongKeyring { .. }
+        )
+    }
+
     pub(crate) fn malformed(what: &'static str, why: &'static str) -> Self {
         Self::Malformed { what, why }
     }

@@ -111,7 +111,7 @@ impl Ring {
 
     fn offer(&mut self, entry: Entry, rules: IngestRules, report: &mut IngestReport) {
         let hash = entry.hash();
-        if self.by_hash.contains_key(&hash) || self.pending.contains(&hash) {
+        if self.by_hash.contains_key(&hash) || self.pending.contains(&entry) {
             report.duplicates += 1;
             return;
         }
@@ -145,6 +145,11 @@ impl Ring {
         let mut work = vec![(entry, parent)];
         while let Some((entry, parent)) = work.pop() {
             let hash = entry.hash();
+            if self.by_hash.contains_key(&hash) {
+                // Another copy of this body (another signature) was added.
+                report.duplicates += 1;
+                continue;
+            }
             match self.attach(entry, parent, rules, report) {
                 Ok(id) => {
                     report.added += 1;
@@ -156,13 +161,14 @@ impl Ring {
                     );
                 }
                 Err(error) => {
-                    if !matches!(error, MembershipError::TooManyForks) {
+                    if error.is_final() {
+                        // The body breaks a rule where it sits: no copy of it,
+                        // and so none of its held descendants, can attach.
                         self.rejected.insert(hash, error.clone());
-                    }
-                    // Held descendants can never attach now.
-                    let mut orphans = self.pending.take_children(&hash);
-                    while let Some(o) = orphans.pop() {
-                        orphans.extend(self.pending.take_children(&o.hash()));
+                        let mut orphans = self.pending.take_children(&hash);
+                        while let Some(o) = orphans.pop() {
+                            orphans.extend(self.pending.take_children(&o.hash()));
+                        }
                     }
                     report.reject(error);
                 }

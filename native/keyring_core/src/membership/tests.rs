@@ -208,10 +208,48 @@ fn forged_signature_is_rejected_and_costs_one_verification() {
         vec![MembershipError::BadSignature { seq: 1 }]
     );
     assert_eq!(ring.verifications(), before + 1);
-    // Offered again: refused from memory, no second verification.
-    let report = ring.ingest([bytes.as_slice()], T0);
-    assert_eq!(report.rejected, 1);
-    assert_eq!(ring.verifications(), before + 1);
+    assert_eq!(ring.len(), 1);
+}
+
+/// An entry's hash does not cover its signature: a copy with a forged
+/// signature, offered first (held or verified), must not shadow the real one.
+#[test]
+fn a_forged_copy_offered_first_does_not_shadow_the_real_entry() {
+    let (root, alice) = (kp(), kp());
+    let mut source = Ring::create(&root, "ops", vec![], T0).unwrap();
+    let genesis = source.entries()[0].encode();
+    let first = source
+        .append(&root, add(&alice, &[], 0), T0)
+        .unwrap()
+        .encode();
+    let second = source
+        .append(&root, add(&kp(), &[], 0), T0)
+        .unwrap()
+        .encode();
+    let forge = |bytes: &[u8]| {
+        let mut f = bytes.to_vec();
+        let last = f.len() - 1;
+        f[last] ^= 1;
+        f
+    };
+    for held in [false, true] {
+        let mut ring = Ring::open([genesis.as_slice()]).unwrap();
+        if held {
+            // Both copies of `second` wait for `first`.
+            ring.ingest([forge(&second).as_slice(), second.as_slice()], T0);
+            assert_eq!(ring.pending_len(), 2);
+        } else {
+            let report = ring.ingest([forge(&first).as_slice()], T0);
+            assert_eq!(
+                report.errors,
+                vec![MembershipError::BadSignature { seq: 1 }]
+            );
+        }
+        ring.ingest([first.as_slice()], T0);
+        ring.ingest([second.as_slice()], T0);
+        assert_eq!(ring.head_hash(), source.head_hash(), "held: {held}");
+        assert_eq!(ring.pending_len(), 0);
+    }
 }
 
 #[test]
