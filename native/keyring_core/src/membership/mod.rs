@@ -17,13 +17,13 @@
 //!   [`MAX_PENDING`]) until the parent arrives. The state along the chain is
 //!   a versioned index, so the state at any earlier position (a fork point)
 //!   is a lookup, never a replay. Appending costs no verification.
-//! - **Validity** ([`rules`](self)): an entry is valid if its signer is an
+//! - **Validity** (`rules.rs`): an entry is valid if its signer is an
 //!   admin whose right has not expired at the entry's timestamp (admins
 //!   expire like members), its timestamp is not before its parent's (nor more
 //!   than [`MAX_CLOCK_SKEW_MS`] after the receiver's clock) and its operation
 //!   fits the state: a revoked key never comes back; the root key can be
 //!   neither revoked nor demoted, only rotated.
-//! - **Fork rule** ([`fork`](self)): at a fork point, a branch that removes
+//! - **Fork rule** (`fork.rs`): at a fork point, a branch that removes
 //!   (revokes, demotes, or rotates the root away from) a key that signed in
 //!   another branch dominates it, if the remover was an admin at the fork
 //!   point and is not itself removed in the other branch by such an admin; so
@@ -44,12 +44,21 @@
 //!   the root role to a new key; the keyring id stays the genesis key and the
 //!   old root stops being an admin (it can then be revoked like a member).
 //! - **Bounded growth**: entries that add something are refused beyond depth
-//!   [`MAX_ENTRIES`] ([`MembershipError::LogFull`]); revocations, demotions
-//!   and root rotation are always accepted (each removes a key the log holds,
-//!   so they are bounded by what was added). Competing branches are held up
-//!   to [`MAX_SIDE_ENTRIES`] entries; beyond it new ones are refused
+//!   [`MAX_ENTRIES`] ([`MembershipError::LogFull`]); revocations and
+//!   demotions are always accepted (each removes a key the log holds, so they
+//!   are bounded by what was added), and so is root rotation (only the root
+//!   can sign it). With incremental verification a revocation on a log of
+//!   100,000 entries costs one signature check. Competing branches are held
+//!   up to [`MAX_SIDE_ENTRIES`] entries; beyond it new ones are refused
 //!   ([`MembershipError::TooManyForks`]), the one bound under which the
 //!   pure-function law stops holding.
+//!
+//! Known limit: an admin's expiry is checked against the timestamps its
+//! entries carry. After its right expired, an admin can still sign entries
+//! dated before the expiry: extending a chain whose head is older than that,
+//! or forking from such a position (the fork rule then weighs its branch like
+//! any other). Remove an admin (`RemoveAdmin`) to cut it off for good: a
+//! removal dominates its forks.
 //!
 //! All signatures use [`crate::identity::verify_strict`], the one rule Keyring
 //! applies everywhere; entry and invite signatures are domain-separated

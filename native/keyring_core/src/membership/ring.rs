@@ -28,6 +28,8 @@ pub const MAX_SIDE_ENTRIES: usize = 16_384;
 pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 /// Most refusal reasons an [`IngestReport`] lists (it counts them all).
 pub const MAX_REPORTED_ERRORS: usize = 16;
+
+/// One verified entry in the tree, with what it wrote to the state.
 #[derive(Debug, Clone)]
 pub(super) struct Node {
     pub(super) entry: Entry,

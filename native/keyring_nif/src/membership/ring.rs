@@ -24,7 +24,9 @@ fn resource(ring: Ring) -> ResourceArc<RingResource> {
 }
 
 /// Decodes and verifies stored entries (any order, each verified once) into
-/// a ring. The clock and the fork cap are not applied to stored entries.
+/// a ring. The clock and the fork cap are not applied to stored entries, and
+/// every entry must be valid and connected: for entries from a peer (a
+/// joiner's first log), open the genesis alone and `ring_ingest` the rest.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn ring_open(entries: Vec<Binary<'_>>) -> Outcome<ResourceArc<RingResource>> {
     Ok(resource(Ring::open(entries.iter().map(|b| b.as_slice()))?))
