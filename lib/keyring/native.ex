@@ -40,11 +40,19 @@ defmodule Keyring.Native do
   def keypair_open(_bytes, _passphrase), do: err()
   def keypair_seal(_keypair, _passphrase), do: err()
   def keypair_public_key(_keypair), do: err()
-  def sign(_keypair, _message), do: err()
-  def sign_dirty(_keypair, _message), do: err()
+  def sign_app(_keypair, _domain, _message), do: err()
+  def sign_app_dirty(_keypair, _domain, _message), do: err()
+  def verify_app(_public_key, _domain, _message, _signature), do: err()
+  def verify_app_dirty(_public_key, _domain, _message, _signature), do: err()
   def verify(_public_key, _message, _signature), do: err()
   def verify_dirty(_public_key, _message, _signature), do: err()
+
+  # private files (0600 / 0700, no links followed)
   def write_file_atomic(_path, _bytes), do: err()
+  def write_file_new(_path, _bytes), do: err()
+  def read_private_file(_path, _max_len), do: err()
+  def ensure_private_dir(_path), do: err()
+  def ensure_private_file(_path), do: err()
 
   # store
   def store_open(_dir, _cache_bytes, _read_threads), do: err()
@@ -143,4 +151,12 @@ defmodule Keyring.Native do
   def mesh_push_log(_mesh, _ring, _entries), do: err()
   def mesh_rejected_handshakes(_mesh), do: err()
   def mesh_close(_mesh), do: err()
+
+  # Merkle DAG nodes and walks
+  def dag_encode(_node), do: err()
+  def dag_encode_dirty(_node), do: err()
+  def dag_decode(_bytes), do: err()
+  def dag_decode_dirty(_bytes), do: err()
+  def dag_walk_new(_roots, _blobs, _max_depth), do: err()
+  def dag_walk_next(_store, _walk, _max_items), do: err()
 end

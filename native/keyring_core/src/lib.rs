@@ -10,9 +10,11 @@
 //! - [`membership`]: keyrings (trust groups): the signed membership log and invites.
 //! - [`wire`]: typed frames and the restricted term codec for bytes from peers.
 //! - [`store`]: the content-addressed blob store on redb with group commit.
+//! - [`dag`]: Merkle DAG nodes (directories, event chains), traversal, DAG sync.
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![deny(unsafe_code)]
 
+pub mod dag;
 pub mod gossip;
 pub mod hash;
 pub mod identity;

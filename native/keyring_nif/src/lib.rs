@@ -5,6 +5,7 @@
 //! scheduler or on a Rust thread that answers with a message.
 
 mod atoms;
+mod dag;
 mod gossip;
 mod hash;
 mod identity;
