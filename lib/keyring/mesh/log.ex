@@ -27,13 +27,13 @@ defmodule Keyring.Mesh.Log do
   @spec create(reference(), String.t(), [key()], non_neg_integer()) ::
           {:ok, t()} | {:error, term()}
   def create(root, name, admins, now) do
-    with {:ok, entries} <- Native.ring_create(root, name, admins, now), do: open(entries, now)
+    with {:ok, entries} <- Native.log_create(root, name, admins, now), do: open(entries, now)
   end
 
   @doc "Verifies a whole log (at load, or a log received from a joiner's admin)."
   @spec open([binary()], non_neg_integer()) :: {:ok, t()} | {:error, term()}
   def open(entries, now) when is_list(entries) do
-    with {:ok, summary} <- Native.ring_verify(entries, now),
+    with {:ok, summary} <- Native.log_verify(entries, now),
          do: {:ok, %__MODULE__{entries: entries, summary: summary}}
   end
 
@@ -41,7 +41,7 @@ defmodule Keyring.Mesh.Log do
   @spec append(t(), reference(), op(), non_neg_integer()) ::
           {:ok, t(), binary()} | {:error, term()}
   def append(log, signer, op, now) do
-    with {:ok, entry} <- Native.ring_append(log.entries, signer, op, now),
+    with {:ok, entry} <- Native.log_append(log.entries, signer, op, now),
          {:ok, log} <- open(log.entries ++ [entry], now),
          do: {:ok, log, entry}
   end
@@ -50,7 +50,7 @@ defmodule Keyring.Mesh.Log do
   @spec ingest(t(), [binary()], non_neg_integer()) ::
           {:ok, t(), non_neg_integer()} | {:error, term()}
   def ingest(log, incoming, now) when is_list(incoming) do
-    with {:ok, merged} <- Native.ring_merge(log.entries, incoming) do
+    with {:ok, merged} <- Native.log_merge(log.entries, incoming) do
       added = length(merged) - length(log.entries)
 
       if added > 0 do

@@ -78,7 +78,7 @@ defmodule Keyring.RingTest do
     # A different, validly signed entry at position 1 (A is an admin).
     keypair = Keyring.Instance.fetch!(a, :keypair)
     op = {:add_member, :crypto.strong_rand_bytes(32), 0, []}
-    {:ok, other} = Native.ring_append([genesis], keypair, op, System.os_time(:millisecond))
+    {:ok, other} = Native.log_append([genesis], keypair, op, System.os_time(:millisecond))
     assert {:error, {:fork, 1}} = Ring.import_log([genesis, other], instance: b)
   end
 
