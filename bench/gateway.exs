@@ -270,12 +270,12 @@ tmp = Path.join(System.tmp_dir!(), "keyring-gateway-bench-#{System.os_time()}")
   )
 
 {:ok, _} = Keyring.start_link(name: BenchPeer, data_dir: tmp <> "/b")
-{:ok, ring} = Keyring.Ring.create("bench", keyring: BenchPeer)
-{:ok, invite} = Keyring.Ring.invite(ring, keyring: BenchPeer)
-{:ok, ^ring} = Keyring.join(invite, keyring: BenchGw)
-:ok = Keyring.expose(:echo, & &1, keyring: BenchPeer)
+{:ok, ring} = Keyring.Ring.create("bench", instance: BenchPeer)
+{:ok, invite} = Keyring.Ring.invite(ring, instance: BenchPeer)
+{:ok, ^ring} = Keyring.join(invite, instance: BenchGw)
+:ok = Keyring.expose(:echo, & &1, instance: BenchPeer)
 peer = Keyring.Identity.node_id(BenchPeer)
-{:ok, "hi"} = Keyring.call(peer, :echo, "hi", keyring: BenchGw, timeout: 10_000)
+{:ok, "hi"} = Keyring.call(peer, :echo, "hi", instance: BenchGw, timeout: 10_000)
 
 port = URI.parse(Keyring.Gateway.url(BenchGw)).port
 token = Keyring.Gateway.token(BenchGw)
@@ -324,7 +324,7 @@ elixir_status =
 elixir_call =
   {fn -> :ok end,
    fn _ ->
-     {:ok, "hello"} = Keyring.call(peer, :echo, "hello", keyring: BenchGw, timeout: 10_000)
+     {:ok, "hello"} = Keyring.call(peer, :echo, "hello", instance: BenchGw, timeout: 10_000)
    end}
 
 results =

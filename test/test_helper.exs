@@ -60,4 +60,7 @@ missing_tools =
     missing_tools
   end
 
-ExUnit.start(exclude: [:slow] ++ missing_tools ++ if(can_mount_tmpfs?, do: [], else: [:tmpfs]))
+ExUnit.start(
+  capture_log: true,
+  exclude: [:slow] ++ missing_tools ++ if(can_mount_tmpfs?, do: [], else: [:tmpfs])
+)

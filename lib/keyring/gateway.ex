@@ -1,4 +1,76 @@
 defmodule Keyring.Gateway do
+  @schema [
+    port: [type: :non_neg_integer, default: 0, doc: "TCP port (0: any free port, see `url/1`)"],
+    bind: [
+      type: :string,
+      default: "127.0.0.1",
+      doc: "IP address; anything but loopback needs `public: true`"
+    ],
+    public: [
+      type: :boolean,
+      default: false,
+      doc: "allow a non-loopback `:bind`; every route but the page then needs the token"
+    ],
+    token: [
+      type: {:or, [:string, {:in, [nil]}]},
+      default: nil,
+      doc:
+        "bearer token (16+ characters); `nil`: 32 random bytes kept in `<data_dir>/gateway.token` (0600, directory 0700)"
+    ],
+    allowed_hosts: [
+      type: {:list, :string},
+      default: [],
+      doc: "extra `Host` names accepted (loopback names always are)"
+    ],
+    allowed_origins: [
+      type: {:list, :string},
+      default: [],
+      doc: "extra exact `Origin`s accepted (this server's own always are)"
+    ],
+    max_body: [type: :pos_integer, default: 1_048_576, doc: "largest JSON body, bytes"],
+    max_upload: [type: :pos_integer, default: 1_073_741_824, doc: "largest blob upload, bytes"],
+    max_connections: [type: :pos_integer, default: 4096, doc: "open connections"],
+    max_sse_clients: [type: :pos_integer, default: 2048, doc: "event-stream clients"],
+    max_in_flight: [type: :pos_integer, default: 1024, doc: "requests waiting for the BEAM"],
+    response_timeout: [
+      type: :pos_integer,
+      default: 30_000,
+      doc: "ms before a request the BEAM did not answer gets 504"
+    ],
+    body_idle_timeout: [
+      type: :pos_integer,
+      default: 30_000,
+      doc: "ms a streamed body may pause, either way"
+    ],
+    header_timeout: [
+      type: :pos_integer,
+      default: 10_000,
+      doc: "ms a client may take to send its headers"
+    ],
+    keepalive: [
+      type: :pos_integer,
+      default: 15_000,
+      doc: "ms between SSE keep-alive comments on a quiet stream"
+    ],
+    sse_stall_timeout: [
+      type: :pos_integer,
+      default: 60_000,
+      doc: "ms an SSE client may accept nothing before it is cut"
+    ],
+    replay_events: [
+      type: :pos_integer,
+      default: 1024,
+      doc: "events kept for `Last-Event-ID` resume"
+    ],
+    replay_bytes: [type: :pos_integer, default: 4_194_304, doc: "bytes of events kept for resume"],
+    threads: [type: :pos_integer, default: 2, doc: "tokio worker threads"],
+    page: [
+      type: {:or, [:string, {:in, [nil]}]},
+      default: nil,
+      doc: "the status page file (`nil`: `priv/gateway/index.html`)"
+    ]
+  ]
+
   @moduledoc """
   An HTTP gateway for agents that are not BEAM nodes: REST under `/v1`,
   Server-Sent Events at `/v1/events`, MCP at `POST /mcp`, and a live status
@@ -18,27 +90,7 @@ defmodule Keyring.Gateway do
 
   ## Options (`gateway: [...]`)
 
-  | option | default | meaning |
-  |---|---|---|
-  | `:port` | `0` (any free port) | TCP port |
-  | `:bind` | `"127.0.0.1"` | address; anything but loopback needs `public: true` |
-  | `:public` | `false` | allow a non-loopback `:bind`; every route but the page then needs the token |
-  | `:token` | generated | bearer token; by default 32 random bytes in `<data_dir>/gateway.token` (0600, directory 0700) |
-  | `:allowed_hosts` | `[]` | extra `Host` names accepted (loopback names always are) |
-  | `:allowed_origins` | `[]` | extra exact `Origin`s accepted (this server's own always are) |
-  | `:max_body` | 1 MiB | largest JSON body |
-  | `:max_upload` | 1 GiB | largest blob upload |
-  | `:max_connections` | 4096 | open connections |
-  | `:max_sse_clients` | 2048 | event-stream clients |
-  | `:max_in_flight` | 1024 | requests waiting for the BEAM |
-  | `:response_timeout` | 30_000 | ms before a request the BEAM did not answer gets 504 |
-  | `:body_idle_timeout` | 30_000 | ms a streamed body may pause, either way |
-  | `:header_timeout` | 10_000 | ms a client may take to send its headers |
-  | `:keepalive` | 15_000 | ms between SSE keep-alive comments on a quiet stream |
-  | `:sse_stall_timeout` | 60_000 | ms an SSE client may accept nothing before it is cut |
-  | `:replay_events` / `:replay_bytes` | 1024 / 4 MiB | events kept for `Last-Event-ID` resume |
-  | `:threads` | 2 | tokio worker threads |
-  | `:page` | `priv/gateway/index.html` | the status page file |
+  #{Keyring.Options.docs(@schema)}
 
   ## Safety
 
@@ -86,29 +138,6 @@ defmodule Keyring.Gateway do
   use Supervisor
 
   alias Keyring.Instance
-
-  @defaults [
-    port: 0,
-    bind: "127.0.0.1",
-    public: false,
-    token: nil,
-    allowed_hosts: [],
-    allowed_origins: [],
-    max_body: 1_048_576,
-    max_upload: 1_073_741_824,
-    max_connections: 4096,
-    max_sse_clients: 2048,
-    max_in_flight: 1024,
-    response_timeout: 30_000,
-    body_idle_timeout: 30_000,
-    header_timeout: 10_000,
-    keepalive: 15_000,
-    sse_stall_timeout: 60_000,
-    replay_events: 1024,
-    replay_bytes: 4_194_304,
-    threads: 2,
-    page: nil
-  ]
 
   @doc "The gateway's URL (`http://127.0.0.1:PORT/`), or `nil` when it is off."
   @spec url(Keyring.instance()) :: String.t() | nil
@@ -167,45 +196,32 @@ defmodule Keyring.Gateway do
   def validate!(true), do: validate!([])
 
   def validate!(opts) when is_list(opts) do
-    opts = Keyword.validate!(opts, @defaults)
+    opts = Keyring.Options.validate!(opts, @schema, "Keyring.Gateway")
 
-    unless is_integer(opts[:port]) and opts[:port] in 0..65_535,
-      do: raise(ArgumentError, "gateway :port must be 0..65535, got: #{inspect(opts[:port])}")
+    unless opts[:port] in 0..65_535,
+      do:
+        raise(ArgumentError, "Keyring.Gateway option :port must be 0..65535, got: #{opts[:port]}")
 
-    bind = opts[:bind]
+    ip =
+      case :inet.parse_address(to_charlist(opts[:bind])) do
+        {:ok, ip} ->
+          ip
 
-    unless is_binary(bind) and match?({:ok, _}, :inet.parse_address(to_charlist(bind))),
-      do: raise(ArgumentError, "gateway :bind must be an IP address, got: #{inspect(bind)}")
+        _ ->
+          raise ArgumentError,
+                "Keyring.Gateway option :bind must be an IP address, got: #{inspect(opts[:bind])}"
+      end
 
-    {:ok, ip} = :inet.parse_address(to_charlist(bind))
-
-    unless loopback?(ip) or opts[:public] == true,
+    unless loopback?(ip) or opts[:public],
       do:
         raise(
           ArgumentError,
-          "gateway :bind #{bind} is not loopback: pass public: true (the token is then required on every route)"
+          "Keyring.Gateway :bind #{opts[:bind]} is not loopback: pass public: true " <>
+            "(the token is then required on every route)"
         )
 
-    unless is_nil(opts[:token]) or (is_binary(opts[:token]) and byte_size(opts[:token]) >= 16),
-      do: raise(ArgumentError, "gateway :token must be at least 16 characters")
-
-    for key <- [
-          :max_body,
-          :max_upload,
-          :max_connections,
-          :max_sse_clients,
-          :max_in_flight,
-          :response_timeout,
-          :body_idle_timeout,
-          :header_timeout,
-          :keepalive,
-          :sse_stall_timeout,
-          :replay_events,
-          :replay_bytes,
-          :threads
-        ],
-        not (is_integer(opts[key]) and opts[key] > 0),
-        do: raise(ArgumentError, "gateway #{inspect(key)} must be a positive integer")
+    unless is_nil(opts[:token]) or byte_size(opts[:token]) >= 16,
+      do: raise(ArgumentError, "Keyring.Gateway option :token must be at least 16 characters")
 
     opts
   end

@@ -15,8 +15,8 @@ defmodule Keyring.Gateway.EventsTest do
     gw = start_gateway(:ev_ring)
     stream = HTTP.sse_open(gw.port, "/v1/events?types=keyring")
     {_, stream} = HTTP.sse_until(stream, "keyring events")
-    {:ok, ring} = Keyring.Ring.create("evented", keyring: gw.name)
-    {:ok, _} = Keyring.Ring.add_member(ring, :crypto.strong_rand_bytes(32), keyring: gw.name)
+    {:ok, ring} = Keyring.Ring.create("evented", instance: gw.name)
+    {:ok, _} = Keyring.Ring.add_member(ring, :crypto.strong_rand_bytes(32), instance: gw.name)
     {text, _} = HTTP.sse_until(stream, "event: keyring.membership")
     assert text =~ ~s("name":"evented")
     assert text =~ "id: "

@@ -44,7 +44,7 @@ defmodule Keyring.Gateway.ExternalToolsTest do
   test "schemathesis finds the running server conforming to the OpenAPI document" do
     gw = start_gateway(:schemathesis)
     :ok = Keyring.Coordinator.register(:upcase, &Function.identity/1, gw.name)
-    {:ok, ring} = Keyring.Ring.create("schema", keyring: gw.name)
+    {:ok, ring} = Keyring.Ring.create("schema", instance: gw.name)
     _ = ring
 
     args = [

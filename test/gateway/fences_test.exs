@@ -58,7 +58,7 @@ defmodule Keyring.Gateway.FencesTest do
       )
 
     assert r.status == 401 and code(r) == "bad_token"
-    assert Keyring.Ring.list(keyring: gw.name) == []
+    assert Keyring.Ring.list(instance: gw.name) == []
     assert serving?(gw)
   end
 

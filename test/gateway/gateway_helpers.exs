@@ -1,5 +1,3 @@
-Code.require_file("../keyring/mesh/mesh_helpers.exs", __DIR__)
-
 defmodule Keyring.GatewayHelpers do
   @moduledoc false
   # An instance with its gateway on a free loopback port, and shortcuts.
@@ -7,7 +5,9 @@ defmodule Keyring.GatewayHelpers do
   alias Keyring.Test.HTTP
 
   def start_gateway(tag, gateway_opts \\ [], opts \\ []) do
-    name = Keyring.MeshHelpers.start_instance(tag, [gateway: [port: 0] ++ gateway_opts] ++ opts)
+    name =
+      Keyring.Test.Instances.start_instance(tag, [gateway: [port: 0] ++ gateway_opts] ++ opts)
+
     url = Keyring.Gateway.url(name)
     %{name: name, url: url, port: HTTP.port(url), token: Keyring.Gateway.token(name)}
   end

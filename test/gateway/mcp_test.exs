@@ -176,10 +176,10 @@ defmodule Keyring.Gateway.MCPTest do
     %{json: %{"result" => res}} = modern(gw, 1, "tools/call", args)
     assert res["isError"] == true
     assert res["structuredContent"]["error"]["code"] == "token_required"
-    assert Keyring.Ring.list(keyring: gw.name) == []
+    assert Keyring.Ring.list(instance: gw.name) == []
     %{json: %{"result" => res}} = modern(gw, 2, "tools/call", args, [HTTP.bearer(gw.token)])
     assert res["isError"] == false
-    assert [_] = Keyring.Ring.list(keyring: gw.name)
+    assert [_] = Keyring.Ring.list(instance: gw.name)
   end
 
   test "tool errors are results, unknown tools are invalid params", %{gw: gw} do

@@ -85,7 +85,7 @@ defmodule Keyring.Gateway.RESTTest do
     assert %{status: 200, json: %{"refs" => [%{"name" => "app/x"}]}} =
              get(gw, "/v1/refs?prefix=app/")
 
-    {:ok, _} = Keyring.Ring.create("hidden", keyring: gw.name)
+    {:ok, _} = Keyring.Ring.create("hidden", instance: gw.name)
     %{json: %{"refs" => refs}} = get(gw, "/v1/refs")
     refute Enum.any?(refs, &String.starts_with?(&1["name"], "keyring/"))
     assert %{status: 403} = get(gw, "/v1/refs/keyring/rings/x")

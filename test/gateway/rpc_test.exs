@@ -6,25 +6,25 @@ defmodule Keyring.Gateway.RPCTest do
   use ExUnit.Case, async: true
 
   import Keyring.GatewayHelpers
-  alias Keyring.MeshHelpers
+  alias Keyring.Test.Instances
 
   setup do
     gw = start_gateway(:rpc_gw)
-    peer = MeshHelpers.start_instance(:rpc_peer)
-    outsider = MeshHelpers.start_instance(:rpc_out)
-    MeshHelpers.ring_with(peer, [gw.name])
+    peer = Instances.start_instance(:rpc_peer)
+    outsider = Instances.start_instance(:rpc_out)
+    Instances.ring_with(peer, [gw.name])
 
     :ok =
-      Keyring.expose(:echo, fn args -> %{"got" => args, "tuple" => {:a, 1}} end, keyring: peer)
+      Keyring.expose(:echo, fn args -> %{"got" => args, "tuple" => {:a, 1}} end, instance: peer)
 
     :ok =
       Keyring.expose(:admins_only, fn _ -> :secret end,
-        keyring: peer,
+        instance: peer,
         authorize: fn caller -> caller.admin end
       )
 
-    :ok = Keyring.expose(:boom, fn _ -> raise "no" end, keyring: peer)
-    {:ok, gw: gw, peer: MeshHelpers.id(peer), outsider: MeshHelpers.id(outsider)}
+    :ok = Keyring.expose(:boom, fn _ -> raise "no" end, instance: peer)
+    {:ok, gw: gw, peer: Instances.id(peer), outsider: Instances.id(outsider)}
   end
 
   test "an exposed handle answers, with JSON arguments and a JSON-safe reply", ctx do
@@ -47,6 +47,19 @@ defmodule Keyring.Gateway.RPCTest do
 
     assert %{status: 502, json: %{"error" => %{"code" => "handler_error"}}} =
              post(ctx.gw, "/v1/rpc/#{ctx.peer}/boom", %{"timeout_ms" => 10_000})
+  end
+
+  test "a call names the keyring to speak for", ctx do
+    ring = Keyring.Ring.list(instance: ctx.gw.name) |> hd() |> Keyring.Identity.NodeId.encode()
+
+    r =
+      post(ctx.gw, "/v1/rpc/#{ctx.peer}/echo", %{
+        "args" => 1,
+        "keyring" => ring,
+        "timeout_ms" => 10_000
+      })
+
+    assert r.status == 200 and r.json["reply"]["got"] == 1
   end
 
   test "a node that shares no keyring cannot be called", ctx do

@@ -28,7 +28,7 @@ defmodule Keyring.Gateway.StatusPageBrowserTest do
     peers: peers
   } do
     [first, _second, victim] = peers
-    Keyring.Test.Distribution.eventually(fn -> length(Peers.active_nodes(first)) == 3 end)
+    Keyring.Test.Eventually.eventually(fn -> length(Peers.active_nodes(first)) == 3 end)
     url = Peers.call(first, Keyring.Gateway, :url, [])
     victim_id = Peers.call(victim, Keyring.Identity, :node_id, [])
 

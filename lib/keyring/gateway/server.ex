@@ -13,7 +13,8 @@ defmodule Keyring.Gateway.Server do
 
   def start_link(opts), do: GenServer.start_link(__MODULE__, opts, name: name(opts[:instance]))
 
-  def name(instance), do: Instance.child_name(instance, __MODULE__)
+  # <instance>.Gateway (child_name keeps the last segment only, and Server is Store's).
+  def name(instance), do: Instance.child_name(instance, Keyring.Gateway)
 
   @impl GenServer
   def init(opts) do

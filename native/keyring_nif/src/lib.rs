@@ -5,6 +5,8 @@
 //! scheduler or on a Rust thread that answers with a message.
 
 mod atoms;
+mod dag;
+mod feed;
 mod gateway;
 mod gossip;
 mod hash;
@@ -13,6 +15,7 @@ mod json;
 mod lent;
 mod membership;
 mod mesh;
+mod refs;
 mod reply;
 mod store;
 mod term_codec;

@@ -13,11 +13,11 @@ defmodule Keyring.Gateway.Ops.Calls do
     peer = Args.key(args, "peer")
     handle = Args.string(args, "handle", required: true, max: 255)
     timeout = Args.integer(args, "timeout_ms", default: 5_000, min: 1_000, max: 25_000)
-    opts = [keyring: ctx.instance, timeout: timeout]
+    opts = [instance: ctx.instance, timeout: timeout]
 
     opts =
       if ring = Map.get(args, "keyring"),
-        do: Keyword.put(opts, :ring, Args.key(%{"keyring" => ring}, "keyring")),
+        do: Keyword.put(opts, :keyring, Args.key(%{"keyring" => ring}, "keyring")),
         else: opts
 
     try do

@@ -12,7 +12,7 @@ defmodule Keyring.Gateway.Ops.Node do
     checks = %{
       "store" => check(fn -> Store.stats(keyring: ctx.instance) end),
       "coordinator" => check(fn -> Coordinator.active_nodes(ctx.instance) end),
-      "mesh" => check(fn -> Ring.list(keyring: ctx.instance) end)
+      "mesh" => check(fn -> Ring.list(instance: ctx.instance) end)
     }
 
     ok? = Enum.all?(checks, fn {_, v} -> v == "ok" end)
@@ -48,7 +48,7 @@ defmodule Keyring.Gateway.Ops.Node do
         id == me
       end)
 
-    {mesh_addr, join_addr} = Ring.addresses(keyring: ctx.instance)
+    {mesh_addr, join_addr} = Ring.addresses(instance: ctx.instance)
     store = Store.stats(keyring: ctx.instance)
 
     %{

@@ -8,8 +8,8 @@ defmodule Keyring.Gateway.Ops.Rings do
 
   def list(_args, ctx) do
     rings =
-      for id <- Ring.list(keyring: ctx.instance),
-          {:ok, info} <- [Ring.info(id, keyring: ctx.instance)] do
+      for id <- Ring.list(instance: ctx.instance),
+          {:ok, info} <- [Ring.info(id, instance: ctx.instance)] do
         view(info, ctx)
       end
 
@@ -26,7 +26,7 @@ defmodule Keyring.Gateway.Ops.Rings do
 
   def links(args, ctx) do
     with {:ok, info} <- fetch(args, ctx) do
-      peers = Ring.connected(info.id, keyring: ctx.instance) |> Enum.map(&NodeId.encode/1)
+      peers = Ring.connected(info.id, instance: ctx.instance) |> Enum.map(&NodeId.encode/1)
       {:ok, %{"keyring" => NodeId.encode(info.id), "connected" => Enum.sort(peers)}}
     end
   end
@@ -34,9 +34,9 @@ defmodule Keyring.Gateway.Ops.Rings do
   def create(args, ctx) do
     name = Args.string(args, "name", required: true, max: 64)
 
-    case Ring.create(name, keyring: ctx.instance) do
+    case Ring.create(name, instance: ctx.instance) do
       {:ok, id} ->
-        {:ok, info} = Ring.info(id, keyring: ctx.instance)
+        {:ok, info} = Ring.info(id, instance: ctx.instance)
         {:ok, 201, view(info, ctx)}
 
       {:error, reason} ->
@@ -50,7 +50,7 @@ defmodule Keyring.Gateway.Ops.Rings do
     ttl = Args.integer(args, "ttl_ms", default: 86_400_000, min: 1_000, max: 30 * 86_400_000)
     one_time = Args.boolean(args, "one_time", true)
 
-    case Ring.invite(id, keyring: ctx.instance, roles: roles, ttl: ttl, one_time: one_time) do
+    case Ring.invite(id, instance: ctx.instance, roles: roles, ttl: ttl, one_time: one_time) do
       {:ok, invite} ->
         {:ok, 201, %{"invite" => invite, "keyring" => NodeId.encode(id)}}
 
@@ -69,7 +69,7 @@ defmodule Keyring.Gateway.Ops.Rings do
     invite = Args.string(args, "invite", required: true, max: 8192)
     timeout = Args.integer(args, "timeout_ms", default: 10_000, min: 1_000, max: 25_000)
 
-    case Ring.join(invite, keyring: ctx.instance, timeout: timeout) do
+    case Ring.join(invite, instance: ctx.instance, timeout: timeout) do
       {:ok, id} -> {:ok, 201, %{"keyring" => NodeId.encode(id)}}
       {:error, :busy} -> {:error, 503, "busy", "the admin is turning joins away; retry later"}
       {:error, :timeout} -> {:error, 504, "timeout", "the admin did not answer in time"}
@@ -91,14 +91,14 @@ defmodule Keyring.Gateway.Ops.Rings do
   end
 
   defp fetch(args, ctx) do
-    case Ring.info(Args.key(args, "id"), keyring: ctx.instance) do
+    case Ring.info(Args.key(args, "id"), instance: ctx.instance) do
       {:ok, info} -> {:ok, info}
       {:error, :not_found} -> {:error, 404, "not_found", "no such keyring on this node"}
     end
   end
 
   defp view(info, ctx) do
-    online = Ring.connected(info.id, keyring: ctx.instance)
+    online = Ring.connected(info.id, instance: ctx.instance)
     View.ring(info, online, Identity.public_key(ctx.instance))
   end
 end
