@@ -26,7 +26,7 @@ defmodule Keyring do
     ],
     mesh: [type: :keyword, default: [], doc: "options for the mesh plane (see `Keyring.Mesh`)"],
     gateway: [
-      type: {:or, [:boolean, :keyword]},
+      type: {:or, [:boolean, :keyword, {:in, [nil]}]},
       default: false,
       doc: "HTTP/SSE/MCP gateway and status page: `true` or options (see `Keyring.Gateway`)"
     ]
@@ -197,7 +197,7 @@ defmodule Keyring do
   # The gateway (Keyring.Gateway), last: it serves every subsystem above.
   defp gateway_children(name, opts) do
     case opts[:gateway] do
-      nil -> []
+      off when off in [nil, false] -> []
       conf -> [{Keyring.Gateway, instance: name, data_dir: opts[:data_dir], gateway: conf}]
     end
   end

@@ -191,8 +191,8 @@ defmodule Keyring.Gateway do
 
   @doc false
   # `gateway:` in Keyring's options: false/nil (off), true (defaults) or a keyword list.
-  @spec validate!(boolean() | nil | keyword()) :: keyword() | nil
-  def validate!(off) when off in [nil, false], do: nil
+  @spec validate!(boolean() | nil | keyword()) :: keyword() | false
+  def validate!(off) when off in [nil, false], do: false
   def validate!(true), do: validate!([])
 
   def validate!(opts) when is_list(opts) do
