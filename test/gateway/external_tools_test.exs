@@ -69,8 +69,13 @@ defmodule Keyring.Gateway.ExternalToolsTest do
       "/mcp"
     ]
 
+    # Run elsewhere: schemathesis keeps a cache directory where it runs.
     {out, status} =
-      System.cmd(@schemathesis, args, stderr_to_stdout: true, env: [{"NO_COLOR", "1"}])
+      System.cmd(@schemathesis, args,
+        stderr_to_stdout: true,
+        env: [{"NO_COLOR", "1"}],
+        cd: System.tmp_dir!()
+      )
 
     assert status == 0, out
     assert out =~ "No issues found"
