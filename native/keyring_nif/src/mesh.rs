@@ -1,5 +1,6 @@
-//! The QUIC mesh as a resource. Calls answer `{:keyring_reply, ref, result}`
-//! through [`Reply`]; peer events arrive at the owner process as
+//! The QUIC mesh as a resource, serving two protocols: RPC and membership.
+//! Calls answer `{:keyring_reply, ref, result}` through [`Reply`]; link
+//! events, requests, casts and log pushes arrive at the owner process as
 //! `{:keyring_mesh, event}`. Nothing here blocks a scheduler: work runs on the
 //! mesh's own tokio runtime (2 threads).
 
@@ -9,7 +10,11 @@ use std::time::Duration;
 
 use keyring_core::membership::PublicKey;
 use keyring_core::wire::frame::{Refusal, Status};
-use keyring_net::{CallError, Event, EventSink, Members, Mesh, MeshConfig};
+use keyring_net::protocols::membership::{LogSink, LogUpdate, Membership};
+use keyring_net::protocols::rpc::{Cast, Request, Rpc, RpcHandler};
+use keyring_net::{
+    CallError, Event, EventSink, Limits, Members, Mesh, MeshConfig, Protocols, Target,
+};
 use rustler::{
     Atom, Binary, Encoder, Env, LocalPid, NewBinary, OwnedEnv, Resource, ResourceArc, Term,
 };
@@ -20,7 +25,11 @@ use crate::lent::lend;
 use crate::reply::Reply;
 use crate::term_codec::{encode_term_pieces, CodecError};
 
-pub(crate) struct MeshResource(Mesh);
+pub(crate) struct MeshResource {
+    mesh: Mesh,
+    rpc: Arc<Rpc>,
+    membership: Arc<Membership>,
+}
 
 #[rustler::resource_impl]
 impl Resource for MeshResource {}
@@ -57,7 +66,7 @@ fn body_bin<'a>(env: Env<'a>, body: &bytes::Bytes) -> Binary<'a> {
 }
 
 fn encode_event<'a>(env: Env<'a>, ev: &Event) -> Term<'a> {
-    let event = match ev {
+    match ev {
         Event::PeerUp {
             keyring,
             peer,
@@ -80,61 +89,73 @@ fn encode_event<'a>(env: Env<'a>, ev: &Event) -> Term<'a> {
             reason.as_str(),
         )
             .encode(env),
-        Event::Request {
-            id,
-            keyring,
-            peer,
-            name,
-            body,
-        } => rustler::types::tuple::make_tuple(
-            env,
-            &[
-                atoms::request().encode(env),
-                id.encode(env),
-                bin(env, keyring).encode(env),
-                bin(env, peer).encode(env),
-                bin(env, name.as_bytes()).encode(env),
-                body_bin(env, body).encode(env),
-            ],
-        ),
-        Event::Cast {
-            keyring,
-            peer,
-            name,
-            body,
-        } => (
-            atoms::cast(),
-            bin(env, keyring),
-            bin(env, peer),
-            bin(env, name.as_bytes()),
-            body_bin(env, body),
-        )
-            .encode(env),
         Event::JoinRequest { id, peer, invite } => {
             (atoms::join_request(), *id, bin(env, peer), bin(env, invite)).encode(env)
         }
-        Event::LogUpdate {
-            keyring,
-            peer,
-            entries,
-        } => {
-            let entries: Vec<Binary<'a>> = entries.iter().map(|e| bin(env, e)).collect();
-            (
-                atoms::log_update(),
-                bin(env, keyring),
-                bin(env, peer),
-                entries,
-            )
-                .encode(env)
-        }
-    };
-    (atoms::keyring_mesh(), event).encode(env)
+    }
+}
+
+impl PidSink {
+    fn send<F>(&self, build: F)
+    where
+        F: for<'a> FnOnce(Env<'a>) -> Term<'a>,
+    {
+        let mut env = OwnedEnv::new();
+        let _ = env.send_and_clear(&self.0, |env| {
+            (atoms::keyring_mesh(), build(env)).encode(env)
+        });
+    }
 }
 
 impl EventSink for PidSink {
     fn deliver(&self, event: Event) {
-        let mut env = OwnedEnv::new();
-        let _ = env.send_and_clear(&self.0, |env| encode_event(env, &event));
+        self.send(|env| encode_event(env, &event));
+    }
+}
+
+impl RpcHandler for PidSink {
+    fn request(&self, r: Request) {
+        self.send(|env| {
+            rustler::types::tuple::make_tuple(
+                env,
+                &[
+                    atoms::request().encode(env),
+                    r.id.encode(env),
+                    bin(env, &r.keyring).encode(env),
+                    bin(env, &r.peer).encode(env),
+                    bin(env, r.name.as_bytes()).encode(env),
+                    body_bin(env, &r.body).encode(env),
+                ],
+            )
+        });
+    }
+
+    fn cast(&self, c: Cast) {
+        self.send(|env| {
+            (
+                atoms::cast(),
+                bin(env, &c.keyring),
+                bin(env, &c.peer),
+                bin(env, c.name.as_bytes()),
+                body_bin(env, &c.body),
+            )
+                .encode(env)
+        });
+    }
+}
+
+impl LogSink for PidSink {
+    fn log_update(&self, u: LogUpdate) {
+        self.send(|env| {
+            let entries: Vec<Binary<'_>> = u.entries.iter().map(|e| bin(env, e)).collect();
+            (
+                atoms::log_update(),
+                bin(env, &u.keyring),
+                bin(env, &u.peer),
+                entries,
+            )
+                .encode(env)
+        });
     }
 }
 
@@ -143,7 +164,6 @@ struct CallReason(CallError);
 fn refusal_atom(r: Refusal) -> Atom {
     match r {
         Refusal::NotMember => atoms::not_member(),
-        Refusal::UnknownKeyring => atoms::unknown_keyring(),
         Refusal::BadInvite => atoms::bad_invite(),
         Refusal::ProtocolViolation => atoms::protocol_violation(),
         Refusal::Other => atoms::other(),
@@ -228,19 +248,29 @@ fn mesh_start(
     cfg.max_payload = max_payload;
     cfg.keep_alive = Duration::from_millis(keep_alive_ms);
     cfg.idle_timeout = Duration::from_millis(idle_timeout_ms);
-    let mesh = Mesh::start(
-        cfg,
-        Arc::new(Members::default()),
-        Arc::new(PidSink(env.pid())),
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(ResourceArc::new(MeshResource(mesh)))
+    let limits = Limits::default();
+    let sink = Arc::new(PidSink(env.pid()));
+    let rpc = Rpc::new(sink.clone(), &limits, max_payload);
+    let membership = Membership::new(sink.clone(), &limits, max_payload);
+    let mut protocols = Protocols::new();
+    protocols
+        .add(rpc.clone())
+        .and_then(|p| p.add(membership.clone()))
+        .map_err(|e| e.to_string())?;
+    cfg.limits = limits;
+    let mesh = Mesh::start(cfg, Arc::new(Members::default()), sink, protocols)
+        .map_err(|e| e.to_string())?;
+    Ok(ResourceArc::new(MeshResource {
+        mesh,
+        rpc,
+        membership,
+    }))
 }
 
 #[rustler::nif]
 fn mesh_addrs(m: ResourceArc<MeshResource>) -> Result<(String, String), String> {
-    let a = m.0.local_addr().map_err(|e| e.to_string())?;
-    let j = m.0.join_addr().map_err(|e| e.to_string())?;
+    let a = m.mesh.local_addr().map_err(|e| e.to_string())?;
+    let j = m.mesh.join_addr().map_err(|e| e.to_string())?;
     Ok((a.to_string(), j.to_string()))
 }
 
@@ -255,7 +285,7 @@ fn mesh_set_members(
         .iter()
         .map(|(k, e)| Ok((key(k)?, *e)))
         .collect::<Result<Vec<_>, rustler::Error>>()?;
-    Ok(m.0.set_members(keyring, members))
+    Ok(m.mesh.set_members(keyring, members))
 }
 
 #[rustler::nif]
@@ -263,7 +293,7 @@ fn mesh_remove_keyring(
     m: ResourceArc<MeshResource>,
     keyring: Binary<'_>,
 ) -> Result<usize, rustler::Error> {
-    Ok(m.0.remove_keyring(&key(&keyring)?))
+    Ok(m.mesh.remove_keyring(&key(&keyring)?))
 }
 
 #[rustler::nif]
@@ -272,7 +302,7 @@ fn mesh_add_address(
     peer: Binary<'_>,
     address: String,
 ) -> Result<Atom, rustler::Error> {
-    m.0.add_address(key(&peer)?, addr(&address)?);
+    m.mesh.add_address(key(&peer)?, addr(&address)?);
     Ok(atoms::ok())
 }
 
@@ -282,7 +312,7 @@ fn mesh_keep_connected(
     keyring: Binary<'_>,
     peer: Binary<'_>,
 ) -> Result<Atom, rustler::Error> {
-    m.0.keep_connected(key(&keyring)?, key(&peer)?);
+    m.mesh.keep_connected(key(&keyring)?, key(&peer)?);
     Ok(atoms::ok())
 }
 
@@ -292,7 +322,7 @@ fn mesh_connected<'a>(
     m: ResourceArc<MeshResource>,
     keyring: Binary<'a>,
 ) -> Result<Vec<Binary<'a>>, rustler::Error> {
-    Ok(m.0
+    Ok(m.mesh
         .connected(&key(&keyring)?)
         .iter()
         .map(|k| bin(env, k))
@@ -305,7 +335,7 @@ fn mesh_disconnect(
     keyring: Binary<'_>,
     peer: Binary<'_>,
 ) -> Result<bool, rustler::Error> {
-    Ok(m.0.disconnect(&key(&keyring)?, &key(&peer)?))
+    Ok(m.mesh.disconnect(&key(&keyring)?, &key(&peer)?))
 }
 
 /// Arguments shared by calls and casts; the arguments are encoded here with the
@@ -361,40 +391,38 @@ fn send_impl<'a>(
         Err(e) => return Ok((atoms::error(), e).encode(env)),
     };
     let reply = Reply::new(env, reference);
-    let timeout = Duration::from_millis(timeout_ms);
-    let (keyring, peer, address, body) = (out.keyring, out.peer, out.address, out.body);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+    let to = Target {
+        keyring: out.keyring,
+        peer: out.peer,
+        addr: out.address,
+    };
+    let body = out.body;
+    let (rpc, opener) = (m.rpc.clone(), m.mesh.opener());
     match kind {
-        Kind::Call => m.0.call(
-            keyring,
-            peer,
-            address,
-            name,
-            body,
-            timeout,
-            Box::new(move |result| {
-                reply.send(|env| match result {
-                    Ok((status, body)) => {
-                        (atoms::ok(), (status_atom(status), bin(env, &body))).encode(env)
-                    }
-                    Err(e) => (atoms::error(), CallReason(e)).encode(env),
-                })
-            }),
-        ),
-        Kind::Cast => m.0.cast(
-            keyring,
-            peer,
-            address,
-            name,
-            body,
-            timeout,
-            Box::new(move |result| {
-                reply.send(|env| match result {
-                    Ok(()) => atoms::ok().encode(env),
-                    Err(e) => (atoms::error(), CallReason(e)).encode(env),
-                })
-            }),
-        ),
-    }
+        Kind::Call => m.mesh.runtime().spawn(async move {
+            let call = rpc.call(&opener, to, &name, body, deadline);
+            let result = tokio::time::timeout_at(deadline, call)
+                .await
+                .unwrap_or(Err(CallError::Timeout));
+            reply.send(|env| match result {
+                Ok((status, body)) => {
+                    (atoms::ok(), (status_atom(status), bin(env, &body))).encode(env)
+                }
+                Err(e) => (atoms::error(), CallReason(e)).encode(env),
+            })
+        }),
+        Kind::Cast => m.mesh.runtime().spawn(async move {
+            let cast = rpc.cast(&opener, to, &name, body, deadline);
+            let result = tokio::time::timeout_at(deadline, cast)
+                .await
+                .unwrap_or(Err(CallError::Timeout));
+            reply.send(|env| match result {
+                Ok(()) => atoms::ok().encode(env),
+                Err(e) => (atoms::error(), CallReason(e)).encode(env),
+            })
+        }),
+    };
     Ok(atoms::ok().encode(env))
 }
 
@@ -463,7 +491,7 @@ fn mesh_respond(
     body: Binary<'_>,
 ) -> Result<bool, rustler::Error> {
     let status = status_from(status).ok_or(rustler::Error::BadArg)?;
-    Ok(m.0.respond(id, status, lend(&body)))
+    Ok(m.rpc.respond(id, status, lend(&body)))
 }
 
 #[rustler::nif]
@@ -479,7 +507,7 @@ fn mesh_join<'a>(
     let address = addr(&address)?;
     let issuer = key(&issuer)?;
     let reply = Reply::new(env, reference);
-    m.0.join(
+    m.mesh.join(
         address,
         issuer,
         invite.as_slice().to_vec(),
@@ -510,17 +538,19 @@ fn mesh_answer_join(
         Ok(entries.iter().map(|e| e.as_slice().to_vec()).collect())
     } else {
         let (_, reason): (Atom, Atom) = answer.decode()?;
-        Err(if reason == atoms::bad_invite() {
-            Refusal::BadInvite
-        } else if reason == atoms::not_member() {
-            Refusal::NotMember
-        } else if reason == atoms::unknown_keyring() {
-            Refusal::UnknownKeyring
-        } else {
-            Refusal::Other
-        })
+        // `:unknown_keyring` is answered as a bad invite: the wire never
+        // tells a stranger which keyrings this node is in.
+        Err(
+            if reason == atoms::bad_invite() || reason == atoms::unknown_keyring() {
+                Refusal::BadInvite
+            } else if reason == atoms::not_member() {
+                Refusal::NotMember
+            } else {
+                Refusal::Other
+            },
+        )
     };
-    Ok(m.0.answer_join(id, answer))
+    Ok(m.mesh.answer_join(id, answer))
 }
 
 #[rustler::nif]
@@ -529,19 +559,20 @@ fn mesh_push_log(
     keyring: Binary<'_>,
     entries: Vec<Binary<'_>>,
 ) -> Result<usize, rustler::Error> {
-    let entries = entries.iter().map(|e| e.as_slice().to_vec()).collect();
-    Ok(m.0.push_log(key(&keyring)?, entries))
+    let entries: Vec<Vec<u8>> = entries.iter().map(|e| e.as_slice().to_vec()).collect();
+    let opener = m.mesh.opener();
+    Ok(m.membership.push_log(&opener, key(&keyring)?, &entries))
 }
 
 #[rustler::nif]
 fn mesh_rejected_handshakes(m: ResourceArc<MeshResource>) -> u64 {
-    m.0.rejected_handshakes()
+    m.mesh.rejected_handshakes()
 }
 
 /// Closes the mesh; waits (at most half a second) for the connections to say
 /// goodbye and the ports to be free, hence a dirty I/O scheduler.
 #[rustler::nif(schedule = "DirtyIo")]
 fn mesh_close(m: ResourceArc<MeshResource>) -> Atom {
-    m.0.close();
+    m.mesh.close();
     atoms::ok()
 }
