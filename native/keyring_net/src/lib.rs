@@ -21,10 +21,11 @@
 //! - Results go to callbacks, an [`EventSink`] and the protocols' handler
 //!   traits; nothing here blocks a caller.
 //!
-//! Layout, bottom up (each module uses only those above it in this list):
-//! `config`, `close`, `error`, `event`, `members`, `rate`, `budget`, `peers`,
-//! `stream`, `tls`, `fence`, `protocol`, `links`, `node`, `dial`, `serve`,
-//! `connect`, `admit`, `join`, `protocols`, `mesh`.
+//! Layout, bottom up (each module uses only those before it in this list;
+//! `tests/mesh/module_graph.rs` checks there are no cycles): `config`,
+//! `close`, `budget`, `stream`, `error`, `event`, `members`, `rate`, `peers`,
+//! `tls`, `fence`, `protocol`, `links`, `node`, `dial`, `serve`, `connect`,
+//! `admit`, `join`, `protocols`, `mesh` (the front).
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![deny(unsafe_code)]
 

@@ -75,6 +75,7 @@ pub trait RpcHandler: Send + Sync + 'static {
 /// A request waiting for its answer.
 struct Pending {
     send: SendStream,
+    link: PeerLink,
     _charge: Charge,
 }
 
@@ -229,16 +230,22 @@ impl Rpc {
             _ => return bad_request(send).await,
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                id,
-                Pending {
-                    send,
-                    _charge: frame.charge,
-                },
-            );
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        // Requests whose connection has ended will never be taken: drop them
+        // (and their charges) now and then, so an owner that loses answers
+        // cannot leak a closed link's budget.
+        if pending.len() >= 64 && pending.len().is_power_of_two() {
+            pending.retain(|_, p| !p.link.is_closed());
+        }
+        pending.insert(
+            id,
+            Pending {
+                send,
+                link: link.clone(),
+                _charge: frame.charge,
+            },
+        );
+        drop(pending);
         self.handler.request(Request {
             id,
             keyring: link.keyring(),
