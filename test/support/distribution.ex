@@ -17,25 +17,4 @@ defmodule Keyring.Test.Distribution do
 
     :ok
   end
-
-  @doc "Polls `fun` until it returns a truthy value or `timeout` ms pass."
-  def eventually(fun, timeout \\ 20_000, what \\ "condition") do
-    deadline = System.monotonic_time(:millisecond) + timeout
-    loop(fun, deadline, what)
-  end
-
-  defp loop(fun, deadline, what) do
-    case fun.() do
-      result when result not in [nil, false] ->
-        result
-
-      _ ->
-        if System.monotonic_time(:millisecond) > deadline do
-          raise ExUnit.AssertionError, message: "timed out waiting for #{what}"
-        end
-
-        Process.sleep(25)
-        loop(fun, deadline, what)
-    end
-  end
 end

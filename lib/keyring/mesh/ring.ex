@@ -12,15 +12,15 @@ defmodule Keyring.Ring do
 
   The node that creates a keyring keeps the root key and is its first admin.
   Only members of a keyring can open a connection for it (see
-  `Keyring.Transport.Quic`); the check happens inside the TLS handshake.
+  `Keyring.Mesh`); the check happens inside the TLS handshake.
 
       iex> dir = Path.join(System.tmp_dir!(), "keyring-ring-doc-#{System.unique_integer([:positive])}")
       iex> {:ok, _} = Keyring.start_link(name: RingDoc, data_dir: dir)
-      iex> {:ok, ring} = Keyring.Ring.create("ops", keyring: RingDoc)
-      iex> {:ok, invite} = Keyring.Ring.invite(ring, keyring: RingDoc, roles: ["web"])
+      iex> {:ok, ring} = Keyring.Ring.create("ops", instance: RingDoc)
+      iex> {:ok, invite} = Keyring.Ring.invite(ring, instance: RingDoc, roles: ["web"])
       iex> String.starts_with?(invite, "kr1")
       true
-      iex> {:ok, info} = Keyring.Ring.info(ring, keyring: RingDoc)
+      iex> {:ok, info} = Keyring.Ring.info(ring, instance: RingDoc)
       iex> {info.name, length(info.members)}
       {"ops", 1}
 
@@ -28,13 +28,14 @@ defmodule Keyring.Ring do
   invite to the admin node named in it; the admin appends the new member to
   the log and answers with the log, which the joiner verifies.
 
-  Every function takes `keyring: instance` (default `Keyring`). Keyring ids
-  and member keys may be given as 32-byte public keys or in text form.
+  Every function takes `instance: name` (the local Keyring instance, default
+  `Keyring`). Keyring ids and member keys may be given as 32-byte public keys
+  or in text form.
   """
 
+  alias Keyring.Instance
   alias Keyring.Identity.NodeId
-  alias Keyring.Mesh
-  alias Keyring.Ring.Invite
+  alias Keyring.Mesh.{Invite, Quic, Server}
 
   @type id :: <<_::256>>
   @type member :: %{
@@ -54,12 +55,12 @@ defmodule Keyring.Ring do
   @doc "Creates a keyring named `name` with this node as its root holder and first admin."
   @spec create(String.t(), keyword()) :: {:ok, id()} | {:error, term()}
   def create(name, opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
+    opts = Keyword.validate!(opts, instance: Keyring)
 
     unless is_binary(name) and byte_size(name) in 1..64,
       do: raise(ArgumentError, "a keyring name is 1..64 bytes, got: #{inspect(name)}")
 
-    GenServer.call(Mesh.server(opts[:keyring]), {:create, name})
+    GenServer.call(Server.server(opts[:instance]), {:create, name})
   end
 
   @doc """
@@ -70,7 +71,7 @@ defmodule Keyring.Ring do
   @spec add_member(id() | String.t(), <<_::256>> | String.t(), keyword()) ::
           {:ok, info()} | {:error, term()}
   def add_member(ring, key, opts \\ []) do
-    opts = Keyword.validate!(opts, [:expires_at, :ttl, keyring: Keyring, roles: []])
+    opts = Keyword.validate!(opts, [:expires_at, :ttl, instance: Keyring, roles: []])
     roles = Enum.map(opts[:roles], &to_string/1)
     change(ring, {:add_member, key!(key), expires_at(opts), roles}, opts)
   end
@@ -79,22 +80,22 @@ defmodule Keyring.Ring do
   @spec remove_member(id() | String.t(), <<_::256>> | String.t(), keyword()) ::
           {:ok, info()} | {:error, term()}
   def remove_member(ring, key, opts \\ []),
-    do: change(ring, {:remove_member, key!(key)}, Keyword.validate!(opts, keyring: Keyring))
+    do: change(ring, {:remove_member, key!(key)}, Keyword.validate!(opts, instance: Keyring))
 
   @doc "Grants admin rights (admins may sign log entries and invites)."
   @spec add_admin(id() | String.t(), <<_::256>> | String.t(), keyword()) ::
           {:ok, info()} | {:error, term()}
   def add_admin(ring, key, opts \\ []),
-    do: change(ring, {:add_admin, key!(key)}, Keyword.validate!(opts, keyring: Keyring))
+    do: change(ring, {:add_admin, key!(key)}, Keyword.validate!(opts, instance: Keyring))
 
   @doc "Withdraws admin rights."
   @spec remove_admin(id() | String.t(), <<_::256>> | String.t(), keyword()) ::
           {:ok, info()} | {:error, term()}
   def remove_admin(ring, key, opts \\ []),
-    do: change(ring, {:remove_admin, key!(key)}, Keyword.validate!(opts, keyring: Keyring))
+    do: change(ring, {:remove_admin, key!(key)}, Keyword.validate!(opts, instance: Keyring))
 
   defp change(ring, op, opts),
-    do: GenServer.call(Mesh.server(opts[:keyring]), {:change, id!(ring), op})
+    do: GenServer.call(Server.server(opts[:instance]), {:change, id!(ring), op})
 
   @doc """
   Makes an invite (text starting with `kr1`). Options: `:ttl` (ms, default
@@ -103,11 +104,12 @@ defmodule Keyring.Ring do
   """
   @spec invite(id() | String.t(), keyword()) :: {:ok, String.t()} | {:error, term()}
   def invite(ring, opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring, ttl: 86_400_000, one_time: true, roles: [])
+    opts = Keyword.validate!(opts, instance: Keyring, ttl: 86_400_000, one_time: true, roles: [])
 
     opts = Keyword.update!(opts, :roles, fn roles -> Enum.map(roles, &to_string/1) end)
 
-    with {:ok, bytes} <- GenServer.call(Mesh.server(opts[:keyring]), {:invite, id!(ring), opts}),
+    with {:ok, bytes} <-
+           GenServer.call(Server.server(opts[:instance]), {:invite, id!(ring), opts}),
          do: {:ok, Invite.encode(bytes)}
   end
 
@@ -115,16 +117,21 @@ defmodule Keyring.Ring do
   Joins the keyring an invite is for: contacts the admin named in it, which
   adds this node to the log. Returns the keyring id. Options: `:timeout` (ms,
   default 10 s).
+
+  The invite carries the admin's addresses as hints (`"host:port"`, a host
+  name is resolved here); an invite whose hints are not addresses answers
+  `{:error, :bad_address_hint}`.
   """
   @spec join(String.t(), keyword()) :: {:ok, id()} | {:error, term()}
   def join(invite, opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring, timeout: 10_000)
+    opts = Keyword.validate!(opts, instance: Keyring, timeout: 10_000)
 
     with {:ok, bytes} <- Invite.decode(invite),
-         {:ok, parsed} <- Keyring.Native.invite_verify(bytes, Mesh.now()) do
+         {:ok, parsed} <- Keyring.Native.invite_verify(bytes, now()),
+         {:ok, addresses} <- Invite.addresses(parsed.address_hint) do
       GenServer.call(
-        Mesh.server(opts[:keyring]),
-        {:join, bytes, parsed, opts[:timeout]},
+        Server.server(opts[:instance]),
+        {:join, bytes, parsed, addresses, opts[:timeout]},
         opts[:timeout] + 5_000
       )
     end
@@ -133,43 +140,42 @@ defmodule Keyring.Ring do
   @doc "Leaves a keyring locally: forgets its log and closes its connections."
   @spec leave(id() | String.t(), keyword()) :: :ok | {:error, term()}
   def leave(ring, opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
-    GenServer.call(Mesh.server(opts[:keyring]), {:leave, id!(ring)})
+    opts = Keyword.validate!(opts, instance: Keyring)
+    GenServer.call(Server.server(opts[:instance]), {:leave, id!(ring)})
   end
 
   @doc "The keyring's name, log length and head, and its current members."
   @spec info(id() | String.t(), keyword()) :: {:ok, info()} | {:error, :not_found}
   def info(ring, opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
-    GenServer.call(Mesh.server(opts[:keyring]), {:info, id!(ring)})
+    opts = Keyword.validate!(opts, instance: Keyring)
+    GenServer.call(Server.server(opts[:instance]), {:info, id!(ring)})
   end
 
   @doc "The ids of the keyrings this node belongs to."
   @spec list(keyword()) :: [id()]
   def list(opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
-    opts[:keyring] |> Keyring.Instance.fetch!(:rings) |> Map.keys()
+    opts = Keyword.validate!(opts, instance: Keyring)
+    opts[:instance] |> Instance.fetch!(:rings) |> Map.keys()
   end
 
   @doc """
   The members of `ring` this node has a live link to, by public key.
 
   Links come up when either side calls the other and are kept up: a lost one
-  is redialled in the background (see `Keyring.Transport.Quic`); `:peer_up`
-  and `:peer_down` on `Keyring.Mesh.topic/0` report the changes.
+  is redialled in the background (see `Keyring.Mesh`); `:peer_up` and
+  `:peer_down` events (`Keyring.Mesh.subscribe/1`) report the changes.
   """
   @spec connected(id() | String.t(), keyword()) :: [<<_::256>>]
   def connected(ring, opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
-    {transport, handle} = Keyring.Instance.fetch!(opts[:keyring], :mesh)
-    transport.connected(handle, id!(ring))
+    opts = Keyword.validate!(opts, instance: Keyring)
+    opts[:instance] |> Instance.fetch!(:mesh) |> Quic.connected(id!(ring))
   end
 
   @doc "The membership log as a list of encoded entries (to inspect or hand to another node)."
   @spec log(id() | String.t(), keyword()) :: {:ok, [binary()]} | {:error, :not_found}
   def log(ring, opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
-    GenServer.call(Mesh.server(opts[:keyring]), {:log, id!(ring)})
+    opts = Keyword.validate!(opts, instance: Keyring)
+    GenServer.call(Server.server(opts[:instance]), {:log, id!(ring)})
   end
 
   @doc """
@@ -178,8 +184,8 @@ defmodule Keyring.Ring do
   """
   @spec import_log([binary()], keyword()) :: {:ok, info()} | {:error, term()}
   def import_log(entries, opts \\ []) when is_list(entries) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
-    GenServer.call(Mesh.server(opts[:keyring]), {:import, entries})
+    opts = Keyword.validate!(opts, instance: Keyring)
+    GenServer.call(Server.server(opts[:instance]), {:import, entries})
   end
 
   @doc """
@@ -187,8 +193,8 @@ defmodule Keyring.Ring do
   """
   @spec addresses(keyword()) :: {String.t(), String.t()}
   def addresses(opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
-    GenServer.call(Mesh.server(opts[:keyring]), :addresses)
+    opts = Keyword.validate!(opts, instance: Keyring)
+    Instance.fetch!(opts[:instance], :mesh_addresses)
   end
 
   @doc "The text form of a keyring id."
@@ -197,12 +203,14 @@ defmodule Keyring.Ring do
 
   defp expires_at(opts) do
     cond do
-      opts[:ttl] -> Mesh.now() + opts[:ttl]
+      opts[:ttl] -> now() + opts[:ttl]
       match?(%DateTime{}, opts[:expires_at]) -> DateTime.to_unix(opts[:expires_at], :millisecond)
       is_integer(opts[:expires_at]) -> opts[:expires_at]
       true -> 0
     end
   end
+
+  defp now, do: System.os_time(:millisecond)
 
   @doc false
   def id!(<<_::256>> = id), do: id

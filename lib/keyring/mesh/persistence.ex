@@ -1,4 +1,4 @@
-defmodule Keyring.Ring.Persistence do
+defmodule Keyring.Mesh.Persistence do
   @moduledoc false
   # Where a node keeps its keyrings: in the instance's Keyring.Store, one
   # durable ref per keyring ("keyring/rings/<hex id>") holding the membership
@@ -12,20 +12,22 @@ defmodule Keyring.Ring.Persistence do
 
   @prefix "keyring/rings/"
 
-  @type state :: %{
+  alias Keyring.Mesh.Log
+
+  @type saved :: %{
           id: <<_::256>>,
           entries: [binary()],
           root_key: binary() | nil,
           spent: [binary()]
         }
 
-  @spec save(Keyring.instance(), state()) :: :ok | {:error, term()}
-  def save(instance, %{id: id} = ring) do
-    data = %{v: 1, entries: ring.entries, root_key: ring.root_key, spent: ring.spent}
-    Store.put_ref(ref(id), :erlang.term_to_binary(data), keyring: instance)
+  @spec save(Keyring.instance(), Keyring.Mesh.Rings.ring()) :: :ok | {:error, term()}
+  def save(instance, ring) do
+    data = %{v: 1, entries: Log.entries(ring.log), root_key: ring.root_key, spent: ring.spent}
+    Store.put_ref(ref(Log.id(ring.log)), :erlang.term_to_binary(data), keyring: instance)
   end
 
-  @spec load_all(Keyring.instance()) :: [state()]
+  @spec load_all(Keyring.instance()) :: [saved()]
   def load_all(instance) do
     case Store.list_refs(@prefix, keyring: instance) do
       {:ok, refs} -> Enum.flat_map(refs, &decode/1)

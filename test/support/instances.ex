@@ -1,7 +1,7 @@
-defmodule Keyring.MeshHelpers do
+defmodule Keyring.Test.Instances do
   @moduledoc false
-  # Starts Keyring instances (own names and data dirs, loopback ports 0) in
-  # the test VM and stops them afterwards.
+  # Keyring instances in the test VM (own names and data dirs, loopback
+  # ports 0), stopped when the test exits; keyrings between them.
   import ExUnit.Callbacks
 
   def start_instance(tag, opts \\ []) do
@@ -50,27 +50,19 @@ defmodule Keyring.MeshHelpers do
   def key(instance), do: Keyring.Identity.public_key(instance)
   def id(instance), do: Keyring.Identity.node_id(instance)
 
-  def mesh(instance), do: elem(Keyring.Instance.fetch!(instance, :mesh), 1)
+  def mesh(instance), do: Keyring.Instance.fetch!(instance, :mesh)
 
   def connected(instance, ring), do: Keyring.Native.mesh_connected(mesh(instance), ring)
 
   @doc "A keyring created on `admin` that `members` joined by invite."
   def ring_with(admin, members, invite_opts \\ []) do
-    {:ok, ring} = Keyring.Ring.create("test", keyring: admin)
+    {:ok, ring} = Keyring.Ring.create("test", instance: admin)
 
     for m <- members do
-      {:ok, invite} = Keyring.Ring.invite(ring, [keyring: admin] ++ invite_opts)
-      {:ok, ^ring} = Keyring.join(invite, keyring: m)
+      {:ok, invite} = Keyring.Ring.invite(ring, [instance: admin] ++ invite_opts)
+      {:ok, ^ring} = Keyring.join(invite, instance: m)
     end
 
     ring
-  end
-
-  def eventually(fun, tries \\ 200) do
-    cond do
-      fun.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(50) && eventually(fun, tries - 1)
-    end
   end
 end
