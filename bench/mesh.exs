@@ -290,7 +290,7 @@ ctx = MeshBench.keyring_setup()
 contenders = [
   # The same order as quic_baseline: handshakes, round trips, then bulk on
   # the connection the round trips used.
-  instance: fn ->
+  keyring: fn ->
     handshakes = MeshBench.keyring_handshakes(ctx, 200)
     rpc = MeshBench.keyring_rpc(ctx, 3000)
     {bulk, cpu} = MeshBench.keyring_bulk(ctx, mib)

@@ -23,12 +23,22 @@ use crate::atoms;
 use crate::identity::KeyPairResource;
 use crate::lent::lend;
 use crate::reply::Reply;
-use crate::term_codec::{encode_term_pieces, CodecError};
+use crate::term_codec::{decode_into, encode_term_pieces, CodecError};
+
+mod local_atoms {
+    rustler::atoms! { reply }
+}
+
+/// Replies up to this size are decoded into terms on the mesh thread that
+/// received them (one NIF call fewer for the caller); larger ones reach the
+/// caller as a binary, decoded there (on a dirty scheduler if need be).
+const DECODE_REPLY_MAX: usize = 64 * 1024;
 
 pub(crate) struct MeshResource {
     mesh: Mesh,
     rpc: Arc<Rpc>,
     membership: Arc<Membership>,
+    sink: Arc<PidSink>,
 }
 
 #[rustler::resource_impl]
@@ -39,7 +49,29 @@ impl Resource for MeshResource {}
 impl std::panic::RefUnwindSafe for MeshResource {}
 impl std::panic::UnwindSafe for MeshResource {}
 
-struct PidSink(LocalPid);
+/// Where the mesh's messages go: link events, joins and log pushes to the
+/// owner (the mesh plane's server); requests and casts to the dispatchers
+/// when there are any (spread by request id, by peer for casts), so calls
+/// never queue behind membership work. A dispatcher that is gone is
+/// replaced by the owner.
+///
+/// A message produced on a BEAM scheduler (mesh work that ran while the NIF
+/// that started it polled it there, see `keyring_net::start`) is sent from
+/// a mesh thread instead: a process-independent environment cannot send
+/// from a scheduler.
+struct PidSink {
+    owner: LocalPid,
+    dispatchers: std::sync::RwLock<Vec<LocalPid>>,
+    me: std::sync::Weak<PidSink>,
+}
+
+/// A message for the BEAM, owned until it is encoded.
+enum Outgoing {
+    Event(Event),
+    Request(Request),
+    Cast(Cast),
+    Log(LogUpdate),
+}
 
 fn bin<'a>(env: Env<'a>, bytes: &[u8]) -> Binary<'a> {
     let mut out = NewBinary::new(env, bytes.len());
@@ -65,88 +97,53 @@ fn body_bin<'a>(env: Env<'a>, body: &bytes::Bytes) -> Binary<'a> {
     ResourceArc::new(BodyResource(body.clone())).make_binary(env, |r| &r.0[..])
 }
 
-fn encode_event<'a>(env: Env<'a>, ev: &Event) -> Term<'a> {
-    match ev {
-        Event::PeerUp {
+fn encode_outgoing<'a>(env: Env<'a>, msg: &Outgoing) -> Term<'a> {
+    let inner = match msg {
+        Outgoing::Event(Event::PeerUp {
             keyring,
             peer,
             addr,
-        } => (
+        }) => (
             atoms::peer_up(),
             bin(env, keyring),
             bin(env, peer),
             addr.to_string(),
         )
             .encode(env),
-        Event::PeerDown {
+        Outgoing::Event(Event::PeerDown {
             keyring,
             peer,
             reason,
-        } => (
+        }) => (
             atoms::peer_down(),
             bin(env, keyring),
             bin(env, peer),
             reason.as_str(),
         )
             .encode(env),
-        Event::JoinRequest { id, peer, invite } => {
+        Outgoing::Event(Event::JoinRequest { id, peer, invite }) => {
             (atoms::join_request(), *id, bin(env, peer), bin(env, invite)).encode(env)
         }
-    }
-}
-
-impl PidSink {
-    fn send<F>(&self, build: F)
-    where
-        F: for<'a> FnOnce(Env<'a>) -> Term<'a>,
-    {
-        let mut env = OwnedEnv::new();
-        let _ = env.send_and_clear(&self.0, |env| {
-            (atoms::keyring_mesh(), build(env)).encode(env)
-        });
-    }
-}
-
-impl EventSink for PidSink {
-    fn deliver(&self, event: Event) {
-        self.send(|env| encode_event(env, &event));
-    }
-}
-
-impl RpcHandler for PidSink {
-    fn request(&self, r: Request) {
-        self.send(|env| {
-            rustler::types::tuple::make_tuple(
-                env,
-                &[
-                    atoms::request().encode(env),
-                    r.id.encode(env),
-                    bin(env, &r.keyring).encode(env),
-                    bin(env, &r.peer).encode(env),
-                    bin(env, r.name.as_bytes()).encode(env),
-                    body_bin(env, &r.body).encode(env),
-                ],
-            )
-        });
-    }
-
-    fn cast(&self, c: Cast) {
-        self.send(|env| {
-            (
-                atoms::cast(),
-                bin(env, &c.keyring),
-                bin(env, &c.peer),
-                bin(env, c.name.as_bytes()),
-                body_bin(env, &c.body),
-            )
-                .encode(env)
-        });
-    }
-}
-
-impl LogSink for PidSink {
-    fn log_update(&self, u: LogUpdate) {
-        self.send(|env| {
+        Outgoing::Request(r) => rustler::types::tuple::make_tuple(
+            env,
+            &[
+                atoms::request().encode(env),
+                r.id.encode(env),
+                bin(env, &r.keyring).encode(env),
+                bin(env, &r.peer).encode(env),
+                bin(env, r.name.as_bytes()).encode(env),
+                body_bin(env, &r.body).encode(env),
+            ],
+        ),
+        Outgoing::Cast(c) => (
+            atoms::cast(),
+            bin(env, &c.keyring),
+            bin(env, &c.peer),
+            bin(env, c.name.as_bytes()),
+            body_bin(env, &c.body),
+        )
+            .encode(env),
+        Outgoing::Log(u) => {
             let entries: Vec<Binary<'_>> = u.entries.iter().map(|e| bin(env, e)).collect();
             (
                 atoms::log_update(),
@@ -155,7 +152,70 @@ impl LogSink for PidSink {
                 entries,
             )
                 .encode(env)
+        }
+    };
+    (atoms::keyring_mesh(), inner).encode(env)
+}
+
+impl PidSink {
+    fn new(owner: LocalPid) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            owner,
+            dispatchers: std::sync::RwLock::new(Vec::new()),
+            me: me.clone(),
+        })
+    }
+
+    fn send_to(&self, pid: &LocalPid, msg: &Outgoing) -> bool {
+        let mut env = OwnedEnv::new();
+        env.send_and_clear(pid, |env| encode_outgoing(env, msg))
+            .is_ok()
+    }
+
+    /// Sends `msg` to dispatcher `pick` (mod their number) when `pick` is
+    /// given and there are dispatchers, else (or if that one is gone) to
+    /// the owner.
+    fn post(&self, pick: Option<u64>, msg: Outgoing) {
+        if rustler::thread::is_scheduler_thread() {
+            let (Some(me), Ok(runtime)) =
+                (self.me.upgrade(), tokio::runtime::Handle::try_current())
+            else {
+                return;
+            };
+            runtime.spawn(async move { me.post(pick, msg) });
+            return;
+        }
+        let dispatcher = pick.and_then(|pick| {
+            let d = self.dispatchers.read().unwrap_or_else(|e| e.into_inner());
+            (!d.is_empty()).then(|| d[(pick % d.len() as u64) as usize])
         });
+        if dispatcher.is_some_and(|pid| self.send_to(&pid, &msg)) {
+            return;
+        }
+        self.send_to(&self.owner, &msg);
+    }
+}
+
+impl EventSink for PidSink {
+    fn deliver(&self, event: Event) {
+        self.post(None, Outgoing::Event(event));
+    }
+}
+
+impl RpcHandler for PidSink {
+    fn request(&self, r: Request) {
+        self.post(Some(r.id), Outgoing::Request(r));
+    }
+
+    fn cast(&self, c: Cast) {
+        let pick = u64::from_le_bytes(c.peer[..8].try_into().unwrap_or_default());
+        self.post(Some(pick), Outgoing::Cast(c));
+    }
+}
+
+impl LogSink for PidSink {
+    fn log_update(&self, u: LogUpdate) {
+        self.post(None, Outgoing::Log(u));
     }
 }
 
@@ -249,7 +309,7 @@ fn mesh_start(
     cfg.keep_alive = Duration::from_millis(keep_alive_ms);
     cfg.idle_timeout = Duration::from_millis(idle_timeout_ms);
     let limits = Limits::default();
-    let sink = Arc::new(PidSink(env.pid()));
+    let sink = PidSink::new(env.pid());
     let rpc = Rpc::new(sink.clone(), &limits, max_payload);
     let membership = Membership::new(sink.clone(), &limits, max_payload);
     let mut protocols = Protocols::new();
@@ -258,12 +318,13 @@ fn mesh_start(
         .and_then(|p| p.add(membership.clone()))
         .map_err(|e| e.to_string())?;
     cfg.limits = limits;
-    let mesh = Mesh::start(cfg, Arc::new(Members::default()), sink, protocols)
+    let mesh = Mesh::start(cfg, Arc::new(Members::default()), sink.clone(), protocols)
         .map_err(|e| e.to_string())?;
     Ok(ResourceArc::new(MeshResource {
         mesh,
         rpc,
         membership,
+        sink,
     }))
 }
 
@@ -405,7 +466,14 @@ fn send_impl<'a>(
             let result = tokio::time::timeout_at(deadline, call)
                 .await
                 .unwrap_or(Err(CallError::Timeout));
-            reply.send(|env| match result {
+            reply.send(move |env| match result {
+                Ok((Status::Ok, body)) if body.len() <= DECODE_REPLY_MAX => {
+                    let decoded = match decode_into(env, &body) {
+                        Ok(term) => (atoms::ok(), term).encode(env),
+                        Err(e) => (atoms::error(), e).encode(env),
+                    };
+                    (local_atoms::reply(), decoded).encode(env)
+                }
                 Ok((status, body)) => {
                     (atoms::ok(), (status_atom(status), bin(env, &body))).encode(env)
                 }
@@ -417,7 +485,7 @@ fn send_impl<'a>(
             let result = tokio::time::timeout_at(deadline, cast)
                 .await
                 .unwrap_or(Err(CallError::Timeout));
-            reply.send(|env| match result {
+            reply.send(move |env| match result {
                 Ok(()) => atoms::ok().encode(env),
                 Err(e) => (atoms::error(), CallReason(e)).encode(env),
             })
@@ -562,6 +630,16 @@ fn mesh_push_log(
     let entries: Vec<Vec<u8>> = entries.iter().map(|e| e.as_slice().to_vec()).collect();
     let opener = m.mesh.opener();
     Ok(m.membership.push_log(&opener, key(&keyring)?, &entries))
+}
+
+/// Requests and casts go to `dispatchers` from now on (none: the owner).
+#[rustler::nif]
+fn mesh_dispatch_to(m: ResourceArc<MeshResource>, dispatchers: Vec<LocalPid>) -> Atom {
+    *m.sink
+        .dispatchers
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = dispatchers;
+    atoms::ok()
 }
 
 #[rustler::nif]

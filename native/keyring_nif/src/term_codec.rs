@@ -197,6 +197,13 @@ fn value_to_term_in<'a>(
     })
 }
 
+/// Decodes `bytes` (not a BEAM binary: binaries inside are copied) into a
+/// term of `env`, e.g. a process-independent one on a mesh thread.
+pub(crate) fn decode_into<'a>(env: Env<'a>, bytes: &[u8]) -> Result<Term<'a>, CodecError> {
+    let v = term::decode(bytes, MAX_TERM)?;
+    value_to_term_in(env, &v, None)
+}
+
 fn decode_binary<'a>(env: Env<'a>, bytes: Binary<'a>) -> Result<Term<'a>, CodecError> {
     let v = term::decode(bytes.as_slice(), MAX_TERM)?;
     value_to_term_in(env, &v, Some(&bytes))

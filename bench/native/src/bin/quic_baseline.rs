@@ -274,9 +274,14 @@ async fn main() {
     let payload = bytes::Bytes::from(vec![7u8; 64]);
     let preamble = bytes::Bytes::from_static(&[1]);
     let (mut plain_s, mut byte_s) = (0.0, 0.0);
+    let (mut plain_cpu, mut byte_cpu) = (0.0, 0.0);
     let rounds = 5;
     for _ in 0..rounds {
-        for (conn, byte, total) in [(&conn, false, &mut plain_s), (&with_byte, true, &mut byte_s)] {
+        for (conn, byte, total, cpu) in [
+            (&conn, false, &mut plain_s, &mut plain_cpu),
+            (&with_byte, true, &mut byte_s, &mut byte_cpu),
+        ] {
+            let cpu0 = cpu_seconds();
             let t = Instant::now();
             for _ in 0..rpcs / rounds {
                 let (mut s, mut r) = conn.open_bi().await.unwrap();
@@ -290,10 +295,13 @@ async fn main() {
                 r.read_to_end(1024).await.unwrap();
             }
             *total += t.elapsed().as_secs_f64();
+            *cpu += cpu_seconds() - cpu0;
         }
     }
     println!("rpc_per_s={:.1}", rpcs as f64 / plain_s);
     println!("rpc_preamble_per_s={:.1}", rpcs as f64 / byte_s);
+    println!("rpc_cpu_us={:.1}", plain_cpu / rpcs as f64 * 1e6);
+    println!("rpc_preamble_cpu_us={:.1}", byte_cpu / rpcs as f64 * 1e6);
 
     // Bulk: one uni stream per 1 MiB message, 8 in flight (like the mesh casts).
     // Sent as `Bytes` (no copy into quinn), as the mesh sends lent binaries.
