@@ -15,13 +15,14 @@
 //! - The bytes are checked against the frame header as they come (version,
 //!   kind, length limit: `STREAM_BAD_FRAME`).
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
 use keyring_core::wire::assembler::FrameAssembler;
 use keyring_core::wire::frame::{FrameError, HEADER_LEN};
 use quinn::RecvStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::budget::{Budget, Charge};
 use crate::close::{stream_code, STREAM_BAD_FRAME, STREAM_OVER_BUDGET, STREAM_TOO_SLOW};
@@ -147,12 +148,24 @@ impl FramedRecv {
         let mut charge: Option<(Charge, Instant)> = None;
         let mut received = 0usize;
         let header_by = self.header_within.map(|d| Instant::now() + d);
+        // One timer per frame, armed at the earliest deadline the frame may
+        // have and moved on only when it fires: the byte-rate deadline moves
+        // later with every piece, and re-arming per piece would cost a timer
+        // registration per packet.
+        let mut timer: Option<Pin<Box<Sleep>>> = None;
+        let mut pieces: [Bytes; READ_BATCH] = Default::default();
         loop {
             let deadline = match &charge {
                 None => header_by,
                 Some((_, since)) => Some(self.rules.deadline(*since, received)),
             };
-            let Some(mut piece) = self.next_piece(deadline).await? else {
+            let n = if !self.head.is_empty() {
+                pieces[0] = std::mem::take(&mut self.head);
+                Some(1)
+            } else {
+                self.read_pieces(&mut pieces, deadline, &mut timer).await?
+            };
+            let Some(n) = n else {
                 let bytes = frame.finish().map_err(ReadFrameError::Frame)?;
                 let charge = match charge {
                     Some((c, _)) => c,
@@ -161,46 +174,65 @@ impl FramedRecv {
                 };
                 return Ok(ChargedFrame { bytes, charge });
             };
-            if charge.is_none() {
-                // The header first (a few bytes), so the frame is charged
-                // before any of its payload is held.
-                let take = (HEADER_LEN - frame.len()).min(piece.len());
-                frame.push(&piece[..take]).map_err(ReadFrameError::Frame)?;
-                piece = piece.slice(take..);
-                if let Some(total) = frame.total() {
-                    let c = self
-                        .budget
-                        .charge(total, self.rules.budget_wait)
-                        .await
-                        .map_err(|_| ReadFrameError::OverBudget)?;
-                    charge = Some((c, Instant::now()));
+            for piece in &mut pieces[..n] {
+                let mut piece = std::mem::take(piece);
+                if charge.is_none() {
+                    // The header first (a few bytes), so the frame is charged
+                    // before any of its payload is held.
+                    let take = (HEADER_LEN - frame.len()).min(piece.len());
+                    frame.push(&piece[..take]).map_err(ReadFrameError::Frame)?;
+                    piece = piece.slice(take..);
+                    if let Some(total) = frame.total() {
+                        let c = self
+                            .budget
+                            .charge(total, self.rules.budget_wait)
+                            .await
+                            .map_err(|_| ReadFrameError::OverBudget)?;
+                        charge = Some((c, Instant::now()));
+                    }
                 }
+                received += piece.len();
+                frame.push(&piece).map_err(ReadFrameError::Frame)?;
             }
-            received += piece.len();
-            frame.push(&piece).map_err(ReadFrameError::Frame)?;
         }
     }
 
-    /// The next bytes of the stream, `None` at its end.
-    async fn next_piece(
+    /// Reads the next pieces of the stream into `pieces` (how many; `None`
+    /// at its end), failing once `deadline` has passed.
+    async fn read_pieces(
         &mut self,
+        pieces: &mut [Bytes],
         deadline: Option<Instant>,
-    ) -> Result<Option<Bytes>, ReadFrameError> {
-        if !self.head.is_empty() {
-            return Ok(Some(std::mem::take(&mut self.head)));
-        }
-        let read = self.recv.read_chunk(usize::MAX, true);
-        let chunk = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, read)
+        timer: &mut Option<Pin<Box<Sleep>>>,
+    ) -> Result<Option<usize>, ReadFrameError> {
+        let Some(deadline) = deadline else {
+            return self
+                .recv
+                .read_chunks(pieces)
                 .await
-                .map_err(|_| ReadFrameError::TooSlow)?,
-            None => read.await,
+                .map_err(|_| ReadFrameError::Stream);
         };
-        chunk
-            .map(|c| c.map(|c| c.bytes))
-            .map_err(|_| ReadFrameError::Stream)
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        loop {
+            tokio::select! {
+                biased;
+                read = self.recv.read_chunks(pieces) => {
+                    return read.map_err(|_| ReadFrameError::Stream);
+                }
+                () = timer.as_mut() => {
+                    if Instant::now() >= deadline {
+                        return Err(ReadFrameError::TooSlow);
+                    }
+                    // Fired at an earlier deadline; the bytes since moved it.
+                    timer.as_mut().reset(deadline);
+                }
+            }
+        }
     }
 }
+
+/// Pieces taken from quinn per read.
+const READ_BATCH: usize = 32;
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,7 @@
 //! Calls answer `{:keyring_reply, ref, result}` through [`Reply`]; link
 //! events, requests, casts and log pushes arrive at the owner process as
 //! `{:keyring_mesh, event}`. Nothing here blocks a scheduler: work runs on the
-//! mesh's own tokio runtime (2 threads).
+//! mesh's own tokio runtime (one thread).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

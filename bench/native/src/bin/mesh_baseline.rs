@@ -1,12 +1,15 @@
 //! keyring_net without the BEAM, for bench/mesh.exs: two meshes in this
-//! process (2 tokio workers each, like the NIF's), a Rust echo handler, the
-//! same calls the Elixir benchmark makes. The gap between this and plain
+//! process (one tokio worker each, like the NIF's; WORKERS=n to change), a
+//! Rust echo handler, the same calls the Elixir benchmark makes. The gap
+//! between this and plain
 //! quinn is what keyring_net costs; the gap between this and the Elixir run
 //! is what the BEAM side costs.
 //!
-//! Usage: mesh_baseline [rpc_count] [concurrency] [handshakes]
+//! Usage: mesh_baseline [rpc_count] [concurrency] [handshakes] [bulk_mib]
 //! Prints `key=value` lines: rpc_per_s, rpc_concurrent_per_s,
-//! rpc_concurrent_p50_us, rpc_concurrent_p99_us, handshakes_per_s.
+//! rpc_concurrent_p50_us, rpc_concurrent_p99_us, handshakes_per_s, and with
+//! bulk_mib > 0, bulk_mib_per_s and cpu_s_per_gib (1 MiB casts, 8 in
+//! flight, as bench/mesh.exs sends them).
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -24,7 +27,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const KEYRING: PublicKey = [42; 32];
 
-struct Echo(OnceLock<Weak<Rpc>>);
+struct Echo(
+    OnceLock<Weak<Rpc>>,
+    Mutex<Option<std::sync::mpsc::Sender<usize>>>,
+);
 
 impl RpcHandler for Echo {
     fn request(&self, r: Request) {
@@ -32,7 +38,11 @@ impl RpcHandler for Echo {
             rpc.respond(r.id, Status::Ok, r.body);
         }
     }
-    fn cast(&self, _: Cast) {}
+    fn cast(&self, c: Cast) {
+        if let Some(tx) = self.1.lock().unwrap().as_ref() {
+            let _ = tx.send(c.body.len());
+        }
+    }
 }
 
 struct Quiet;
@@ -43,14 +53,14 @@ impl LogSink for Quiet {
     fn log_update(&self, _: LogUpdate) {}
 }
 
-fn node() -> (Mesh, Arc<Rpc>) {
+fn node() -> (Mesh, Arc<Rpc>, Arc<Echo>) {
     let kp = KeyPair::generate().unwrap();
     let mut cfg = MeshConfig::new(*kp.seed());
     if let Some(w) = std::env::var("WORKERS").ok().and_then(|w| w.parse().ok()) {
         cfg.worker_threads = w;
     }
     let limits = Limits::default();
-    let echo = Arc::new(Echo(OnceLock::new()));
+    let echo = Arc::new(Echo(OnceLock::new(), Mutex::new(None)));
     let rpc = Rpc::new(echo.clone(), &limits, cfg.max_payload);
     let _ = echo.0.set(Arc::downgrade(&rpc));
     let mut p = Protocols::new();
@@ -58,7 +68,7 @@ fn node() -> (Mesh, Arc<Rpc>) {
     p.add(Membership::new(Arc::new(Quiet), &limits, cfg.max_payload))
         .unwrap();
     let mesh = Mesh::start(cfg, Arc::new(Members::default()), Arc::new(Quiet), p).unwrap();
-    (mesh, rpc)
+    (mesh, rpc, echo)
 }
 
 fn cpu_seconds() -> f64 {
@@ -78,7 +88,8 @@ fn main() {
     let n = *args.first().unwrap_or(&5000);
     let conc = *args.get(1).unwrap_or(&64);
     let handshakes = *args.get(2).unwrap_or(&200);
-    let ((a, a_rpc), (b, _b_rpc)) = (node(), node());
+    let bulk_mib = *args.get(3).unwrap_or(&0);
+    let ((a, a_rpc, _), (b, _b_rpc, b_echo)) = (node(), node());
     let keys = [(a.public_key(), 0), (b.public_key(), 0)];
     a.set_members(KEYRING, keys);
     b.set_members(KEYRING, keys);
@@ -157,6 +168,36 @@ fn main() {
     );
     println!("rpc_concurrent_p50_us={:.0}", pct(0.5).as_secs_f64() * 1e6);
     println!("rpc_concurrent_p99_us={:.0}", pct(0.99).as_secs_f64() * 1e6);
+
+    if bulk_mib > 0 {
+        let (tx, rx) = std::sync::mpsc::channel();
+        *b_echo.1.lock().unwrap() = Some(tx);
+        let msg = Bytes::from(vec![1u8; 1 << 20]);
+        let cpu0 = cpu_seconds();
+        let t = Instant::now();
+        let sem = Arc::new(tokio::sync::Semaphore::new(8));
+        for _ in 0..bulk_mib {
+            let permit = rt.block_on(sem.clone().acquire_owned()).unwrap();
+            let (rpc, opener, msg) = (a_rpc.clone(), opener.clone(), msg.clone());
+            rt.spawn(async move {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                rpc.cast(&opener, to, "sink", vec![msg], deadline)
+                    .await
+                    .unwrap();
+                drop(permit);
+            });
+        }
+        let mut got = 0;
+        while got < bulk_mib << 20 {
+            got += rx.recv().unwrap();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!("bulk_mib_per_s={:.1}", bulk_mib as f64 / secs);
+        println!(
+            "cpu_s_per_gib={:.2}",
+            (cpu_seconds() - cpu0) / (bulk_mib as f64 / 1024.0)
+        );
+    }
 
     // Handshakes: drop the link, call again.
     let t = Instant::now();

@@ -1,7 +1,8 @@
 //! Plain quinn baseline for bench/mesh.exs: the same TLS 1.3 + Ed25519 raw
 //! public key handshake and cipher suites as Keyring's mesh, but no
 //! membership checks, no Keyring frames, no BEAM. Client and server run in
-//! this process on loopback with 2 tokio workers (like the mesh).
+//! this process on loopback with 2 tokio workers (the two meshes of
+//! bench/mesh.exs have one each).
 //!
 //! Usage: quic_baseline [bulk_mib] [rpc_count] [handshakes]
 //! Prints `key=value` lines: handshakes_per_s, rpc_per_s, bulk_mib_per_s,

@@ -168,7 +168,8 @@ fn a_log_pushed_for_another_keyring_is_dropped() {
     let (a, b) = member_pair();
     let client = RawClient::new(&b.kp, "127.0.0.1");
     let (a_key, a_addr) = (a.key, a.addr());
-    client.runtime.block_on(async {
+    // The connection stays open until the pushes are read.
+    let _conn = client.runtime.block_on(async {
         let conn = client.admitted(a_key, a_addr, KEYRING).await.unwrap();
         for keyring in [[7u8; 32], KEYRING] {
             let f = Frame::LogUpdate {
@@ -183,6 +184,7 @@ fn a_log_pushed_for_another_keyring_is_dropped() {
             s.finish().unwrap();
             let _ = s.stopped().await;
         }
+        conn
     });
     // Only the push for the link's own keyring arrives.
     let update = a.logs.recv_timeout(T).unwrap();
