@@ -483,4 +483,15 @@ goal.("handshakes / plain quinn", pc.(r), r >= 0.75, ">= 75 %")
 r = ratio.(:keyring, :tls, :bulk_mib_per_s)
 goal.("bulk / TLS distribution (reference)", x.(r), true, "none")
 
+# The protocol seam's stream-type byte, measured on plain quinn: round trips
+# with a byte in front of each request (routed by it) against without.
+byte =
+  results |> Enum.map(&(&1.quinn.rpc_preamble_per_s / &1.quinn.rpc_per_s)) |> MeshBench.median()
+
+IO.puts(
+  "\nstream-type byte (plain quinn): round trips with it / without: #{pc.(byte)}; " <>
+    "an ALPN per protocol would cost a handshake per protocol and pair " <>
+    "(#{f.(1.0e6 / med.(:quinn, :handshakes_per_s))} us each here)"
+)
+
 File.rm_rf!(ctx.tmp)

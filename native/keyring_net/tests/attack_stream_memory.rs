@@ -1,7 +1,8 @@
 //! Attack (issue 8, item 6): a member pins the node's memory with streams.
 //! On one connection it opens every stream it may, announces 16 MiB frames
-//! on the bidirectional ones and stalls, and on the unidirectional ones
-//! sends half of a 1 MiB frame and stalls. The node's RSS (this process:
+//! on the bidirectional ones and stalls, on most unidirectional ones sends
+//! half of a 1 MiB frame and stalls, and on the rest trickles a 1 MiB frame
+//! a byte at a time. The node's RSS (this process:
 //! victim, honest peer and attacker together) must move by less than
 //! [`RSS_BOUND`], honest calls keep a p99 under 10 ms, and the stalled
 //! streams are stopped by their deadline (and the budget comes back).
@@ -73,15 +74,30 @@ fn one_member_cannot_pin_the_nodes_memory_with_streams() {
                 opened += 1;
             }
         }
-        // Unidirectional streams stalled halfway through a 1 MiB frame.
-        for _ in 0..64 {
+        // Unidirectional streams stalled halfway through a 1 MiB frame, and
+        // (every fourth) trickling one byte every 200 ms.
+        for i in 0..64 {
             if let Ok(Ok(mut s)) =
                 tokio::time::timeout(Duration::from_millis(50), conn.open_uni()).await
             {
                 let _ = s.write_chunk(header(6, 1 << 20)).await;
-                let _ = s.write_chunk(half.clone()).await;
+                let trickle = i % 4 == 0;
+                if !trickle {
+                    let _ = s.write_chunk(half.clone()).await;
+                }
                 uni_stops.push(tokio::spawn(async move {
-                    tokio::time::timeout(ATTACK, s.stopped()).await
+                    let stopped = async {
+                        loop {
+                            if trickle && s.write_all(&[0]).await.is_err() {
+                                return s.stopped().await;
+                            }
+                            tokio::select! {
+                                code = s.stopped() => return code,
+                                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                            }
+                        }
+                    };
+                    tokio::time::timeout(ATTACK, stopped).await
                 }));
                 opened += 1;
             }
