@@ -215,18 +215,20 @@ async fn main() {
                     tokio::select! {
                         bi = conn.accept_bi() => match bi {
                             Ok((mut s, mut r)) => { tokio::spawn(async move {
-                                if preamble {
-                                    // Route by the first byte, as keyring_net does.
-                                    let Ok(Some(first)) = r.read_chunk(usize::MAX, true).await else { return };
-                                    if ROUTES[usize::from(first.bytes[0])].is_none() { return; }
-                                    let mut body = first.bytes.slice(1..).to_vec();
-                                    while let Ok(Some(c)) = r.read_chunk(usize::MAX, true).await {
-                                        body.extend_from_slice(&c.bytes);
+                                // Both paths read the same way; the byte path
+                                // only looks the first byte up and skips it.
+                                let mut body = Vec::new();
+                                let mut first = true;
+                                while let Ok(Some(c)) = r.read_chunk(usize::MAX, true).await {
+                                    let mut bytes = c.bytes;
+                                    if first && preamble {
+                                        if ROUTES[usize::from(bytes[0])].is_none() { return; }
+                                        bytes = bytes.slice(1..);
                                     }
-                                    let _ = s.write_all(&body).await; let _ = s.finish();
-                                } else if let Ok(b) = r.read_to_end(1 << 20).await {
-                                    let _ = s.write_all(&b).await; let _ = s.finish();
+                                    first = false;
+                                    body.extend_from_slice(&bytes);
                                 }
+                                let _ = s.write_all(&body).await; let _ = s.finish();
                             }); }
                             Err(_) => return,
                         },
