@@ -5,8 +5,9 @@
 //! **A peer's words are never passed on.** A QUIC close carries a reason
 //! text chosen by the peer; a hostile peer could put log lines or terminal
 //! escapes there. [`describe`] turns every end into text built only from
-//! fixed strings and numbers; [`sanitize`] bounds any other text this crate
-//! reports (printable ASCII, at most [`MAX_REASON`] bytes).
+//! fixed strings and numbers, and every error this crate reports about a
+//! peer is built the same way (`CallError`), so no peer-chosen text reaches
+//! the owner at all.
 
 use quinn::{ConnectionError, VarInt};
 
@@ -35,9 +36,6 @@ pub const STREAM_OVER_BUDGET: u32 = 3;
 pub const STREAM_BAD_FRAME: u32 = 4;
 /// Stream code: the request was dropped unanswered (e.g. on shutdown).
 pub const STREAM_DROPPED: u32 = 5;
-
-/// Longest text this crate reports about something a peer did.
-pub const MAX_REASON: usize = 160;
 
 /// A QUIC varint from one of the small codes above.
 pub(crate) fn code(c: u64) -> VarInt {
@@ -82,20 +80,6 @@ pub fn describe(e: &ConnectionError) -> String {
         ConnectionError::LocallyClosed => "closed locally".into(),
         ConnectionError::CidsExhausted => "connection ids exhausted".into(),
     }
-}
-
-/// `text` as printable ASCII (others become `?`), cut to [`MAX_REASON`].
-pub fn sanitize(text: &str) -> String {
-    text.chars()
-        .take(MAX_REASON)
-        .map(|c| {
-            if c == ' ' || c.is_ascii_graphic() {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect()
 }
 
 /// Whether a link that ended this way should be dialled again.
@@ -150,13 +134,5 @@ mod tests {
             describe(&closed_by_peer(CLOSE_REVOKED, evil)),
             "closed by the peer: revoked (1)"
         );
-    }
-
-    #[test]
-    fn sanitized_text_is_short_printable_ascii() {
-        let s = sanitize(&format!("a\nb\u{1b}c\u{e9}{}", "x".repeat(500)));
-        assert!(s.starts_with("a?b?c?"));
-        assert_eq!(s.chars().count(), MAX_REASON);
-        assert!(s.chars().all(|c| c == ' ' || c.is_ascii_graphic()));
     }
 }

@@ -5,26 +5,28 @@
 //! are what the attack tests (`tests/mesh/attack_*.rs`,
 //! `tests/attack_stream_memory.rs`) run against.
 //!
-//! | fence | default | bounds | enforced in |
-//! |---|---|---|---|
-//! | streams per connection | 64 bidi, 32 uni | calls / casts+pushes in flight per link | QUIC (`max_bidi_streams`) |
-//! | QUIC windows | 2 MiB per stream, 8 MiB per connection | bytes quinn buffers unread | QUIC |
-//! | frame budget | 24 MiB per connection, 32 MiB per peer key | memory claimed by incomplete frames and unanswered requests; a frame waits ≤ 10 s for room, then is stopped | `budget`, `stream` |
-//! | stream deadline | header within 2 s, then 2 s + 1 s per 64 KiB | stalled or trickling frames | `stream` |
-//! | handshakes | 128 in progress (16 per source), ≤ 3 s each; Retry above 16; 512 burst, 2000/s | CPU spent on handshakes | `admit`, `fence` |
-//! | failing sources | 32 failures burst, 8/s per /32 or /64 | non-member handshakes, no/refused Hello | `admit` |
-//! | Hello | within 2 s of the handshake | connections stalled before Hello | `admit` |
-//! | connections per key | 4 | what one member can open | `admit`, `peers` |
-//! | join connections | 128 open (8 per source); 16 burst, 4/s per source; 64 burst, 50/s in all | strangers on the join endpoint | `join::server` |
-//! | join deadlines | request within 2 s, answer within 10 s | stalled joiners | `join::server` |
-//! | joins awaiting the owner | 32, only with a signed, unexpired invite from a member; freed on answering | owner work per join | `join::server` |
-//! | log pushes | 16 burst, 2/s per (keyring, peer) | membership merges per peer | `protocols::membership` |
-//! | casts | 1024 burst, 8192/s per peer | handler processes per peer | `protocols::rpc` |
-//! | rate-limiter memory | 4096 tracked sources/peers per table | the limiters themselves | `rate` |
+//! | fence | default | bounds | costs honest peers | enforced in |
+//! |---|---|---|---|---|
+//! | streams per connection | 64 bidi, 32 uni | calls / casts+pushes in flight per link | the 65th concurrent call waits for a stream | QUIC (`max_bidi_streams`) |
+//! | QUIC windows | 2 MiB per stream, 8 MiB per connection | bytes quinn buffers unread | a throughput cap on long fat links | QUIC |
+//! | frame budget | 24 MiB per connection, 32 MiB per peer key | memory claimed by incomplete frames and unanswered requests; a frame waits ≤ 10 s for room, then is stopped | a third 16 MiB frame in flight waits for one of the first two | `budget`, `stream` |
+//! | frame buffers | 16 KiB up front, then 4× what arrived | memory of a stalled frame | a large frame is copied about a third again | `keyring_core::wire::assembler` |
+//! | stream deadline | header within 2 s, then 2 s + 1 s per 64 KiB | stalled or trickling frames | a sender slower than 64 KiB/s is cut off | `stream` |
+//! | handshakes | 128 in progress (16 per source), ≤ 3 s each; Retry above 16; 512 burst, 2000/s | CPU spent on handshakes | one more round trip for new links while > 16 handshakes run | `admit`, `fence` |
+//! | failing sources | 32 failures burst, 8/s per /32 or /64 | non-member handshakes, no/refused Hello | none (members do not fail) | `admit` |
+//! | Hello | within 2 s of the handshake | connections stalled before Hello | none | `admit` |
+//! | connections per key | 4 | what one member can open | none (a pair keeps one link) | `admit`, `peers` |
+//! | join connections | 128 open (8 per source); 16 burst, 4/s per source; 64 burst, 50/s in all | strangers on the join endpoint | a joiner behind a flood retries (backoff) within its deadline | `join::server` |
+//! | join deadlines | request within 2 s, answer within 10 s | stalled joiners | none | `join::server` |
+//! | joins awaiting the owner | 32, only with a signed, unexpired invite from a member; freed on answering | owner work per join | none | `join::server` |
+//! | log pushes | 16 burst, 2/s per (keyring, peer) | membership merges per peer | a burst of > 16 changes reaches a peer over seconds | `protocols::membership` |
+//! | casts | 1024 burst, 8192/s per peer | handler processes per peer | a faster sender is slowed down | `protocols::rpc` |
+//! | rate-limiter memory | 4096 tracked sources/peers per table | the limiters themselves | none | `rate` |
 //!
 //! One member's worst stream pattern holds at most `peer_budget` (32 MiB) of
 //! frames plus what quinn buffers (8 MiB per connection, at most 4
-//! connections): the attack test measures +23 MiB RSS on one connection.
+//! connections): the attack test measures +19 to +23 MiB RSS on one
+//! connection.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -167,9 +167,16 @@ impl PidSink {
     }
 
     fn send_to(&self, pid: &LocalPid, msg: &Outgoing) -> bool {
-        let mut env = OwnedEnv::new();
-        env.send_and_clear(pid, |env| encode_outgoing(env, msg))
-            .is_ok()
+        // One environment per mesh thread, cleared by every send: no
+        // allocation per message.
+        thread_local! {
+            static ENV: std::cell::RefCell<OwnedEnv> = std::cell::RefCell::new(OwnedEnv::new());
+        }
+        ENV.with(|env| {
+            env.borrow_mut()
+                .send_and_clear(pid, |env| encode_outgoing(env, msg))
+                .is_ok()
+        })
     }
 
     /// Sends `msg` to dispatcher `pick` (mod their number) when `pick` is
