@@ -99,6 +99,7 @@ defmodule Keyring do
     with nil <- Process.whereis(opts[:name]),
          :ok <- mkdir(data_dir),
          {:ok, store} <- Keyring.Store.Server.open(data_dir, opts[:store]),
+         :ok <- secure_store(data_dir, store),
          {:ok, keypair} <- load_identity(data_dir, opts[:passphrase], store) do
       opts = Keyword.merge(opts, data_dir: data_dir, keypair: keypair, store_handle: store)
 
@@ -116,10 +117,32 @@ defmodule Keyring do
     end
   end
 
+  # The data dir and the store's dir are owner-only (0700) and the store file
+  # is created empty with mode 0600 (redb initialises an empty file) before
+  # the store opens; after, a wider mode on an older store file is narrowed
+  # with a warning (Keyring.Identity.PrivateFile).
   defp mkdir(dir) do
-    case File.mkdir_p(dir) do
-      :ok -> :ok
+    alias Keyring.Identity.PrivateFile
+
+    with :ok <- PrivateFile.ensure_dir(dir),
+         :ok <- PrivateFile.ensure_dir(Path.join(dir, "store")),
+         :ok <- PrivateFile.touch(store_file(dir)) do
+      :ok
+    else
       {:error, reason} -> {:error, {:data_dir, reason}}
+    end
+  end
+
+  defp store_file(dir), do: Path.join([dir, "store", "store.redb"])
+
+  defp secure_store(dir, store) do
+    case Keyring.Identity.PrivateFile.ensure_file(store_file(dir)) do
+      :ok ->
+        :ok
+
+      {:error, reason} ->
+        Keyring.Store.Server.close(store)
+        {:error, {:data_dir, reason}}
     end
   end
 
@@ -141,7 +164,8 @@ defmodule Keyring do
        keypair: opts[:keypair],
        data_dir: opts[:data_dir],
        mesh: opts[:mesh],
-       passphrase: opts[:passphrase]}
+       passphrase: opts[:passphrase]},
+      {Keyring.Feed.Supervisor, name: name}
     ]
 
     children = [

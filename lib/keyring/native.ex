@@ -40,11 +40,19 @@ defmodule Keyring.Native do
   def keypair_open(_bytes, _passphrase), do: err()
   def keypair_seal(_keypair, _passphrase), do: err()
   def keypair_public_key(_keypair), do: err()
-  def sign(_keypair, _message), do: err()
-  def sign_dirty(_keypair, _message), do: err()
+  def sign_app(_keypair, _domain, _message), do: err()
+  def sign_app_dirty(_keypair, _domain, _message), do: err()
+  def verify_app(_public_key, _domain, _message, _signature), do: err()
+  def verify_app_dirty(_public_key, _domain, _message, _signature), do: err()
   def verify(_public_key, _message, _signature), do: err()
   def verify_dirty(_public_key, _message, _signature), do: err()
+
+  # private files (0600 / 0700, no links followed)
   def write_file_atomic(_path, _bytes), do: err()
+  def write_file_new(_path, _bytes), do: err()
+  def read_private_file(_path, _max_len), do: err()
+  def ensure_private_dir(_path), do: err()
+  def ensure_private_file(_path), do: err()
 
   # store
   def store_open(_dir, _cache_bytes, _read_threads), do: err()
@@ -71,16 +79,65 @@ defmodule Keyring.Native do
   def gossip_encode(_ts_ms, _nonce, _public_key, _incarnation, _cluster, _node), do: err()
   def gossip_decode(_packet), do: err()
 
-  # keyrings (membership logs, invites)
+  # keyrings: ring resources (a verified log held in Rust, extended entry by
+  # entry; see native/keyring_nif/src/membership.rs for each answer's shape)
+  def ring_open(_entries), do: err()
   def ring_create(_root, _name, _admins, _now_ms), do: err()
-  def ring_verify(_entries, _now_ms), do: err()
-  def ring_append(_entries, _signer, _op, _now_ms), do: err()
-  def ring_merge(_current, _incoming), do: err()
+  def ring_append(_ring, _signer, _op, _now_ms), do: err()
+  def ring_ingest(_ring, _entries, _now_ms), do: err()
+  def ring_summary(_ring, _now_ms), do: err()
+  def ring_entries(_ring, _since), do: err()
+  def ring_heads(_ring), do: err()
+  def ring_admit(_ring, _invite, _joiner, _now_ms, _joins_per_hour), do: err()
 
-  def invite_create(_issuer, _ring_id, _token, _expires_at_ms, _one_time, _address, _roles),
-    do: err()
+  # strict linear logs as entry lists (the mesh process, until it holds rings)
+  def log_create(_root, _name, _admins, _now_ms), do: err()
+  def log_verify(_entries, _now_ms), do: err()
+  def log_append(_entries, _signer, _op, _now_ms), do: err()
+  def log_merge(_current, _incoming), do: err()
+
+  # invites: max_uses 1 = one time, 0 = no per-invite cap; bound_key nil or a key
+  def invite_create(
+        _issuer,
+        _ring_id,
+        _token,
+        _expires_at_ms,
+        _max_uses,
+        _address,
+        _roles,
+        _bound
+      ),
+      do: err()
+
+  def invite_create(issuer, ring_id, token, expires_at_ms, one_time, address, roles)
+      when is_boolean(one_time),
+      do:
+        invite_create(
+          issuer,
+          ring_id,
+          token,
+          expires_at_ms,
+          if(one_time, do: 1, else: 0),
+          address,
+          roles,
+          nil
+        )
 
   def invite_verify(_bytes, _now_ms), do: err()
+
+  # signed refs
+  def ref_sign(_keypair, _ring, _name, _root, _seq, _timestamp_ms), do: err()
+  def ref_decode(_bytes), do: err()
+  def ref_accept(_bytes, _ring, _current), do: err()
+
+  # feeds
+  def feed_book_new(_max_ahead, _max_waiting_per_feed, _max_waiting_bytes), do: err()
+  def feed_load(_book, _entries), do: err()
+  def feed_append(_book, _keypair, _ring, _timestamp_ms, _type, _content), do: err()
+  def feed_ingest(_book, _ring, _members, _entries), do: err()
+  def feed_decode(_entries), do: err()
+  def feed_head(_book, _ring, _author), do: err()
+  def feed_heads(_book, _ring), do: err()
 
   # restricted term codec
   def term_encode(_term), do: err()
@@ -109,4 +166,12 @@ defmodule Keyring.Native do
   def mesh_rejected_handshakes(_mesh), do: err()
   def mesh_dispatch_to(_mesh, _pids), do: err()
   def mesh_close(_mesh), do: err()
+
+  # Merkle DAG nodes and walks
+  def dag_encode(_node), do: err()
+  def dag_encode_dirty(_node), do: err()
+  def dag_decode(_bytes), do: err()
+  def dag_decode_dirty(_bytes), do: err()
+  def dag_walk_new(_roots, _blobs, _max_depth), do: err()
+  def dag_walk_next(_store, _walk, _max_items), do: err()
 end

@@ -37,7 +37,7 @@ defmodule Keyring.Cluster.PlanesMeetTest do
     # What presence says about c is what b's mesh used.
     {c_mesh, _} = Peers.call(c, Keyring.Ring, :addresses, [])
     c_id = Peers.call(c, Keyring.Identity, :node_id, [])
-    entry = Peers.call(b, Keyring.Coordinator, :presence, [[]])[c_id]
+    entry = eventually(fn -> Peers.call(b, Keyring.Coordinator, :presence, [[]])[c_id] end)
     assert entry.mesh_addr == c_mesh
     assert entry.keyrings == [ring]
   end

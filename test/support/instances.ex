@@ -8,7 +8,7 @@ defmodule Keyring.Test.Instances do
     name = :"kr_#{tag}_#{System.unique_integer([:positive])}"
     dir = Path.join(System.tmp_dir!(), "#{name}")
     File.rm_rf!(dir)
-    {:ok, pid} = Keyring.start_link([name: name, data_dir: dir] ++ opts)
+    {:ok, pid} = Keyring.start_link(Keyword.merge([name: name, data_dir: dir], opts))
     Process.unlink(pid)
 
     on_exit(fn ->
@@ -32,7 +32,7 @@ defmodule Keyring.Test.Instances do
     on_exit({name, :dir}, fn -> File.rm_rf!(dir) end)
 
     start = fn ->
-      {:ok, pid} = Keyring.start_link([name: name, data_dir: dir] ++ opts)
+      {:ok, pid} = Keyring.start_link(Keyword.merge([name: name, data_dir: dir], opts))
       Process.unlink(pid)
       on_exit({name, pid}, fn -> stop(pid) end)
       pid

@@ -20,8 +20,8 @@ use crate::reply::Reply;
 
 const QUEUE_CAPACITY: usize = 65_536;
 
-struct Open {
-    store: BlobStore,
+pub(crate) struct Open {
+    pub(crate) store: BlobStore,
     committer: Committer<BeamReply>,
     readers: ReadPool<BeamRead>,
 }
@@ -111,7 +111,7 @@ impl Payload for BeamBinary {
     }
 }
 
-fn with_open<T>(
+pub(crate) fn with_open<T>(
     store: &StoreResource,
     f: impl FnOnce(&Open) -> Result<T, StoreError>,
 ) -> Outcome<T> {

@@ -11,8 +11,9 @@
 //!   whole exchange ends within `join_deadline` of the handshake;
 //! - the invite's signature and expiry are checked here, statelessly,
 //!   before a join costs the node anything else: only a signed, unexpired
-//!   invite for a keyring this node is in, issued by one of its members,
-//!   takes one of the `max_joins_in_flight` places and reaches the owner
+//!   invite for a keyring this node is in, issued by one of its members (and
+//!   presented by the key it is bound to, if any), takes one of the
+//!   `max_joins_in_flight` places and reaches the owner
 //!   (`Event::JoinRequest`). Anything else is answered `BadInvite` at once,
 //!   whether or not this node knows the keyring;
 //! - the place is given back as soon as the answer is written.
@@ -23,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use keyring_core::membership::Invite;
+use keyring_core::membership::{Invite, PublicKey};
 use keyring_core::wire::frame::{self, Frame, Refusal};
 use quinn::{Connection, Endpoint, Incoming, SendStream};
 use tokio::sync::{oneshot, Semaphore};
@@ -134,7 +135,7 @@ impl JoinServer {
             conn.close(code(CLOSE_LIMIT), b"no join request in time");
             return;
         };
-        if !self.plausible(&invite) {
+        if !self.plausible(&invite, &peer) {
             return finish(&conn, send, &Frame::JoinRefused(Refusal::BadInvite)).await;
         }
         let Ok(place) = self.in_flight.clone().try_acquire_owned() else {
@@ -199,13 +200,15 @@ impl JoinServer {
 
     /// The stateless check: a well-formed invite, signed by its issuer,
     /// unexpired, for a keyring this node is in, issued by one of its
-    /// current members. (Whether the issuer is an admin, and whether the
-    /// invite is spent, is the owner's call.)
-    fn plausible(&self, invite: &[u8]) -> bool {
+    /// current members, and (if it is bound to a key) presented by that key.
+    /// (Whether the issuer is an admin, and how often the invite was used,
+    /// is the owner's call.)
+    fn plausible(&self, invite: &[u8], joiner: &PublicKey) -> bool {
         let Ok(invite) = Invite::decode(invite) else {
             return false;
         };
-        self.members.is_member(&invite.keyring_id, &invite.issuer)
+        invite.bound_key.is_none_or(|k| k == *joiner)
+            && self.members.is_member(&invite.keyring_id, &invite.issuer)
             && invite.verify(now_ms()).is_ok()
     }
 }

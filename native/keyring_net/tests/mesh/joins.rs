@@ -24,12 +24,23 @@ pub fn invite_until(
     token: [u8; 16],
     expires: u64,
 ) -> Vec<u8> {
+    invite_with(issuer, keyring, token, expires, None)
+}
+
+pub fn invite_with(
+    issuer: &KeyPair,
+    keyring: PublicKey,
+    token: [u8; 16],
+    expires: u64,
+    bound_key: Option<PublicKey>,
+) -> Vec<u8> {
     Invite::sign(
         InviteFields {
             keyring_id: keyring,
             token,
             expires_at_ms: expires,
-            one_time: false,
+            max_uses: 0,
+            bound_key,
             address_hint: "127.0.0.1:1 127.0.0.1:2".into(),
             roles: vec![],
         },
@@ -129,7 +140,10 @@ fn invites_that_cannot_be_good_are_refused_before_reaching_the_owner() {
     let last = forged.len() - 1;
     forged[last] ^= 1;
     let expired = invite_until(&admin.kp, KEYRING, GOOD, keyring_net::now_ms() - 1);
+    let soon = keyring_net::now_ms() + 60_000;
     for bad in [
+        // Bound to another key than the joiner's.
+        invite_with(&admin.kp, KEYRING, GOOD, soon, Some([9; 32])),
         forged,
         expired,
         // Signed by a key that is not a member of the keyring.
@@ -144,6 +158,9 @@ fn invites_that_cannot_be_good_are_refused_before_reaching_the_owner() {
         );
     }
     assert_eq!(seen.try_iter().count(), 0);
+    // Bound to the joiner's own key, it goes through.
+    let mine = invite_with(&admin.kp, KEYRING, GOOD, soon, Some(newbie.key));
+    assert_eq!(join(&newbie.mesh, &admin, &mine).unwrap().len(), 2);
 }
 
 #[test]
