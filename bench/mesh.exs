@@ -1,12 +1,15 @@
-# Keyring mesh benchmark: handshakes/s, RPC round trips/s, bulk throughput and
-# CPU per GiB of the QUIC mesh, compared in the same run with a plain quinn
+# Keyring mesh benchmark: handshakes/s, RPC round trips/s (sequential, and
+# 64 concurrent callers with p50/p99 latency), bulk throughput and CPU per
+# GiB of the QUIC mesh, compared in the same run with a plain quinn
 # client/server (bench/native quic_baseline: same TLS 1.3 + Ed25519 RPK, no
-# Keyring framing, no BEAM) and with Erlang distribution over TLS
-# (-proto_dist inet_tls, self-signed cert made here with openssl) and plain
-# (unencrypted, reference only) distribution between two :peer nodes.
+# Keyring framing, no BEAM), with keyring_net alone (bench/native
+# mesh_baseline: the same mesh with a Rust echo handler, no BEAM), and with
+# Erlang distribution over TLS (-proto_dist inet_tls, self-signed cert made
+# here with openssl) and plain (unencrypted, reference only) distribution
+# between two :peer nodes.
 #
 #   ELIXIR_ERL_OPTIONS="+sbwt none +sbwtdcpu none +sbwtdio none" \
-#     mix run --no-start bench/mesh.exs [BULK_MIB]     (default 256)
+#     mix run --no-start bench/mesh.exs [BULK_MIB]     (default 256; ROUNDS=5)
 #
 # (+sbwt none: idle schedulers do not spin, so CPU time measures work; the
 # :peer nodes get the same flags.)
@@ -94,6 +97,39 @@ defmodule MeshBench do
     n / secs
   end
 
+  # `callers` processes calling at once, `n` calls in all; the rate and the
+  # p50/p99 of the calls' latencies (µs).
+  def concurrent(n, callers, call) do
+    {secs, lats} =
+      time(fn ->
+        1..callers
+        |> Enum.map(fn _ ->
+          Task.async(fn ->
+            for _ <- 1..div(n, callers) do
+              t0 = System.monotonic_time()
+              call.()
+              System.monotonic_time() - t0
+            end
+          end)
+        end)
+        |> Task.await_many(300_000)
+        |> List.flatten()
+      end)
+
+    sorted = Enum.sort(lats)
+    pct = fn p -> Enum.at(sorted, min(length(sorted) - 1, trunc(length(sorted) * p))) end
+    us = fn native -> System.convert_time_unit(native, :native, :nanosecond) / 1000 end
+    {length(lats) / secs, us.(pct.(0.5)), us.(pct.(0.99))}
+  end
+
+  def keyring_rpc_concurrent(ctx, n, callers) do
+    payload = :binary.copy(<<7>>, 64)
+
+    concurrent(n, callers, fn ->
+      {:ok, _} = Keyring.call(ctx.b, :echo, payload, instance: BenchA)
+    end)
+  end
+
   def keyring_bulk(ctx, mib) do
     bin = :crypto.strong_rand_bytes(1_048_576)
     :counters.put(ctx.counter, 1, 0)
@@ -119,24 +155,29 @@ defmodule MeshBench do
     {mib / secs, (cpu_seconds() - cpu0) / (mib / 1024)}
   end
 
-  # --- plain quinn ------------------------------------------------------------
+  # --- plain quinn, and keyring_net without the BEAM -----------------------------
 
-  def quinn(mib) do
+  def build_native do
     {_, 0} =
       System.cmd(
         "cargo",
-        ~w(build --release -q -p keyring_bench --bin quic_baseline --target-dir _build/cargo),
+        ~w(build --release -q -p keyring_bench --bins --target-dir _build/cargo),
         stderr_to_stdout: true
       )
+  end
 
-    {out, 0} =
-      System.cmd(Path.expand("_build/cargo/release/quic_baseline"), ["#{mib}", "3000", "200"])
+  def quinn(mib), do: native("quic_baseline", ["#{mib}", "3000", "200"])
+
+  def mesh_rust, do: native("mesh_baseline", ["3000", "64", "200"])
+
+  defp native(bin, args) do
+    {out, 0} = System.cmd(Path.expand("_build/cargo/release/#{bin}"), args)
 
     out
     |> String.split("\n", trim: true)
     |> Map.new(fn line ->
       [k, v] = String.split(line, "=")
-      {String.to_atom(k), String.to_float(v)}
+      {String.to_atom(k), v |> Float.parse() |> elem(0)}
     end)
   end
 
@@ -174,6 +215,10 @@ defmodule MeshBench do
     secs = :peer.call(pa, MeshBench.DistSink, :run, [nb, mib], 120_000)
     cpu_used = cpu.() - cpu0
     rpc_secs = :peer.call(pa, MeshBench.DistSink, :rpc, [nb, 3000], 120_000)
+
+    {conc, p50, p99} =
+      :peer.call(pa, MeshBench.DistSink, :rpc_concurrent, [nb, 6400, 64], 300_000)
+
     :peer.stop(pa)
     :peer.stop(pb)
     # :peer.stop/1 returns before the OS process has exited and given back
@@ -185,7 +230,10 @@ defmodule MeshBench do
     %{
       bulk_mib_per_s: mib / secs,
       cpu_s_per_gib: cpu_used / (mib / 1024),
-      rpc_per_s: 3000 / rpc_secs
+      rpc_per_s: 3000 / rpc_secs,
+      rpc_concurrent_per_s: conc,
+      rpc_concurrent_p50_us: p50,
+      rpc_concurrent_p99_us: p99
     }
   end
 
@@ -268,6 +316,35 @@ defmodule MeshBench do
         for _ <- 1..n, do: ^payload = :erpc.call(node, :erlang, :iolist_to_binary, [payload])
         System.convert_time_unit(System.monotonic_time() - t0, :native, :microsecond) / 1.0e6
       end
+
+      def rpc_concurrent(node, n, callers) do
+        payload = :binary.copy(<<7>>, 64)
+        me = self()
+        t0 = System.monotonic_time()
+
+        for _ <- 1..callers do
+          spawn_link(fn ->
+            lats =
+              for _ <- 1..div(n, callers) do
+                t = System.monotonic_time()
+                ^payload = :erpc.call(node, :erlang, :iolist_to_binary, [payload])
+                System.monotonic_time() - t
+              end
+
+            send(me, {:lats, lats})
+          end)
+        end
+
+        lats = for _ <- 1..callers, reduce: [], do: (acc -> receive(do: ({:lats, l} -> l ++ acc)))
+
+        secs =
+          System.convert_time_unit(System.monotonic_time() - t0, :native, :microsecond) / 1.0e6
+
+        sorted = Enum.sort(lats)
+        at = fn p -> Enum.at(sorted, min(length(sorted) - 1, trunc(length(sorted) * p))) end
+        us = fn x -> System.convert_time_unit(x, :native, :nanosecond) / 1000 end
+        {length(lats) / secs, us.(at.(0.5)), us.(at.(0.99))}
+      end
     end
   end
 end
@@ -278,7 +355,7 @@ mib =
     _ -> 256
   end
 
-rounds = 5
+rounds = String.to_integer(System.get_env("ROUNDS", "5"))
 
 IO.puts(
   "bulk: #{mib} x 1 MiB messages; #{rounds} rounds, each running every contender once " <>
@@ -286,17 +363,29 @@ IO.puts(
 )
 
 ctx = MeshBench.keyring_setup()
+MeshBench.build_native()
 
 contenders = [
   # The same order as quic_baseline: handshakes, round trips, then bulk on
   # the connection the round trips used.
-  instance: fn ->
+  keyring: fn ->
     handshakes = MeshBench.keyring_handshakes(ctx, 200)
     rpc = MeshBench.keyring_rpc(ctx, 3000)
+    {conc, p50, p99} = MeshBench.keyring_rpc_concurrent(ctx, 6400, 64)
     {bulk, cpu} = MeshBench.keyring_bulk(ctx, mib)
-    %{handshakes_per_s: handshakes, rpc_per_s: rpc, bulk_mib_per_s: bulk, cpu_s_per_gib: cpu}
+
+    %{
+      handshakes_per_s: handshakes,
+      rpc_per_s: rpc,
+      rpc_concurrent_per_s: conc,
+      rpc_concurrent_p50_us: p50,
+      rpc_concurrent_p99_us: p99,
+      bulk_mib_per_s: bulk,
+      cpu_s_per_gib: cpu
+    }
   end,
   quinn: fn -> MeshBench.quinn(mib) end,
+  rust_mesh: fn -> MeshBench.mesh_rust() end,
   tls: fn -> MeshBench.dist(:tls, mib) end,
   plain: fn -> MeshBench.dist(:plain, mib) end
 ]
@@ -315,9 +404,12 @@ results =
       end)
 
     IO.puts(
-      "round #{round}: keyring #{round(r.keyring.bulk_mib_per_s)} MiB/s, " <>
-        "quinn #{round(r.quinn.bulk_mib_per_s)}, TLS dist #{round(r.tls.bulk_mib_per_s)}, " <>
-        "plain dist #{round(r.plain.bulk_mib_per_s)}"
+      "round #{round}: rpc/s keyring #{round(r.keyring.rpc_per_s)}, " <>
+        "quinn #{round(r.quinn.rpc_per_s)}, TLS dist #{round(r.tls.rpc_per_s)}; " <>
+        "64 callers keyring #{round(r.keyring.rpc_concurrent_per_s)}, " <>
+        "TLS dist #{round(r.tls.rpc_concurrent_per_s)}; MiB/s keyring " <>
+        "#{round(r.keyring.bulk_mib_per_s)}, quinn #{round(r.quinn.bulk_mib_per_s)}, " <>
+        "TLS dist #{round(r.tls.bulk_mib_per_s)}"
     )
 
     r
@@ -325,70 +417,81 @@ results =
 
 med = fn who, k -> results |> Enum.map(& &1[who][k]) |> MeshBench.median() end
 ratio = fn a, b, k -> results |> Enum.map(&(&1[a][k] / &1[b][k])) |> MeshBench.median() end
-kr_hs = med.(:keyring, :handshakes_per_s)
-kr_rpc = med.(:keyring, :rpc_per_s)
-kr_bulk = med.(:keyring, :bulk_mib_per_s)
-kr_cpu = med.(:keyring, :cpu_s_per_gib)
-
-q =
-  Map.new(
-    [:handshakes_per_s, :rpc_per_s, :bulk_mib_per_s, :cpu_s_per_gib],
-    &{&1, med.(:quinn, &1)}
-  )
-
-tls_runs = Enum.map(results, & &1.tls)
-plain_runs = Enum.map(results, & &1.plain)
-med = fn rs, k -> rs |> Enum.map(& &1[k]) |> MeshBench.median() end
-
+# A CPU ratio where less is better: keyring's CPU-s/GiB over quinn's.
 f = fn x -> :erlang.float_to_binary(x * 1.0, decimals: 1) end
 
-row = fn name, hs, rpc, bulk, cpu ->
+row = fn name, cells ->
   IO.puts(
-    String.pad_trailing(name, 28) <>
-      String.pad_leading(hs, 12) <>
-      String.pad_leading(rpc, 12) <> String.pad_leading(bulk, 12) <> String.pad_leading(cpu, 12)
+    String.pad_trailing(name, 30) <>
+      Enum.map_join(cells, "", fn c -> String.pad_leading(c, 12) end)
   )
 end
 
-row.("", "handshake/s", "rpc/s", "MiB/s", "CPU-s/GiB")
-row.("keyring mesh (QUIC)", f.(kr_hs), f.(kr_rpc), f.(kr_bulk), f.(kr_cpu))
+cell = fn who, k ->
+  case results |> hd() |> Map.fetch!(who) |> Map.fetch(k) do
+    {:ok, _} -> f.(med.(who, k))
+    :error -> "-"
+  end
+end
 
-row.(
-  "plain quinn (Rust)",
-  f.(q.handshakes_per_s),
-  f.(q.rpc_per_s),
-  f.(q.bulk_mib_per_s),
-  f.(q.cpu_s_per_gib)
-)
+keys = [
+  :handshakes_per_s,
+  :rpc_per_s,
+  :rpc_concurrent_per_s,
+  :rpc_concurrent_p50_us,
+  :rpc_concurrent_p99_us,
+  :bulk_mib_per_s,
+  :cpu_s_per_gib
+]
 
-row.(
-  "erlang dist over TLS",
-  "-",
-  f.(med.(tls_runs, :rpc_per_s)),
-  f.(med.(tls_runs, :bulk_mib_per_s)),
-  f.(med.(tls_runs, :cpu_s_per_gib))
-)
+row.("", ["handshake/s", "rpc/s", "rpc64/s", "p50 us", "p99 us", "MiB/s", "CPU-s/GiB"])
 
-row.(
-  "erlang dist plain (ref.)",
-  "-",
-  f.(med.(plain_runs, :rpc_per_s)),
-  f.(med.(plain_runs, :bulk_mib_per_s)),
-  f.(med.(plain_runs, :cpu_s_per_gib))
-)
+for {who, name} <- [
+      keyring: "keyring mesh (QUIC, BEAM)",
+      rust_mesh: "keyring_net alone (Rust)",
+      quinn: "plain quinn (Rust)",
+      tls: "erlang dist over TLS",
+      plain: "erlang dist plain (ref.)"
+    ],
+    do: row.(name, Enum.map(keys, &cell.(who, &1)))
 
 IO.puts("")
 
-IO.puts(
-  "keyring / plain quinn bulk:    #{f.(100 * ratio.(:keyring, :quinn, :bulk_mib_per_s))} %   (goal >= 80 %)"
-)
+goal = fn what, value, ok?, want ->
+  IO.puts(
+    String.pad_trailing(what, 44) <>
+      String.pad_leading(value, 10) <>
+      "   (goal #{want}#{if ok?, do: ", met", else: ", NOT met"})"
+  )
+end
+
+x = fn r -> :erlang.float_to_binary(r, decimals: 2) <> " x" end
+pc = fn r -> f.(100 * r) <> " %" end
+
+r = ratio.(:keyring, :tls, :rpc_per_s)
+goal.("sequential RPC / TLS distribution", x.(r), r >= 1.3, ">= 1.3 x")
+r = ratio.(:keyring, :quinn, :rpc_per_s)
+goal.("sequential RPC / plain quinn", pc.(r), r >= 0.7, ">= 70 %")
+r = ratio.(:keyring, :tls, :rpc_concurrent_per_s)
+goal.("64 concurrent callers / TLS distribution", x.(r), r >= 1.5, ">= 1.5 x")
+r = ratio.(:keyring, :quinn, :bulk_mib_per_s)
+goal.("bulk / plain quinn", pc.(r), r >= 0.85, ">= 85 %")
+r = ratio.(:keyring, :quinn, :cpu_s_per_gib)
+goal.("bulk CPU-s/GiB / plain quinn's", x.(r), r <= 1.2, "<= 1.2 x")
+r = ratio.(:keyring, :quinn, :handshakes_per_s)
+goal.("handshakes / plain quinn", pc.(r), r >= 0.75, ">= 75 %")
+r = ratio.(:keyring, :tls, :bulk_mib_per_s)
+goal.("bulk / TLS distribution (reference)", x.(r), true, "none")
+
+# The protocol seam's stream-type byte, measured on plain quinn: round trips
+# with a byte in front of each request (routed by it) against without.
+byte =
+  results |> Enum.map(&(&1.quinn.rpc_preamble_per_s / &1.quinn.rpc_per_s)) |> MeshBench.median()
 
 IO.puts(
-  "keyring / TLS distribution:    #{:erlang.float_to_binary(ratio.(:keyring, :tls, :bulk_mib_per_s), decimals: 2)} x (goal >= 3 x)"
-)
-
-IO.puts(
-  "keyring / plain quinn handshakes: #{f.(100 * ratio.(:keyring, :quinn, :handshakes_per_s))} %, rpc: #{f.(100 * ratio.(:keyring, :quinn, :rpc_per_s))} %"
+  "\nstream-type byte (plain quinn): round trips with it / without: #{pc.(byte)}; " <>
+    "an ALPN per protocol would cost a handshake per protocol and pair " <>
+    "(#{f.(1.0e6 / med.(:quinn, :handshakes_per_s))} us each here)"
 )
 
 File.rm_rf!(ctx.tmp)

@@ -164,6 +164,7 @@ defmodule Keyring.Native do
   def mesh_answer_join(_mesh, _id, _answer), do: err()
   def mesh_push_log(_mesh, _ring, _entries), do: err()
   def mesh_rejected_handshakes(_mesh), do: err()
+  def mesh_dispatch_to(_mesh, _pids), do: err()
   def mesh_close(_mesh), do: err()
 
   # Merkle DAG nodes and walks

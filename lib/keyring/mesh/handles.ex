@@ -103,15 +103,28 @@ defmodule Keyring.Mesh.Handles do
   def admitted(instance, handler),
     do: :ets.update_element(gate!(instance), self(), {4, {:running, handler}})
 
-  @doc "Leaves the gate and gives the reservation back (the request was served or refused)."
-  @spec leave(Keyring.instance()) :: :ok
-  def leave(instance) do
+  @doc """
+  Puts a row for the request process `pid` (reserved, not yet admitting) in
+  the gate unless it wrote its own already, so that however early it dies,
+  `leave/3` finds its reservation.
+  """
+  @spec hold(Keyring.instance(), pid(), <<_::256>>, <<_::256>>) :: true | false
+  def hold(instance, pid, ring, peer),
+    do: :ets.insert_new(gate!(instance), {pid, ring, peer, :reserved})
+
+  @doc """
+  Clears the gate row of `pid` and, if there was one, gives `peer`'s
+  reservation back. The request process calls it when done (before it
+  answers, so the peer's place is free when the answer arrives); its
+  dispatcher calls it again when the process is gone (a second call finds
+  no row and changes nothing).
+  """
+  @spec leave(Keyring.instance(), pid(), <<_::256>>) :: :ok
+  def leave(instance, pid, peer) do
     gate = Instance.get(instance, :gate, nil)
 
-    case gate && :ets.take(gate, self()) do
-      [{_pid, _ring, peer, _phase}] -> :ets.update_counter(gate, {:peer, peer}, {2, -1})
-      _ -> :ok
-    end
+    if gate && :ets.take(gate, pid) != [],
+      do: :ets.update_counter(gate, {:peer, peer}, {2, -1})
 
     :ok
   rescue

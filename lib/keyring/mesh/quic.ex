@@ -56,6 +56,9 @@ defmodule Keyring.Mesh.Quic do
       else: Native.mesh_send(mesh, kind, ref, ring, peer, address, name, args, timeout_ms)
   end
 
+  # Requests and casts go to these processes (see Keyring.Mesh.Dispatch).
+  def dispatch_to(mesh, pids), do: Native.mesh_dispatch_to(mesh, pids)
+
   # Bodies of 64 KiB or more are lent to the mesh, smaller ones copied.
   def respond(mesh, id, status, body), do: Native.mesh_respond(mesh, id, status, body)
 

@@ -153,6 +153,11 @@ defmodule Keyring.RPC do
     |> sent!(args)
 
     receive do
+      # A small reply arrives decoded (existing atoms only), a large one as
+      # bytes to decode here.
+      {:keyring_reply, ^ref, {:reply, decoded}} ->
+        decoded
+
       {:keyring_reply, ^ref, {:ok, {:ok, reply}}} ->
         TermCodec.decode(reply)
 
@@ -220,8 +225,27 @@ defmodule Keyring.RPC do
         )
 
     mesh = Instance.fetch!(opts[:instance], :mesh)
-    peer = Keyring.Ring.id!(peer)
+    peer = peer_key(peer)
     {mesh, keyring(opts, peer), peer, opts}
+  end
+
+  # Node id text to key, remembered by the calling process: parsing base32
+  # costs more than everything else in preparing a call. At most 64 ids.
+  @peer_keys {__MODULE__, :peer_keys}
+
+  defp peer_key(<<_::256>> = key), do: key
+
+  defp peer_key(text) do
+    case Process.get(@peer_keys, %{}) do
+      %{^text => key} ->
+        key
+
+      keys ->
+        key = Keyring.Ring.id!(text)
+        keys = if map_size(keys) >= 64, do: %{}, else: keys
+        Process.put(@peer_keys, Map.put(keys, text, key))
+        key
+    end
   end
 
   # The keyring to speak for: the one named, or the only one shared with the

@@ -37,6 +37,8 @@ defmodule Keyring.Mesh.Server do
         Instance.put(name, :mesh, mesh)
         Instance.put(name, :mesh_addresses, addresses)
         Handles.init(name)
+        dispatch = %{instance: name, mesh: mesh, limit: mesh_opts[:max_handlers_per_peer]}
+        Dispatch.start_link(dispatch)
         # Published even when empty: a node that belongs to no keyring yet
         # answers calls with {:error, :not_member} instead of raising.
         Instance.put(name, :rings, %{})
@@ -48,7 +50,7 @@ defmodule Keyring.Mesh.Server do
           passphrase: opts[:passphrase],
           data_dir: opts[:data_dir],
           mesh: mesh,
-          dispatch: %{instance: name, mesh: mesh, limit: mesh_opts[:max_handlers_per_peer]},
+          dispatch: dispatch,
           joins_per_hour: mesh_opts[:joins_per_issuer_per_hour],
           addresses: addresses,
           rings: Rings.new(Native.keypair_public_key(opts[:keypair])),

@@ -44,6 +44,13 @@ pub fn key_from_spki(spki: &[u8]) -> Option<PublicKey> {
     spki[12..].try_into().ok()
 }
 
+/// The key a connection's peer proved in the TLS handshake.
+pub(crate) fn peer_key(conn: &quinn::Connection) -> Option<PublicKey> {
+    let any = conn.peer_identity()?;
+    let certs = any.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    key_from_spki(certs.first()?)
+}
+
 /// The crypto provider both sides use: aws-lc-rs with the hybrid
 /// X25519MLKEM768 group first (feature `pq`, the default), or ring with X25519.
 #[cfg(feature = "pq")]
@@ -301,6 +308,24 @@ pub(crate) fn client_config(
     cfg.enable_early_data = false;
     cfg.resumption = rustls::client::Resumption::disabled();
     Ok(cfg)
+}
+
+/// A quinn client config presenting the key of `seed` and accepting only a
+/// server that proves `server` (no membership check on our side). For tools
+/// and tests that speak the wire protocol directly, e.g. to check how a node
+/// treats a misbehaving peer.
+pub fn raw_client_config(
+    seed: &[u8; 32],
+    server: PublicKey,
+    alpn: &[u8],
+) -> Result<quinn::ClientConfig, TlsError> {
+    let provider = provider();
+    let public = keyring_core::identity::KeyPair::from_seed(seed).public_key();
+    let key = certified_key(&provider, seed, &public)?;
+    let tls = client_config(&provider, key, ServerVerifier::new(server, None), alpn)?;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| TlsError::General(e.to_string()))?;
+    Ok(quinn::ClientConfig::new(Arc::new(quic)))
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! The QUIC mesh as a resource. Calls answer `{:keyring_reply, ref, result}`
-//! through [`Reply`]; peer events arrive at the owner process as
+//! The QUIC mesh as a resource, serving two protocols: RPC and membership.
+//! Calls answer `{:keyring_reply, ref, result}` through [`Reply`]; link
+//! events, requests, casts and log pushes arrive at the owner process as
 //! `{:keyring_mesh, event}`. Nothing here blocks a scheduler: work runs on the
-//! mesh's own tokio runtime (2 threads).
+//! mesh's own tokio runtime (one thread).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +10,11 @@ use std::time::Duration;
 
 use keyring_core::membership::PublicKey;
 use keyring_core::wire::frame::{Refusal, Status};
-use keyring_net::{CallError, Event, EventSink, Members, Mesh, MeshConfig};
+use keyring_net::protocols::membership::{LogSink, LogUpdate, Membership};
+use keyring_net::protocols::rpc::{Cast, Request, Rpc, RpcHandler};
+use keyring_net::{
+    CallError, Event, EventSink, Limits, Members, Mesh, MeshConfig, Protocols, Target,
+};
 use rustler::{
     Atom, Binary, Encoder, Env, LocalPid, NewBinary, OwnedEnv, Resource, ResourceArc, Term,
 };
@@ -18,9 +23,23 @@ use crate::atoms;
 use crate::identity::KeyPairResource;
 use crate::lent::lend;
 use crate::reply::Reply;
-use crate::term_codec::{encode_term_pieces, CodecError};
+use crate::term_codec::{decode_into, encode_term_pieces, CodecError};
 
-pub(crate) struct MeshResource(Mesh);
+mod local_atoms {
+    rustler::atoms! { reply }
+}
+
+/// Replies up to this size are decoded into terms on the mesh thread that
+/// received them (one NIF call fewer for the caller); larger ones reach the
+/// caller as a binary, decoded there (on a dirty scheduler if need be).
+const DECODE_REPLY_MAX: usize = 64 * 1024;
+
+pub(crate) struct MeshResource {
+    mesh: Mesh,
+    rpc: Arc<Rpc>,
+    membership: Arc<Membership>,
+    sink: Arc<PidSink>,
+}
 
 #[rustler::resource_impl]
 impl Resource for MeshResource {}
@@ -30,7 +49,29 @@ impl Resource for MeshResource {}
 impl std::panic::RefUnwindSafe for MeshResource {}
 impl std::panic::UnwindSafe for MeshResource {}
 
-struct PidSink(LocalPid);
+/// Where the mesh's messages go: link events, joins and log pushes to the
+/// owner (the mesh plane's server); requests and casts to the dispatchers
+/// when there are any (spread by request id, by peer for casts), so calls
+/// never queue behind membership work. A dispatcher that is gone is
+/// replaced by the owner.
+///
+/// A message produced on a BEAM scheduler (mesh work that ran while the NIF
+/// that started it polled it there, see `keyring_net::start`) is sent from
+/// a mesh thread instead: a process-independent environment cannot send
+/// from a scheduler.
+struct PidSink {
+    owner: LocalPid,
+    dispatchers: std::sync::RwLock<Vec<LocalPid>>,
+    me: std::sync::Weak<PidSink>,
+}
+
+/// A message for the BEAM, owned until it is encoded.
+enum Outgoing {
+    Event(Event),
+    Request(Request),
+    Cast(Cast),
+    Log(LogUpdate),
+}
 
 fn bin<'a>(env: Env<'a>, bytes: &[u8]) -> Binary<'a> {
     let mut out = NewBinary::new(env, bytes.len());
@@ -56,85 +97,132 @@ fn body_bin<'a>(env: Env<'a>, body: &bytes::Bytes) -> Binary<'a> {
     ResourceArc::new(BodyResource(body.clone())).make_binary(env, |r| &r.0[..])
 }
 
-fn encode_event<'a>(env: Env<'a>, ev: &Event) -> Term<'a> {
-    let event = match ev {
-        Event::PeerUp {
+fn encode_outgoing<'a>(env: Env<'a>, msg: &Outgoing) -> Term<'a> {
+    let inner = match msg {
+        Outgoing::Event(Event::PeerUp {
             keyring,
             peer,
             addr,
-        } => (
+        }) => (
             atoms::peer_up(),
             bin(env, keyring),
             bin(env, peer),
             addr.to_string(),
         )
             .encode(env),
-        Event::PeerDown {
+        Outgoing::Event(Event::PeerDown {
             keyring,
             peer,
             reason,
-        } => (
+        }) => (
             atoms::peer_down(),
             bin(env, keyring),
             bin(env, peer),
             reason.as_str(),
         )
             .encode(env),
-        Event::Request {
-            id,
-            keyring,
-            peer,
-            name,
-            body,
-        } => rustler::types::tuple::make_tuple(
+        Outgoing::Event(Event::JoinRequest { id, peer, invite }) => {
+            (atoms::join_request(), *id, bin(env, peer), bin(env, invite)).encode(env)
+        }
+        Outgoing::Request(r) => rustler::types::tuple::make_tuple(
             env,
             &[
                 atoms::request().encode(env),
-                id.encode(env),
-                bin(env, keyring).encode(env),
-                bin(env, peer).encode(env),
-                bin(env, name.as_bytes()).encode(env),
-                body_bin(env, body).encode(env),
+                r.id.encode(env),
+                bin(env, &r.keyring).encode(env),
+                bin(env, &r.peer).encode(env),
+                bin(env, r.name.as_bytes()).encode(env),
+                body_bin(env, &r.body).encode(env),
             ],
         ),
-        Event::Cast {
-            keyring,
-            peer,
-            name,
-            body,
-        } => (
+        Outgoing::Cast(c) => (
             atoms::cast(),
-            bin(env, keyring),
-            bin(env, peer),
-            bin(env, name.as_bytes()),
-            body_bin(env, body),
+            bin(env, &c.keyring),
+            bin(env, &c.peer),
+            bin(env, c.name.as_bytes()),
+            body_bin(env, &c.body),
         )
             .encode(env),
-        Event::JoinRequest { id, peer, invite } => {
-            (atoms::join_request(), *id, bin(env, peer), bin(env, invite)).encode(env)
-        }
-        Event::LogUpdate {
-            keyring,
-            peer,
-            entries,
-        } => {
-            let entries: Vec<Binary<'a>> = entries.iter().map(|e| bin(env, e)).collect();
+        Outgoing::Log(u) => {
+            let entries: Vec<Binary<'_>> = u.entries.iter().map(|e| bin(env, e)).collect();
             (
                 atoms::log_update(),
-                bin(env, keyring),
-                bin(env, peer),
+                bin(env, &u.keyring),
+                bin(env, &u.peer),
                 entries,
             )
                 .encode(env)
         }
     };
-    (atoms::keyring_mesh(), event).encode(env)
+    (atoms::keyring_mesh(), inner).encode(env)
+}
+
+impl PidSink {
+    fn new(owner: LocalPid) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            owner,
+            dispatchers: std::sync::RwLock::new(Vec::new()),
+            me: me.clone(),
+        })
+    }
+
+    fn send_to(&self, pid: &LocalPid, msg: &Outgoing) -> bool {
+        // One environment per mesh thread, cleared by every send: no
+        // allocation per message.
+        thread_local! {
+            static ENV: std::cell::RefCell<OwnedEnv> = std::cell::RefCell::new(OwnedEnv::new());
+        }
+        ENV.with(|env| {
+            env.borrow_mut()
+                .send_and_clear(pid, |env| encode_outgoing(env, msg))
+                .is_ok()
+        })
+    }
+
+    /// Sends `msg` to dispatcher `pick` (mod their number) when `pick` is
+    /// given and there are dispatchers, else (or if that one is gone) to
+    /// the owner.
+    fn post(&self, pick: Option<u64>, msg: Outgoing) {
+        if rustler::thread::is_scheduler_thread() {
+            let (Some(me), Ok(runtime)) =
+                (self.me.upgrade(), tokio::runtime::Handle::try_current())
+            else {
+                return;
+            };
+            runtime.spawn(async move { me.post(pick, msg) });
+            return;
+        }
+        let dispatcher = pick.and_then(|pick| {
+            let d = self.dispatchers.read().unwrap_or_else(|e| e.into_inner());
+            (!d.is_empty()).then(|| d[(pick % d.len() as u64) as usize])
+        });
+        if dispatcher.is_some_and(|pid| self.send_to(&pid, &msg)) {
+            return;
+        }
+        self.send_to(&self.owner, &msg);
+    }
 }
 
 impl EventSink for PidSink {
     fn deliver(&self, event: Event) {
-        let mut env = OwnedEnv::new();
-        let _ = env.send_and_clear(&self.0, |env| encode_event(env, &event));
+        self.post(None, Outgoing::Event(event));
+    }
+}
+
+impl RpcHandler for PidSink {
+    fn request(&self, r: Request) {
+        self.post(Some(r.id), Outgoing::Request(r));
+    }
+
+    fn cast(&self, c: Cast) {
+        let pick = u64::from_le_bytes(c.peer[..8].try_into().unwrap_or_default());
+        self.post(Some(pick), Outgoing::Cast(c));
+    }
+}
+
+impl LogSink for PidSink {
+    fn log_update(&self, u: LogUpdate) {
+        self.post(None, Outgoing::Log(u));
     }
 }
 
@@ -143,7 +231,6 @@ struct CallReason(CallError);
 fn refusal_atom(r: Refusal) -> Atom {
     match r {
         Refusal::NotMember => atoms::not_member(),
-        Refusal::UnknownKeyring => atoms::unknown_keyring(),
         Refusal::BadInvite => atoms::bad_invite(),
         Refusal::ProtocolViolation => atoms::protocol_violation(),
         Refusal::Other => atoms::other(),
@@ -228,19 +315,30 @@ fn mesh_start(
     cfg.max_payload = max_payload;
     cfg.keep_alive = Duration::from_millis(keep_alive_ms);
     cfg.idle_timeout = Duration::from_millis(idle_timeout_ms);
-    let mesh = Mesh::start(
-        cfg,
-        Arc::new(Members::default()),
-        Arc::new(PidSink(env.pid())),
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(ResourceArc::new(MeshResource(mesh)))
+    let limits = Limits::default();
+    let sink = PidSink::new(env.pid());
+    let rpc = Rpc::new(sink.clone(), &limits, max_payload);
+    let membership = Membership::new(sink.clone(), &limits, max_payload);
+    let mut protocols = Protocols::new();
+    protocols
+        .add(rpc.clone())
+        .and_then(|p| p.add(membership.clone()))
+        .map_err(|e| e.to_string())?;
+    cfg.limits = limits;
+    let mesh = Mesh::start(cfg, Arc::new(Members::default()), sink.clone(), protocols)
+        .map_err(|e| e.to_string())?;
+    Ok(ResourceArc::new(MeshResource {
+        mesh,
+        rpc,
+        membership,
+        sink,
+    }))
 }
 
 #[rustler::nif]
 fn mesh_addrs(m: ResourceArc<MeshResource>) -> Result<(String, String), String> {
-    let a = m.0.local_addr().map_err(|e| e.to_string())?;
-    let j = m.0.join_addr().map_err(|e| e.to_string())?;
+    let a = m.mesh.local_addr().map_err(|e| e.to_string())?;
+    let j = m.mesh.join_addr().map_err(|e| e.to_string())?;
     Ok((a.to_string(), j.to_string()))
 }
 
@@ -255,7 +353,7 @@ fn mesh_set_members(
         .iter()
         .map(|(k, e)| Ok((key(k)?, *e)))
         .collect::<Result<Vec<_>, rustler::Error>>()?;
-    Ok(m.0.set_members(keyring, members))
+    Ok(m.mesh.set_members(keyring, members))
 }
 
 #[rustler::nif]
@@ -263,7 +361,7 @@ fn mesh_remove_keyring(
     m: ResourceArc<MeshResource>,
     keyring: Binary<'_>,
 ) -> Result<usize, rustler::Error> {
-    Ok(m.0.remove_keyring(&key(&keyring)?))
+    Ok(m.mesh.remove_keyring(&key(&keyring)?))
 }
 
 #[rustler::nif]
@@ -272,7 +370,7 @@ fn mesh_add_address(
     peer: Binary<'_>,
     address: String,
 ) -> Result<Atom, rustler::Error> {
-    m.0.add_address(key(&peer)?, addr(&address)?);
+    m.mesh.add_address(key(&peer)?, addr(&address)?);
     Ok(atoms::ok())
 }
 
@@ -282,7 +380,7 @@ fn mesh_keep_connected(
     keyring: Binary<'_>,
     peer: Binary<'_>,
 ) -> Result<Atom, rustler::Error> {
-    m.0.keep_connected(key(&keyring)?, key(&peer)?);
+    m.mesh.keep_connected(key(&keyring)?, key(&peer)?);
     Ok(atoms::ok())
 }
 
@@ -292,7 +390,7 @@ fn mesh_connected<'a>(
     m: ResourceArc<MeshResource>,
     keyring: Binary<'a>,
 ) -> Result<Vec<Binary<'a>>, rustler::Error> {
-    Ok(m.0
+    Ok(m.mesh
         .connected(&key(&keyring)?)
         .iter()
         .map(|k| bin(env, k))
@@ -305,7 +403,7 @@ fn mesh_disconnect(
     keyring: Binary<'_>,
     peer: Binary<'_>,
 ) -> Result<bool, rustler::Error> {
-    Ok(m.0.disconnect(&key(&keyring)?, &key(&peer)?))
+    Ok(m.mesh.disconnect(&key(&keyring)?, &key(&peer)?))
 }
 
 /// Arguments shared by calls and casts; the arguments are encoded here with the
@@ -361,40 +459,45 @@ fn send_impl<'a>(
         Err(e) => return Ok((atoms::error(), e).encode(env)),
     };
     let reply = Reply::new(env, reference);
-    let timeout = Duration::from_millis(timeout_ms);
-    let (keyring, peer, address, body) = (out.keyring, out.peer, out.address, out.body);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+    let to = Target {
+        keyring: out.keyring,
+        peer: out.peer,
+        addr: out.address,
+    };
+    let body = out.body;
+    let (rpc, opener) = (m.rpc.clone(), m.mesh.opener());
     match kind {
-        Kind::Call => m.0.call(
-            keyring,
-            peer,
-            address,
-            name,
-            body,
-            timeout,
-            Box::new(move |result| {
-                reply.send(|env| match result {
-                    Ok((status, body)) => {
-                        (atoms::ok(), (status_atom(status), bin(env, &body))).encode(env)
-                    }
-                    Err(e) => (atoms::error(), CallReason(e)).encode(env),
-                })
-            }),
-        ),
-        Kind::Cast => m.0.cast(
-            keyring,
-            peer,
-            address,
-            name,
-            body,
-            timeout,
-            Box::new(move |result| {
-                reply.send(|env| match result {
-                    Ok(()) => atoms::ok().encode(env),
-                    Err(e) => (atoms::error(), CallReason(e)).encode(env),
-                })
-            }),
-        ),
-    }
+        Kind::Call => m.mesh.runtime().spawn(async move {
+            let call = rpc.call(&opener, to, &name, body, deadline);
+            let result = tokio::time::timeout_at(deadline, call)
+                .await
+                .unwrap_or(Err(CallError::Timeout));
+            reply.send(move |env| match result {
+                Ok((Status::Ok, body)) if body.len() <= DECODE_REPLY_MAX => {
+                    let decoded = match decode_into(env, &body) {
+                        Ok(term) => (atoms::ok(), term).encode(env),
+                        Err(e) => (atoms::error(), e).encode(env),
+                    };
+                    (local_atoms::reply(), decoded).encode(env)
+                }
+                Ok((status, body)) => {
+                    (atoms::ok(), (status_atom(status), bin(env, &body))).encode(env)
+                }
+                Err(e) => (atoms::error(), CallReason(e)).encode(env),
+            })
+        }),
+        Kind::Cast => m.mesh.runtime().spawn(async move {
+            let cast = rpc.cast(&opener, to, &name, body, deadline);
+            let result = tokio::time::timeout_at(deadline, cast)
+                .await
+                .unwrap_or(Err(CallError::Timeout));
+            reply.send(move |env| match result {
+                Ok(()) => atoms::ok().encode(env),
+                Err(e) => (atoms::error(), CallReason(e)).encode(env),
+            })
+        }),
+    };
     Ok(atoms::ok().encode(env))
 }
 
@@ -463,7 +566,7 @@ fn mesh_respond(
     body: Binary<'_>,
 ) -> Result<bool, rustler::Error> {
     let status = status_from(status).ok_or(rustler::Error::BadArg)?;
-    Ok(m.0.respond(id, status, lend(&body)))
+    Ok(m.rpc.respond(id, status, lend(&body)))
 }
 
 #[rustler::nif]
@@ -479,7 +582,7 @@ fn mesh_join<'a>(
     let address = addr(&address)?;
     let issuer = key(&issuer)?;
     let reply = Reply::new(env, reference);
-    m.0.join(
+    m.mesh.join(
         address,
         issuer,
         invite.as_slice().to_vec(),
@@ -510,17 +613,19 @@ fn mesh_answer_join(
         Ok(entries.iter().map(|e| e.as_slice().to_vec()).collect())
     } else {
         let (_, reason): (Atom, Atom) = answer.decode()?;
-        Err(if reason == atoms::bad_invite() {
-            Refusal::BadInvite
-        } else if reason == atoms::not_member() {
-            Refusal::NotMember
-        } else if reason == atoms::unknown_keyring() {
-            Refusal::UnknownKeyring
-        } else {
-            Refusal::Other
-        })
+        // `:unknown_keyring` is answered as a bad invite: the wire never
+        // tells a stranger which keyrings this node is in.
+        Err(
+            if reason == atoms::bad_invite() || reason == atoms::unknown_keyring() {
+                Refusal::BadInvite
+            } else if reason == atoms::not_member() {
+                Refusal::NotMember
+            } else {
+                Refusal::Other
+            },
+        )
     };
-    Ok(m.0.answer_join(id, answer))
+    Ok(m.mesh.answer_join(id, answer))
 }
 
 #[rustler::nif]
@@ -529,19 +634,30 @@ fn mesh_push_log(
     keyring: Binary<'_>,
     entries: Vec<Binary<'_>>,
 ) -> Result<usize, rustler::Error> {
-    let entries = entries.iter().map(|e| e.as_slice().to_vec()).collect();
-    Ok(m.0.push_log(key(&keyring)?, entries))
+    let entries: Vec<Vec<u8>> = entries.iter().map(|e| e.as_slice().to_vec()).collect();
+    let opener = m.mesh.opener();
+    Ok(m.membership.push_log(&opener, key(&keyring)?, &entries))
+}
+
+/// Requests and casts go to `dispatchers` from now on (none: the owner).
+#[rustler::nif]
+fn mesh_dispatch_to(m: ResourceArc<MeshResource>, dispatchers: Vec<LocalPid>) -> Atom {
+    *m.sink
+        .dispatchers
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = dispatchers;
+    atoms::ok()
 }
 
 #[rustler::nif]
 fn mesh_rejected_handshakes(m: ResourceArc<MeshResource>) -> u64 {
-    m.0.rejected_handshakes()
+    m.mesh.rejected_handshakes()
 }
 
 /// Closes the mesh; waits (at most half a second) for the connections to say
 /// goodbye and the ports to be free, hence a dirty I/O scheduler.
 #[rustler::nif(schedule = "DirtyIo")]
 fn mesh_close(m: ResourceArc<MeshResource>) -> Atom {
-    m.0.close();
+    m.mesh.close();
     atoms::ok()
 }

@@ -306,6 +306,14 @@ fn value_to_term_in<'a>(
     })
 }
 
+/// Decodes `bytes` (not a BEAM binary: binaries inside are copied) into a
+/// term of `env`, e.g. a process-independent one on a mesh thread (no
+/// scheduler to keep short: the full limits apply).
+pub(crate) fn decode_into<'a>(env: Env<'a>, bytes: &[u8]) -> Result<Term<'a>, CodecError> {
+    let v = term::decode(bytes, LIMITS)?;
+    value_to_term_in(env, &v, None)
+}
+
 /// Decodes `bytes`; `normal` bounds the work of a normal-scheduler call.
 fn decode_binary<'a>(
     env: Env<'a>,

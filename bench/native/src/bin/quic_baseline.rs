@@ -1,11 +1,15 @@
 //! Plain quinn baseline for bench/mesh.exs: the same TLS 1.3 + Ed25519 raw
 //! public key handshake and cipher suites as Keyring's mesh, but no
 //! membership checks, no Keyring frames, no BEAM. Client and server run in
-//! this process on loopback with 2 tokio workers (like the mesh).
+//! this process on loopback with 2 tokio workers (the two meshes of
+//! bench/mesh.exs have one each).
 //!
 //! Usage: quic_baseline [bulk_mib] [rpc_count] [handshakes]
 //! Prints `key=value` lines: handshakes_per_s, rpc_per_s, bulk_mib_per_s,
-//! cpu_s_per_gib.
+//! cpu_s_per_gib, and rpc_preamble_per_s: the same round trips with a
+//! protocol byte in front of each request, routed by the server as
+//! keyring_net routes streams (the cost of a stream-type byte; the cost of an
+//! ALPN per protocol is one more handshake per protocol and pair).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -125,6 +129,13 @@ fn certified(provider: &rustls::crypto::CryptoProvider) -> Arc<rustls::sign::Cer
     ))
 }
 
+/// The server's protocol table (one registered id), as keyring_net's.
+static ROUTES: [Option<&str>; 256] = {
+    let mut r = [None; 256];
+    r[1] = Some("rpc");
+    r
+};
+
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
@@ -160,7 +171,7 @@ async fn main() {
         .with_cert_resolver(Arc::new(
             rustls::server::AlwaysResolvesServerRawPublicKeys::new(certified(&provider)),
         ));
-    server_tls.alpn_protocols = vec![b"bench".to_vec()];
+    server_tls.alpn_protocols = vec![b"bench".to_vec(), b"bench-p".to_vec()];
     let mut server_cfg =
         quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(server_tls).unwrap()));
     server_cfg.transport_config(transport.clone());
@@ -175,11 +186,16 @@ async fn main() {
         .with_client_cert_resolver(Arc::new(
             rustls::client::AlwaysResolvesClientRawPublicKeys::new(certified(&provider)),
         ));
-    client_tls.alpn_protocols = vec![b"bench".to_vec()];
     client_tls.resumption = rustls::client::Resumption::disabled();
+    let mut preamble_tls = client_tls.clone();
+    client_tls.alpn_protocols = vec![b"bench".to_vec()];
+    preamble_tls.alpn_protocols = vec![b"bench-p".to_vec()];
     let mut client_cfg =
         quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(client_tls).unwrap()));
-    client_cfg.transport_config(transport);
+    client_cfg.transport_config(transport.clone());
+    let mut preamble_cfg =
+        quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(preamble_tls).unwrap()));
+    preamble_cfg.transport_config(transport);
     let mut client = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     client.set_default_client_config(client_cfg);
 
@@ -190,13 +206,29 @@ async fn main() {
             let done_tx = done_tx.clone();
             tokio::spawn(async move {
                 let Ok(conn) = inc.await else { return };
+                let preamble = conn
+                    .handshake_data()
+                    .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+                    .and_then(|d| d.protocol)
+                    .is_some_and(|p| p == b"bench-p");
                 loop {
                     tokio::select! {
                         bi = conn.accept_bi() => match bi {
                             Ok((mut s, mut r)) => { tokio::spawn(async move {
-                                if let Ok(b) = r.read_to_end(1 << 20).await {
-                                    let _ = s.write_all(&b).await; let _ = s.finish();
+                                // Both paths read the same way; the byte path
+                                // only looks the first byte up and skips it.
+                                let mut body = Vec::new();
+                                let mut first = true;
+                                while let Ok(Some(c)) = r.read_chunk(usize::MAX, true).await {
+                                    let mut bytes = c.bytes;
+                                    if first && preamble {
+                                        if ROUTES[usize::from(bytes[0])].is_none() { return; }
+                                        bytes = bytes.slice(1..);
+                                    }
+                                    first = false;
+                                    body.extend_from_slice(&bytes);
                                 }
+                                let _ = s.write_all(&body).await; let _ = s.finish();
                             }); }
                             Err(_) => return,
                         },
@@ -234,17 +266,45 @@ async fn main() {
         handshakes as f64 / t.elapsed().as_secs_f64()
     );
 
-    // RPC round trips: a new bi stream per 64-byte request, sequential.
+    // RPC round trips: a new bi stream per 64-byte request, sequential;
+    // rounds alternate with the same round trips behind a protocol byte.
     let conn = client.connect(addr, "bench").unwrap().await.unwrap();
-    let payload = vec![7u8; 64];
-    let t = Instant::now();
-    for _ in 0..rpcs {
-        let (mut s, mut r) = conn.open_bi().await.unwrap();
-        s.write_all(&payload).await.unwrap();
-        s.finish().unwrap();
-        r.read_to_end(1024).await.unwrap();
+    let with_byte = client
+        .connect_with(preamble_cfg, addr, "bench")
+        .unwrap()
+        .await
+        .unwrap();
+    let payload = bytes::Bytes::from(vec![7u8; 64]);
+    let preamble = bytes::Bytes::from_static(&[1]);
+    let (mut plain_s, mut byte_s) = (0.0, 0.0);
+    let (mut plain_cpu, mut byte_cpu) = (0.0, 0.0);
+    let rounds = 5;
+    for _ in 0..rounds {
+        for (conn, byte, total, cpu) in [
+            (&conn, false, &mut plain_s, &mut plain_cpu),
+            (&with_byte, true, &mut byte_s, &mut byte_cpu),
+        ] {
+            let cpu0 = cpu_seconds();
+            let t = Instant::now();
+            for _ in 0..rpcs / rounds {
+                let (mut s, mut r) = conn.open_bi().await.unwrap();
+                let mut chunks = if byte {
+                    vec![preamble.clone(), payload.clone()]
+                } else {
+                    vec![payload.clone()]
+                };
+                s.write_all_chunks(&mut chunks).await.unwrap();
+                s.finish().unwrap();
+                r.read_to_end(1024).await.unwrap();
+            }
+            *total += t.elapsed().as_secs_f64();
+            *cpu += cpu_seconds() - cpu0;
+        }
     }
-    println!("rpc_per_s={:.1}", rpcs as f64 / t.elapsed().as_secs_f64());
+    println!("rpc_per_s={:.1}", rpcs as f64 / plain_s);
+    println!("rpc_preamble_per_s={:.1}", rpcs as f64 / byte_s);
+    println!("rpc_cpu_us={:.1}", plain_cpu / rpcs as f64 * 1e6);
+    println!("rpc_preamble_cpu_us={:.1}", byte_cpu / rpcs as f64 * 1e6);
 
     // Bulk: one uni stream per 1 MiB message, 8 in flight (like the mesh casts).
     // Sent as `Bytes` (no copy into quinn), as the mesh sends lent binaries.

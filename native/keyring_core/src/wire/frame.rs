@@ -61,13 +61,18 @@ pub enum FrameError {
 }
 
 /// Refusal reasons in `Refused` / `JoinRefused`.
+///
+/// A refusal never tells a peer which keyrings this node is in: a Hello for a
+/// keyring this node does not know and one from a peer that is not a member
+/// of it are both answered [`Refusal::NotMember`], and a join for an unknown
+/// keyring is answered [`Refusal::BadInvite`] like any other bad invite.
+/// (Code 2, once "unknown keyring", is retired and decodes as an error.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Refusal {
-    /// The peer is not a current member of the keyring.
+    /// The peer is not a current member of the keyring named (or this node
+    /// does not know that keyring: the two are not told apart).
     NotMember = 1,
-    /// This node is not in that keyring.
-    UnknownKeyring = 2,
     /// The invite is invalid, expired or spent.
     BadInvite = 3,
     /// The peer sent something unexpected.
@@ -80,7 +85,6 @@ impl Refusal {
     fn from_u8(b: u8) -> Option<Self> {
         Some(match b {
             1 => Self::NotMember,
-            2 => Self::UnknownKeyring,
             3 => Self::BadInvite,
             4 => Self::ProtocolViolation,
             255 => Self::Other,
@@ -512,6 +516,7 @@ mod tests {
             vec![VERSION, 4, 0, 0, 0, 1, 0],       // Request with empty name
             vec![VERSION, 4, 0, 0, 0, 2, 1, 0xff], // name not UTF-8
             vec![VERSION, 5, 0, 0, 0, 1, 77],      // unknown status
+            vec![VERSION, 3, 0, 0, 0, 1, 2],       // retired refusal "unknown keyring"
             vec![VERSION, 8, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff], // absurd count
             vec![VERSION, 8, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 9], // truncated entry
         ];
