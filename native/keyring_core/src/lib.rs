@@ -9,7 +9,6 @@
 //! - [`gossip`]: LAN discovery packet codec (size-limited, never panics).
 //! - [`membership`]: keyrings (trust groups): the signed membership log and invites.
 //! - [`wire`]: typed frames and the restricted term codec for bytes from peers.
-//! - [`store`]: the content-addressed blob store on redb with group commit.
 //! - [`verified`]: verified streaming (BLAKE3 trees at 16 KiB groups, outboards, range sets).
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![deny(unsafe_code)]
@@ -18,6 +17,5 @@ pub mod gossip;
 pub mod hash;
 pub mod identity;
 pub mod membership;
-pub mod store;
 pub mod verified;
 pub mod wire;

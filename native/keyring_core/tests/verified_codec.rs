@@ -94,7 +94,7 @@ fn decode_in_pieces(
                 Ok((used, step)) => {
                     pos += used;
                     match step {
-                        Step::Group(g) => got.push((g.index, g.data.to_vec())),
+                        Step::Group(g) => got.push((g.index(), g.data().to_vec())),
                         Step::Done | Step::NeedMore => break,
                     }
                 }

@@ -5,18 +5,54 @@ use super::ranges::GroupRanges;
 use super::tree::{Cv, Tree, GROUP_SIZE, PAIR_LEN};
 use super::walk::Walk;
 
-/// A group whose bytes and whose path to the root were verified.
+/// A group whose bytes and whose path to the root were verified. Only a
+/// [`Decoder`] makes one, so a store that takes a `VerifiedGroup` knows its
+/// bytes were checked against [`root`](Self::root).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifiedGroup<'a> {
+    root: &'a Cv,
+    size: u64,
+    index: u64,
+    data: &'a [u8],
+    parents: &'a [(u64, [u8; PAIR_LEN])],
+}
+
+impl<'a> VerifiedGroup<'a> {
+    /// The root hash (cid) the group was verified against.
+    pub fn root(&self) -> &'a Cv {
+        self.root
+    }
+
+    /// The blob size of the tree it was verified in.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// Group index.
-    pub index: u64,
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
     /// Byte offset in the blob.
-    pub offset: u64,
+    pub fn offset(&self) -> u64 {
+        self.index * GROUP_SIZE
+    }
+
     /// The group's bytes.
-    pub data: &'a [u8],
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
     /// The pairs verified since the previous group (outboard slot, pair):
     /// with those of earlier groups, every pair on this group's path.
-    pub parents: &'a [(u64, [u8; PAIR_LEN])],
+    pub fn parents(&self) -> &'a [(u64, [u8; PAIR_LEN])] {
+        self.parents
+    }
+
+    /// Whether this is the blob's last group (which proves the size).
+    pub fn is_last(&self) -> bool {
+        self.index + 1 == Tree::new(self.size).groups()
+    }
 }
 
 /// What [`Decoder::push`] got to.
@@ -161,8 +197,9 @@ impl Decoder {
                 return Ok((
                     used,
                     Step::Group(VerifiedGroup {
+                        root: &self.root,
+                        size: tree.size(),
                         index: node.start,
-                        offset: tree.group_offset(node.start),
                         data,
                         parents: &self.parents,
                     }),
@@ -201,7 +238,7 @@ impl Decoder {
             let (used, step) = self.push(&stream[pos..])?;
             pos += used;
             match step {
-                Step::Group(g) => out.push((g.index, g.data.to_vec())),
+                Step::Group(g) => out.push((g.index(), g.data().to_vec())),
                 Step::Done if pos == stream.len() => return Ok(out),
                 Step::Done => return Err(DecodeError::TrailingBytes),
                 Step::NeedMore => {

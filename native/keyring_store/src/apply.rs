@@ -1,0 +1,502 @@
+//! What each write does to the tables (and files), inside the writer
+//! thread's transaction.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Read;
+use std::path::PathBuf;
+
+use keyring_core::hash::{digest, Digest};
+use keyring_core::verified::{GroupRanges, Tree};
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use crate::blob_cache::BlobCache;
+use crate::committer::{CommitterStats, PartialState, WriteOp, WriteOutcome};
+use crate::gc;
+use crate::ingest::{Staged, StagedOutboard};
+use crate::layout::{sync_dir, FileKind, Layout};
+use crate::live::Live;
+use crate::schema::{
+    file_record, inline_record, BlobRecord, OutboardAt, PartialRecord, BLOBS, INLINE_MAX,
+    MAX_REF_NAME, MAX_REF_VALUE, META, META_BYTES, META_COUNT, META_NEXT_ID, META_PARTIALS,
+    META_PINS, META_SHARES, OUTBOARD_INLINE_MAX, PARTIALS, PROTECT, REFS, TAGS,
+};
+use crate::tags::{self, Tag};
+use crate::StoreError;
+
+type OpResult = Result<WriteOutcome, StoreError>;
+
+/// File-system work that goes with a batch: directories to fsync before the
+/// commit, files to unlink after it (or, if it fails, the files it renamed
+/// into place), cache entries to drop, GC figures to count.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    dirs: BTreeSet<PathBuf>,
+    unlink: BTreeSet<PathBuf>,
+    linked: Vec<PathBuf>,
+    invalidate: Vec<Digest>,
+    pub(crate) gc: gc::Totals,
+}
+
+impl Effects {
+    /// `path` was renamed into place: it must survive this batch.
+    fn linked(&mut self, path: PathBuf, dir: PathBuf) {
+        self.unlink.remove(&path);
+        self.linked.push(path);
+        self.dirs.insert(dir);
+    }
+
+    /// Forgets the last file renamed into place (it was moved back).
+    fn unlink_linked(&mut self) -> Option<PathBuf> {
+        self.linked.pop()
+    }
+
+    /// `path` belongs to a record deleted in this batch.
+    pub(crate) fn unlink(&mut self, path: PathBuf) {
+        self.unlink.insert(path);
+    }
+
+    pub(crate) fn invalidate(&mut self, cid: Digest) {
+        self.invalidate.push(cid);
+    }
+
+    pub(crate) fn sync_dirs(&self) -> Result<(), StoreError> {
+        for dir in &self.dirs {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn after_commit(self, cache: &BlobCache, stats: &CommitterStats) {
+        for path in &self.unlink {
+            let _ = fs::remove_file(path);
+        }
+        for cid in &self.invalidate {
+            cache.invalidate(cid);
+        }
+        self.gc.add_to(stats);
+    }
+
+    pub(crate) fn after_failure(self) {
+        for path in &self.linked {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+pub(crate) struct Tables<'txn> {
+    pub(crate) blobs: Table<'txn, &'static [u8], &'static [u8]>,
+    pub(crate) partials: Table<'txn, &'static [u8], &'static [u8]>,
+    tags: Table<'txn, &'static [u8], &'static [u8]>,
+    pub(crate) protect: Table<'txn, &'static [u8], u64>,
+    refs: Table<'txn, &'static [u8], &'static [u8]>,
+    meta: Table<'txn, &'static str, u64>,
+    pub(crate) layout: &'txn Layout,
+    pub(crate) live: &'txn Live,
+    count: u64,
+    bytes: u64,
+    partial_count: u64,
+    shares: u64,
+    pins: u64,
+    next_id: u64,
+}
+
+impl<'txn> Tables<'txn> {
+    pub(crate) fn open(
+        txn: &'txn WriteTransaction,
+        layout: &'txn Layout,
+        live: &'txn Live,
+    ) -> Result<Self, StoreError> {
+        let meta = txn.open_table(META)?;
+        let read = |k: &str| -> Result<u64, StoreError> {
+            Ok(meta.get(k)?.map(|v| v.value()).unwrap_or(0))
+        };
+        let (count, bytes, partial_count) = (read(META_COUNT)?, read(META_BYTES)?, read(META_PARTIALS)?);
+        let (shares, pins, next_id) = (read(META_SHARES)?, read(META_PINS)?, read(META_NEXT_ID)?);
+        Ok(Self {
+            blobs: txn.open_table(BLOBS)?,
+            partials: txn.open_table(PARTIALS)?,
+            tags: txn.open_table(TAGS)?,
+            protect: txn.open_table(PROTECT)?,
+            refs: txn.open_table(REFS)?,
+            meta,
+            layout,
+            live,
+            count,
+            bytes,
+            partial_count,
+            shares,
+            pins,
+            next_id,
+        })
+    }
+
+    /// `Ok(op result)`, or `Err` for a database error that fails the batch.
+    pub(crate) fn apply(&mut self, op: WriteOp, fx: &mut Effects) -> Result<OpResult, StoreError> {
+        match op {
+            WriteOp::Put { payload, tags } => {
+                let mut result = Ok(Err(StoreError::TooLarge("inline put")));
+                if payload.len() <= INLINE_MAX {
+                    payload.with_bytes(&mut |data| result = self.put_inline(data));
+                }
+                self.with_tags(result, &tags)
+            }
+            WriteOp::Link { staged, tags } => {
+                let result = self.link(staged, fx);
+                self.with_tags(result, &tags)
+            }
+            WriteOp::Delete(cid) => {
+                let blob = self.delete_blob(&cid, fx)?.is_some();
+                let partial = self.delete_partial(&cid, fx)?.is_some();
+                Ok(Ok(WriteOutcome::Deleted(blob || partial)))
+            }
+            WriteOp::PutRef { name, value } => {
+                if name.len() > MAX_REF_NAME {
+                    return Ok(Err(StoreError::TooLarge("ref name")));
+                }
+                if value.len() > MAX_REF_VALUE {
+                    return Ok(Err(StoreError::TooLarge("ref value")));
+                }
+                self.refs.insert(name.as_slice(), value.as_slice())?;
+                Ok(Ok(WriteOutcome::RefSet))
+            }
+            WriteOp::DeleteRef(name) => {
+                let existed = self.refs.remove(name.as_slice())?.is_some();
+                Ok(Ok(WriteOutcome::RefDeleted(existed)))
+            }
+            WriteOp::SetTag { tag, cid } => {
+                if let Err(e) = tag.check() {
+                    return Ok(Err(e));
+                }
+                Ok(Ok(WriteOutcome::TagSet(self.set_tag(&tag, &cid)?)))
+            }
+            WriteOp::DeleteTag { tag, cid } => Ok(Ok(WriteOutcome::TagDeleted(
+                self.delete_tag(&tag, cid.as_ref())?,
+            ))),
+            WriteOp::BeginPartial {
+                cid,
+                size,
+                size_verified,
+            } => self.begin_partial(&cid, size, size_verified, fx),
+            WriteOp::SavePartial {
+                cid,
+                id,
+                have,
+                size_verified,
+            } => self.save_partial(&cid, id, have, size_verified),
+            WriteOp::CompletePartial { cid, id } => self.complete_partial(&cid, id, fx),
+            WriteOp::DropPartial(cid) => Ok(Ok(WriteOutcome::Deleted(
+                self.delete_partial(&cid, fx)?.is_some(),
+            ))),
+            WriteOp::GcStep { cursor, budget } => {
+                gc::step(self, fx, cursor, budget).map(|p| Ok(WriteOutcome::Gc(p)))
+            }
+        }
+    }
+
+    /// Sets `tags` to the blob a put or link stored, in the same transaction.
+    fn with_tags(&mut self, result: Result<OpResult, StoreError>, tags: &[Tag]) -> Result<OpResult, StoreError> {
+        let result = result?;
+        if let Ok(WriteOutcome::Stored(cid)) = &result {
+            for tag in tags {
+                if let Err(e) = tag.check() {
+                    return Ok(Err(e));
+                }
+                self.set_tag(tag, cid)?;
+            }
+        }
+        Ok(result)
+    }
+
+    fn put_inline(&mut self, data: &[u8]) -> Result<OpResult, StoreError> {
+        let cid = digest(data);
+        if self.blobs.get(cid.as_slice())?.is_none() {
+            self.blobs
+                .insert(cid.as_slice(), inline_record(data).as_slice())?;
+            self.count += 1;
+            self.bytes += data.len() as u64;
+        }
+        Ok(Ok(WriteOutcome::Stored(cid)))
+    }
+
+    fn link(&mut self, mut staged: Staged, fx: &mut Effects) -> Result<OpResult, StoreError> {
+        let cid = staged.cid;
+        if self.blobs.get(cid.as_slice())?.is_some() {
+            return Ok(Ok(WriteOutcome::Stored(cid)));
+        }
+        if staged.size <= INLINE_MAX as u64 {
+            let mut data = Vec::with_capacity(staged.size as usize);
+            if let Err(e) = fs::File::open(&staged.data).and_then(|mut f| f.read_to_end(&mut data)) {
+                return Ok(Err(e.into()));
+            }
+            return self.put_inline(&data);
+        }
+        let dir = self.layout.shard_dir(&cid);
+        let data_path = self.layout.blob_file(&cid, FileKind::Data);
+        if let Err(e) = fs::rename(&staged.data, &data_path) {
+            return Ok(Err(e.into()));
+        }
+        staged.data = PathBuf::new();
+        fx.linked(data_path, dir.clone());
+        let record = match &mut staged.outboard {
+            StagedOutboard::Inline(ob) => file_record(staged.size, Some(ob)),
+            StagedOutboard::File(path) => {
+                let ob_path = self.layout.blob_file(&cid, FileKind::Outboard);
+                if let Err(e) = fs::rename(&*path, &ob_path) {
+                    return Ok(Err(e.into()));
+                }
+                *path = PathBuf::new();
+                fx.linked(ob_path, dir);
+                file_record(staged.size, None)
+            }
+        };
+        self.blobs.insert(cid.as_slice(), record.as_slice())?;
+        self.count += 1;
+        self.bytes += staged.size;
+        Ok(Ok(WriteOutcome::Stored(cid)))
+    }
+
+    /// Removes blob `cid`'s record and, after the commit, its files; its size.
+    pub(crate) fn delete_blob(&mut self, cid: &Digest, fx: &mut Effects) -> Result<Option<u64>, StoreError> {
+        let Some(guard) = self.blobs.remove(cid.as_slice())? else {
+            return Ok(None);
+        };
+        // A malformed record still gets deleted, with whatever files it has.
+        let (size, files) = match BlobRecord::decode(guard.value()) {
+            Ok(BlobRecord::Inline(b)) => (b.len() as u64, false),
+            Ok(r) => (r.size(), true),
+            Err(_) => (0, true),
+        };
+        drop(guard);
+        if files {
+            fx.unlink(self.layout.blob_file(cid, FileKind::Data));
+            fx.unlink(self.layout.blob_file(cid, FileKind::Outboard));
+        }
+        fx.invalidate(*cid);
+        self.count = self.count.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(size);
+        Ok(Some(size))
+    }
+
+    /// Removes the partial blob of `cid` and, after the commit, its files;
+    /// the bytes it had verified.
+    pub(crate) fn delete_partial(&mut self, cid: &Digest, fx: &mut Effects) -> Result<Option<u64>, StoreError> {
+        let Some(guard) = self.partials.remove(cid.as_slice())? else {
+            return Ok(None);
+        };
+        let record = PartialRecord::decode(guard.value());
+        drop(guard);
+        self.partial_count = self.partial_count.saturating_sub(1);
+        let Ok(record) = record else {
+            return Ok(Some(0));
+        };
+        fx.unlink(self.layout.partial_file(cid, record.id, FileKind::Data));
+        fx.unlink(self.layout.partial_file(cid, record.id, FileKind::Outboard));
+        let tree = Tree::new(record.size);
+        Ok(Some(record.have.count_below(tree.groups()) * keyring_core::verified::GROUP_SIZE))
+    }
+
+    fn set_tag(&mut self, tag: &Tag, cid: &Digest) -> Result<Option<Digest>, StoreError> {
+        let key = tag.key();
+        let previous = self
+            .tags
+            .insert(key.as_slice(), cid.as_slice())?
+            .and_then(|old| Digest::try_from(old.value()).ok());
+        if previous.as_ref() == Some(cid) {
+            return Ok(previous);
+        }
+        match previous {
+            Some(old) => tags::count(&mut self.protect, &tag.protect_key(&old), false)?,
+            None if tag.is_share() => self.shares += 1,
+            None => self.pins += 1,
+        }
+        tags::count(&mut self.protect, &tag.protect_key(cid), true)?;
+        Ok(previous)
+    }
+
+    fn delete_tag(&mut self, tag: &Tag, only: Option<&Digest>) -> Result<bool, StoreError> {
+        let key = tag.key();
+        let current = self
+            .tags
+            .get(key.as_slice())?
+            .and_then(|v| Digest::try_from(v.value()).ok());
+        let Some(cid) = current else {
+            return Ok(false);
+        };
+        if only.is_some_and(|o| *o != cid) {
+            return Ok(false);
+        }
+        self.tags.remove(key.as_slice())?;
+        tags::count(&mut self.protect, &tag.protect_key(&cid), false)?;
+        if tag.is_share() {
+            self.shares = self.shares.saturating_sub(1);
+        } else {
+            self.pins = self.pins.saturating_sub(1);
+        }
+        Ok(true)
+    }
+
+    fn partial(&self, cid: &Digest) -> Result<Option<PartialRecord>, StoreError> {
+        match self.partials.get(cid.as_slice())? {
+            Some(v) => PartialRecord::decode(v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn begin_partial(
+        &mut self,
+        cid: &Digest,
+        size: u64,
+        size_verified: bool,
+        fx: &mut Effects,
+    ) -> Result<OpResult, StoreError> {
+        if size <= INLINE_MAX as u64 {
+            return Ok(Err(StoreError::TooSmallForPartial(size)));
+        }
+        if self.blobs.get(cid.as_slice())?.is_some() {
+            return Ok(Ok(WriteOutcome::Stored(*cid)));
+        }
+        if let Some(mut rec) = self.partial(cid)? {
+            if rec.size == size {
+                if size_verified && !rec.size_verified {
+                    rec.size_verified = true;
+                    self.partials.insert(cid.as_slice(), rec.encode().as_slice())?;
+                }
+                return Ok(Ok(WriteOutcome::Partial(state(&rec))));
+            }
+            if rec.size_verified || !size_verified {
+                return Ok(Err(StoreError::SizeMismatch {
+                    known: rec.size,
+                    claimed: size,
+                }));
+            }
+            // The size it was started with was a provider's unproven claim,
+            // and now a proven one contradicts it: start over.
+            self.delete_partial(cid, fx)?;
+        }
+        self.next_id += 1;
+        let rec = PartialRecord {
+            size,
+            id: self.next_id,
+            size_verified,
+            have: GroupRanges::empty(),
+        };
+        self.partials.insert(cid.as_slice(), rec.encode().as_slice())?;
+        self.partial_count += 1;
+        Ok(Ok(WriteOutcome::Partial(state(&rec))))
+    }
+
+    fn save_partial(
+        &mut self,
+        cid: &Digest,
+        id: u64,
+        have: GroupRanges,
+        size_verified: bool,
+    ) -> Result<OpResult, StoreError> {
+        let Some(mut rec) = self.partial(cid)?.filter(|r| r.id == id) else {
+            return Ok(Err(StoreError::PartialGone));
+        };
+        rec.have = rec.have.union(&have).clip(Tree::new(rec.size).groups());
+        rec.size_verified |= size_verified;
+        self.partials.insert(cid.as_slice(), rec.encode().as_slice())?;
+        Ok(Ok(WriteOutcome::PartialSaved))
+    }
+
+    fn complete_partial(&mut self, cid: &Digest, id: u64, fx: &mut Effects) -> Result<OpResult, StoreError> {
+        let Some(rec) = self.partial(cid)?.filter(|r| r.id == id) else {
+            return Ok(Err(StoreError::PartialGone));
+        };
+        let tree = Tree::new(rec.size);
+        let missing = tree.groups() - rec.have.count_below(tree.groups());
+        if missing > 0 {
+            return Ok(Err(StoreError::Incomplete { missing }));
+        }
+        if self.blobs.get(cid.as_slice())?.is_some() {
+            self.delete_partial(cid, fx)?;
+            return Ok(Ok(WriteOutcome::Stored(*cid)));
+        }
+        let part_data = self.layout.partial_file(cid, id, FileKind::Data);
+        let part_ob = self.layout.partial_file(cid, id, FileKind::Outboard);
+        let outboard = if tree.outboard_size() <= OUTBOARD_INLINE_MAX as u64 {
+            match fs::read(&part_ob) {
+                Ok(ob) if ob.len() as u64 == tree.outboard_size() => Some(ob),
+                Ok(_) => return Ok(Err(StoreError::Corrupted("partial outboard has the wrong size".into()))),
+                Err(e) => return Ok(Err(e.into())),
+            }
+        } else {
+            None
+        };
+        let dir = self.layout.shard_dir(cid);
+        let data_path = self.layout.blob_file(cid, FileKind::Data);
+        if let Err(e) = fs::rename(&part_data, &data_path) {
+            return Ok(Err(e.into()));
+        }
+        fx.linked(data_path, dir.clone());
+        if outboard.is_none() {
+            let ob_path = self.layout.blob_file(cid, FileKind::Outboard);
+            if let Err(e) = fs::rename(&part_ob, &ob_path) {
+                // Put the data back where the partial record expects it.
+                let data_path = fx.unlink_linked();
+                let _ = data_path.map(|p| fs::rename(p, &part_data));
+                return Ok(Err(e.into()));
+            }
+            fx.linked(ob_path, dir);
+        }
+        self.partials.remove(cid.as_slice())?;
+        self.partial_count = self.partial_count.saturating_sub(1);
+        fx.unlink(part_ob);
+        let record = file_record(rec.size, outboard.as_deref());
+        self.blobs.insert(cid.as_slice(), record.as_slice())?;
+        self.count += 1;
+        self.bytes += rec.size;
+        Ok(Ok(WriteOutcome::Stored(*cid)))
+    }
+
+    /// Whether anything keeps `cid` from GC: a tag, or a holder in this process.
+    pub(crate) fn protected(&self, cid: &Digest) -> Result<bool, StoreError> {
+        if self.live.contains(cid) {
+            return Ok(true);
+        }
+        let (lo, hi) = tags::protect_range(cid);
+        Ok(self
+            .protect
+            .range::<&[u8]>(lo.as_slice()..=hi.as_slice())?
+            .next()
+            .is_some())
+    }
+
+    pub(crate) fn has_file_blob(&self, cid: &Digest, kind: FileKind) -> Result<bool, StoreError> {
+        let Some(v) = self.blobs.get(cid.as_slice())? else {
+            return Ok(false);
+        };
+        Ok(match BlobRecord::decode(v.value()) {
+            Ok(BlobRecord::File { outboard, .. }) => {
+                kind == FileKind::Data || outboard == OutboardAt::File
+            }
+            _ => false,
+        })
+    }
+
+    pub(crate) fn partial_id(&self, cid: &Digest) -> Result<Option<u64>, StoreError> {
+        Ok(self.partial(cid).ok().flatten().map(|r| r.id))
+    }
+
+    pub(crate) fn save_counters(&mut self) -> Result<(), StoreError> {
+        self.meta.insert(META_COUNT, self.count)?;
+        self.meta.insert(META_BYTES, self.bytes)?;
+        self.meta.insert(META_PARTIALS, self.partial_count)?;
+        self.meta.insert(META_SHARES, self.shares)?;
+        self.meta.insert(META_PINS, self.pins)?;
+        self.meta.insert(META_NEXT_ID, self.next_id)?;
+        Ok(())
+    }
+}
+
+fn state(rec: &PartialRecord) -> PartialState {
+    PartialState {
+        id: rec.id,
+        size: rec.size,
+        size_verified: rec.size_verified,
+        have: rec.have.clone(),
+    }
+}
