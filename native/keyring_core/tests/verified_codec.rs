@@ -77,12 +77,7 @@ type Decoded = (Vec<(u64, Vec<u8>)>, Option<DecodeError>, usize);
 
 /// Feeds `stream` in pieces of `piece` bytes. Returns the groups handed out,
 /// the error (if any) and how many bytes had been consumed when it came.
-fn decode_in_pieces(
-    root: [u8; 32],
-    ranges: &GroupRanges,
-    stream: &[u8],
-    piece: usize,
-) -> Decoded {
+fn decode_in_pieces(root: [u8; 32], ranges: &GroupRanges, stream: &[u8], piece: usize) -> Decoded {
     let mut dec = Decoder::new(root, ranges.clone(), None);
     let mut got = Vec::new();
     let mut fed = 0;

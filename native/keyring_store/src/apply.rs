@@ -111,7 +111,8 @@ impl<'txn> Tables<'txn> {
         let read = |k: &str| -> Result<u64, StoreError> {
             Ok(meta.get(k)?.map(|v| v.value()).unwrap_or(0))
         };
-        let (count, bytes, partial_count) = (read(META_COUNT)?, read(META_BYTES)?, read(META_PARTIALS)?);
+        let (count, bytes, partial_count) =
+            (read(META_COUNT)?, read(META_BYTES)?, read(META_PARTIALS)?);
         let (shares, pins, next_id) = (read(META_SHARES)?, read(META_PINS)?, read(META_NEXT_ID)?);
         Ok(Self {
             blobs: txn.open_table(BLOBS)?,
@@ -195,7 +196,11 @@ impl<'txn> Tables<'txn> {
     }
 
     /// Sets `tags` to the blob a put or link stored, in the same transaction.
-    fn with_tags(&mut self, result: Result<OpResult, StoreError>, tags: &[Tag]) -> Result<OpResult, StoreError> {
+    fn with_tags(
+        &mut self,
+        result: Result<OpResult, StoreError>,
+        tags: &[Tag],
+    ) -> Result<OpResult, StoreError> {
         let result = result?;
         if let Ok(WriteOutcome::Stored(cid)) = &result {
             for tag in tags {
@@ -226,7 +231,8 @@ impl<'txn> Tables<'txn> {
         }
         if staged.size <= INLINE_MAX as u64 {
             let mut data = Vec::with_capacity(staged.size as usize);
-            if let Err(e) = fs::File::open(&staged.data).and_then(|mut f| f.read_to_end(&mut data)) {
+            if let Err(e) = fs::File::open(&staged.data).and_then(|mut f| f.read_to_end(&mut data))
+            {
                 return Ok(Err(e.into()));
             }
             return self.put_inline(&data);
@@ -257,7 +263,11 @@ impl<'txn> Tables<'txn> {
     }
 
     /// Removes blob `cid`'s record and, after the commit, its files; its size.
-    pub(crate) fn delete_blob(&mut self, cid: &Digest, fx: &mut Effects) -> Result<Option<u64>, StoreError> {
+    pub(crate) fn delete_blob(
+        &mut self,
+        cid: &Digest,
+        fx: &mut Effects,
+    ) -> Result<Option<u64>, StoreError> {
         let Some(guard) = self.blobs.remove(cid.as_slice())? else {
             return Ok(None);
         };
@@ -280,7 +290,11 @@ impl<'txn> Tables<'txn> {
 
     /// Removes the partial blob of `cid` and, after the commit, its files;
     /// the bytes it had verified.
-    pub(crate) fn delete_partial(&mut self, cid: &Digest, fx: &mut Effects) -> Result<Option<u64>, StoreError> {
+    pub(crate) fn delete_partial(
+        &mut self,
+        cid: &Digest,
+        fx: &mut Effects,
+    ) -> Result<Option<u64>, StoreError> {
         let Some(guard) = self.partials.remove(cid.as_slice())? else {
             return Ok(None);
         };
@@ -293,7 +307,9 @@ impl<'txn> Tables<'txn> {
         fx.unlink(self.layout.partial_file(cid, record.id, FileKind::Data));
         fx.unlink(self.layout.partial_file(cid, record.id, FileKind::Outboard));
         let tree = Tree::new(record.size);
-        Ok(Some(record.have.count_below(tree.groups()) * keyring_core::verified::GROUP_SIZE))
+        Ok(Some(
+            record.have.count_below(tree.groups()) * keyring_core::verified::GROUP_SIZE,
+        ))
     }
 
     fn set_tag(&mut self, tag: &Tag, cid: &Digest) -> Result<Option<Digest>, StoreError> {
@@ -360,7 +376,8 @@ impl<'txn> Tables<'txn> {
             if rec.size == size {
                 if size_verified && !rec.size_verified {
                     rec.size_verified = true;
-                    self.partials.insert(cid.as_slice(), rec.encode().as_slice())?;
+                    self.partials
+                        .insert(cid.as_slice(), rec.encode().as_slice())?;
                 }
                 return Ok(Ok(WriteOutcome::Partial(state(&rec))));
             }
@@ -381,7 +398,8 @@ impl<'txn> Tables<'txn> {
             size_verified,
             have: GroupRanges::empty(),
         };
-        self.partials.insert(cid.as_slice(), rec.encode().as_slice())?;
+        self.partials
+            .insert(cid.as_slice(), rec.encode().as_slice())?;
         self.partial_count += 1;
         Ok(Ok(WriteOutcome::Partial(state(&rec))))
     }
@@ -398,11 +416,17 @@ impl<'txn> Tables<'txn> {
         };
         rec.have = rec.have.union(&have).clip(Tree::new(rec.size).groups());
         rec.size_verified |= size_verified;
-        self.partials.insert(cid.as_slice(), rec.encode().as_slice())?;
+        self.partials
+            .insert(cid.as_slice(), rec.encode().as_slice())?;
         Ok(Ok(WriteOutcome::PartialSaved))
     }
 
-    fn complete_partial(&mut self, cid: &Digest, id: u64, fx: &mut Effects) -> Result<OpResult, StoreError> {
+    fn complete_partial(
+        &mut self,
+        cid: &Digest,
+        id: u64,
+        fx: &mut Effects,
+    ) -> Result<OpResult, StoreError> {
         let Some(rec) = self.partial(cid)?.filter(|r| r.id == id) else {
             return Ok(Err(StoreError::PartialGone));
         };
@@ -420,7 +444,11 @@ impl<'txn> Tables<'txn> {
         let outboard = if tree.outboard_size() <= OUTBOARD_INLINE_MAX as u64 {
             match fs::read(&part_ob) {
                 Ok(ob) if ob.len() as u64 == tree.outboard_size() => Some(ob),
-                Ok(_) => return Ok(Err(StoreError::Corrupted("partial outboard has the wrong size".into()))),
+                Ok(_) => {
+                    return Ok(Err(StoreError::Corrupted(
+                        "partial outboard has the wrong size".into(),
+                    )))
+                }
                 Err(e) => return Ok(Err(e.into())),
             }
         } else {

@@ -275,7 +275,13 @@ impl BlobStore {
                         self.layout.blob_file(cid, FileKind::Outboard),
                     )?),
                 };
-                Ok(Some(OpenBlob::new(*cid, size, Bytes::File(data), outboard, verify)))
+                Ok(Some(OpenBlob::new(
+                    *cid,
+                    size,
+                    Bytes::File(data),
+                    outboard,
+                    verify,
+                )))
             }
             BlobRecord::Chunked { .. } => Err(StoreError::Corrupted(
                 "a format-1 chunked blob survived migration".into(),
@@ -315,7 +321,8 @@ impl BlobStore {
         let Some(blob) = self.open_blob(cid, verify)? else {
             return Ok(None);
         };
-        let mut out = vec![0u8; usize::try_from(blob.size()).map_err(|_| StoreError::TooLarge("blob"))?];
+        let mut out =
+            vec![0u8; usize::try_from(blob.size()).map_err(|_| StoreError::TooLarge("blob"))?];
         blob.read_into(&mut out)?;
         Ok(Some(out))
     }
@@ -333,7 +340,11 @@ impl BlobStore {
     }
 
     /// Up to `limit` cids in ascending order, strictly after `after`.
-    pub fn list_after(&self, after: Option<&Digest>, limit: usize) -> Result<Vec<Digest>, StoreError> {
+    pub fn list_after(
+        &self,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<Digest>, StoreError> {
         let txn = self.db.begin_read()?;
         let blobs = txn.open_table(BLOBS)?;
         let range = match after {
@@ -381,7 +392,12 @@ impl BlobStore {
 
     /// Up to `limit` tags of `scope` whose names come after `after`, in name
     /// order, as `(name, cid)`.
-    pub fn tags(&self, scope: TagScope, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Digest)>, StoreError> {
+    pub fn tags(
+        &self,
+        scope: TagScope,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Digest)>, StoreError> {
         let prefix = scope.prefix();
         let txn = self.db.begin_read()?;
         let tags = txn.open_table(TAGS)?;

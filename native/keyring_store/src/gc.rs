@@ -81,7 +81,9 @@ impl Totals {
     pub(crate) fn add_to(&self, stats: &CommitterStats) {
         stats.gc_steps.fetch_add(self.steps, Ordering::Relaxed);
         stats.gc_blobs.fetch_add(self.blobs, Ordering::Relaxed);
-        stats.gc_partials.fetch_add(self.partials, Ordering::Relaxed);
+        stats
+            .gc_partials
+            .fetch_add(self.partials, Ordering::Relaxed);
         stats.gc_bytes.fetch_add(self.bytes, Ordering::Relaxed);
         stats.gc_orphans.fetch_add(self.orphans, Ordering::Relaxed);
     }

@@ -110,7 +110,11 @@ impl BlobWriter {
             self.spill()?.write_all(&pairs)?;
         }
         if self.written - self.written_back >= WRITEBACK_STEP {
-            start_writeback(&self.file, self.written_back, self.written - self.written_back);
+            start_writeback(
+                &self.file,
+                self.written_back,
+                self.written - self.written_back,
+            );
             self.written_back = self.written;
         }
         Ok(())
@@ -142,7 +146,9 @@ impl BlobWriter {
             let file = self.spill()?;
             file.write_all(&rest)?;
             file.sync_data()?;
-            StagedOutboard::File(std::mem::take(&mut self.spilled.as_mut().expect("spilled").1))
+            StagedOutboard::File(std::mem::take(
+                &mut self.spilled.as_mut().expect("spilled").1,
+            ))
         } else {
             StagedOutboard::Inline(rest)
         };
@@ -195,7 +201,7 @@ impl Drop for BlobWriter {
 pub(crate) enum Source {
     Bytes(Box<dyn Payload>),
     File(PathBuf),
-    Writer(BlobWriter),
+    Writer(Box<BlobWriter>),
 }
 
 struct Job {
@@ -223,7 +229,8 @@ impl IngestPool {
         let rx = Arc::new(Mutex::new(rx));
         let handles = (0..threads.max(1))
             .map(|i| {
-                let (rx, tmp, committer) = (Arc::clone(&rx), tmp_dir.clone(), Arc::clone(&committer));
+                let (rx, tmp, committer) =
+                    (Arc::clone(&rx), tmp_dir.clone(), Arc::clone(&committer));
                 std::thread::Builder::new()
                     .name(format!("keyring-store-ingest-{i}"))
                     .spawn(move || serve(&rx, &tmp, &committer))

@@ -188,10 +188,16 @@ mod tests {
         assert_eq!(parse_blob_file(name), Some((cid, FileKind::Data)));
         let part = layout.partial_file(&cid, 42, FileKind::Outboard);
         let name = part.file_name().unwrap().to_str().unwrap();
-        assert_eq!(parse_partial_file(name), Some((cid, 42, FileKind::Outboard)));
+        assert_eq!(
+            parse_partial_file(name),
+            Some((cid, 42, FileKind::Outboard))
+        );
         assert_eq!(parse_blob_file(&name.to_uppercase()), None);
         assert_eq!(parse_blob_file("junk.data"), None);
-        let mode = fs::metadata(layout.shard(0xab)).unwrap().permissions().mode();
+        let mode = fs::metadata(layout.shard(0xab))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700);
     }
 }

@@ -160,7 +160,11 @@ impl OpenBlob {
     /// Writes the verified stream of groups `ranges` to `out`; returns the
     /// bytes written. Every pair and group is checked against the cid before
     /// it is written, so a blob damaged on disk is never passed on.
-    pub fn write_verified(&self, ranges: &GroupRanges, out: &mut impl Write) -> Result<u64, StoreError> {
+    pub fn write_verified(
+        &self,
+        ranges: &GroupRanges,
+        out: &mut impl Write,
+    ) -> Result<u64, StoreError> {
         let mut stream = self.verified(ranges);
         let mut buf = Vec::with_capacity(256 * 1024);
         let mut total = 0u64;

@@ -86,7 +86,10 @@ impl PartialWriter {
         };
         let tree = Tree::new(state.size);
         let layout = store.blobs().layout();
-        let data = open_file(&layout.partial_file(&cid, state.id, FileKind::Data), tree.size())?;
+        let data = open_file(
+            &layout.partial_file(&cid, state.id, FileKind::Data),
+            tree.size(),
+        )?;
         let outboard = open_file(
             &layout.partial_file(&cid, state.id, FileKind::Outboard),
             tree.outboard_size(),

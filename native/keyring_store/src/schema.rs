@@ -76,9 +76,14 @@ pub(crate) enum OutboardAt<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BlobRecord<'a> {
     Inline(&'a [u8]),
-    File { size: u64, outboard: OutboardAt<'a> },
+    File {
+        size: u64,
+        outboard: OutboardAt<'a>,
+    },
     /// Format 1 (migrated on open).
-    Chunked { size: u64 },
+    Chunked {
+        size: u64,
+    },
 }
 
 impl<'a> BlobRecord<'a> {

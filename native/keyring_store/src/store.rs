@@ -56,7 +56,9 @@ struct Inner {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("blobs", &self.inner.blobs).finish()
+        f.debug_struct("Store")
+            .field("blobs", &self.inner.blobs)
+            .finish()
     }
 }
 
@@ -108,7 +110,9 @@ impl Store {
         if payload.len() <= INLINE_MAX {
             self.submit(WriteOp::Put { payload, tags }, reply)
         } else {
-            self.inner.ingest.submit(Source::Bytes(payload), tags, reply)
+            self.inner
+                .ingest
+                .submit(Source::Bytes(payload), tags, reply)
         }
     }
 
@@ -136,7 +140,9 @@ impl Store {
         tags: Vec<Tag>,
         reply: Box<dyn WriteReply>,
     ) -> Result<(), (StoreError, Box<dyn WriteReply>)> {
-        self.inner.ingest.submit(Source::Writer(writer), tags, reply)
+        self.inner
+            .ingest
+            .submit(Source::Writer(Box::new(writer)), tags, reply)
     }
 
     /// Queues any other write.
@@ -177,7 +183,12 @@ impl Store {
     /// Starts or resumes the partial blob `cid` of `size` bytes (`size_verified`:
     /// the size was proven by its last group), or finds it complete. Blocks
     /// for one commit.
-    pub fn partial(&self, cid: Digest, size: u64, size_verified: bool) -> Result<PartialOpen, StoreError> {
+    pub fn partial(
+        &self,
+        cid: Digest,
+        size: u64,
+        size_verified: bool,
+    ) -> Result<PartialOpen, StoreError> {
         PartialWriter::open(self, cid, size, size_verified)
     }
 

@@ -15,11 +15,6 @@ pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
     // open for as long as `file` is borrowed.
     #[allow(unsafe_code)]
     unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset,
-            len,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
     }
 }

@@ -130,7 +130,10 @@ pub(crate) fn share_key(cid: &Digest, ring: &RingId) -> [u8; 65] {
 
 /// The range of `protect` keys of `cid`.
 pub(crate) fn protect_range(cid: &Digest) -> ([u8; 65], [u8; 65]) {
-    (protect_key(cid, 0, &[0; 32]), protect_key(cid, 0xff, &[0xff; 32]))
+    (
+        protect_key(cid, 0, &[0; 32]),
+        protect_key(cid, 0xff, &[0xff; 32]),
+    )
 }
 
 /// Adds `delta` (±1) to a `protect` count, removing it at zero.

@@ -129,7 +129,11 @@ fn flip(dir: &std::path::Path, cid: &[u8; 32], at: u64) {
         .join("blobs")
         .join(format!("{:02x}", cid[0]))
         .join(format!("{}.data", keyring_store::layout::hex(cid)));
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, at).unwrap();
     f.write_all_at(&[b[0] ^ 0x40], at).unwrap();
@@ -143,7 +147,10 @@ fn a_tampered_blob_file_is_caught_and_never_served() {
     let cid = node.put(&data);
     flip(dir.path(), &cid, 200_000);
     assert_eq!(node.blobs().verify(&cid).unwrap(), Some(false));
-    assert_eq!(node.blobs().get(&cid, true), Err(StoreError::ContentMismatch));
+    assert_eq!(
+        node.blobs().get(&cid, true),
+        Err(StoreError::ContentMismatch)
+    );
     let open = node.blobs().open_blob(&cid, false).unwrap().unwrap();
     // Serving checks every group before it goes out: the groups before the
     // damaged one are served, the damaged one is refused.
@@ -156,7 +163,8 @@ fn a_tampered_blob_file_is_caught_and_never_served() {
     assert!(got.is_err(), "a stream cut at the damage is incomplete");
     // Groups away from the damage are still served and verify.
     let mut out = Vec::new();
-    open.write_verified(&GroupRanges::from(0..5), &mut out).unwrap();
+    open.write_verified(&GroupRanges::from(0..5), &mut out)
+        .unwrap();
     let groups = Decoder::new(cid, GroupRanges::from(0..5), None)
         .decode_all(&out)
         .unwrap();
@@ -175,7 +183,10 @@ fn a_missing_blob_file_is_reported_as_corruption() {
         .join(format!("{:02x}", cid[0]))
         .join(format!("{}.data", keyring_store::layout::hex(&cid)));
     std::fs::remove_file(path).unwrap();
-    assert!(matches!(node.blobs().get(&cid, false), Err(StoreError::Corrupted(_))));
+    assert!(matches!(
+        node.blobs().get(&cid, false),
+        Err(StoreError::Corrupted(_))
+    ));
     assert_eq!(node.blobs().verify(&cid).unwrap(), Some(false));
     let _ = digest(b"");
 }

@@ -63,7 +63,10 @@ fn a_large_blob_is_a_0600_file_with_its_outboard_and_reads_back() {
         let open = node.blobs().open_blob(&cid, false).unwrap().unwrap();
         let (_, ob) = outboard(&data);
         for slot in [0, ob.len() as u64 / 64 - 1] {
-            assert_eq!(&open.pair(slot).unwrap()[..], &ob[slot as usize * 64..][..64]);
+            assert_eq!(
+                &open.pair(slot).unwrap()[..],
+                &ob[slot as usize * 64..][..64]
+            );
         }
         // Outboards over 16 KiB (blobs over ~4 MiB) get a file of their own.
         let ob_file = file.with_extension("obao");
@@ -108,12 +111,19 @@ fn streamed_and_imported_blobs_never_need_the_whole_blob_in_memory() {
         .import_file(source.clone(), vec![], Box::new(ChannelReply(tx)))
         .map_err(|(e, _)| e)
         .unwrap();
-    assert_eq!(rx.recv().unwrap().unwrap(), WriteOutcome::Stored(digest(&data)));
+    assert_eq!(
+        rx.recv().unwrap().unwrap(),
+        WriteOutcome::Stored(digest(&data))
+    );
     assert_eq!(node.blobs().verify(&digest(&data)).unwrap(), Some(true));
 
     let (tx, rx) = mpsc::sync_channel(1);
     node.store
-        .import_file(dir.path().join("missing"), vec![], Box::new(ChannelReply(tx)))
+        .import_file(
+            dir.path().join("missing"),
+            vec![],
+            Box::new(ChannelReply(tx)),
+        )
         .map_err(|(e, _)| e)
         .unwrap();
     assert!(matches!(rx.recv().unwrap(), Err(StoreError::Io(msg)) if msg.contains("missing")));
@@ -135,7 +145,10 @@ fn a_small_streamed_blob_is_stored_inline() {
         .finish_writer(writer, vec![], Box::new(ChannelReply(tx)))
         .map_err(|(e, _)| e)
         .unwrap();
-    assert_eq!(rx.recv().unwrap().unwrap(), WriteOutcome::Stored(digest(b"tiny")));
+    assert_eq!(
+        rx.recv().unwrap().unwrap(),
+        WriteOutcome::Stored(digest(b"tiny"))
+    );
     let data_files = files_under(&dir.path().join("blobs")).len();
     assert_eq!(data_files, 0);
 }
@@ -149,8 +162,14 @@ fn delete_removes_the_blob_and_its_files() {
     assert_eq!(files_under(&dir.path().join("blobs")).len(), 2);
     // A reader that opened the blob before the delete still reads it whole.
     let open = node.blobs().open_blob(&cid, true).unwrap().unwrap();
-    assert_eq!(node.write(WriteOp::Delete(cid)).unwrap(), WriteOutcome::Deleted(true));
-    assert_eq!(node.write(WriteOp::Delete(cid)).unwrap(), WriteOutcome::Deleted(false));
+    assert_eq!(
+        node.write(WriteOp::Delete(cid)).unwrap(),
+        WriteOutcome::Deleted(true)
+    );
+    assert_eq!(
+        node.write(WriteOp::Delete(cid)).unwrap(),
+        WriteOutcome::Deleted(false)
+    );
     assert!(!node.blobs().has(&cid).unwrap());
     assert!(node.blobs().open_blob(&cid, false).unwrap().is_none());
     assert_eq!(node.blobs().stats().unwrap().blobs, 0);
@@ -180,7 +199,11 @@ fn a_delete_and_a_put_of_the_same_blob_in_one_batch_keep_the_file() {
         rx.recv().unwrap().unwrap();
         // Whatever the order the two landed in, a present record has its file.
         if node.blobs().has(&cid).unwrap() {
-            assert_eq!(node.blobs().verify(&cid).unwrap(), Some(true), "round {round}");
+            assert_eq!(
+                node.blobs().verify(&cid).unwrap(),
+                Some(true),
+                "round {round}"
+            );
         } else {
             node.put(&data);
         }
@@ -251,7 +274,10 @@ fn data_survives_reopen() {
 fn second_open_of_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _first = Node::open(dir.path());
-    assert_eq!(BlobStore::open(dir.path()).unwrap_err(), StoreError::AlreadyOpen);
+    assert_eq!(
+        BlobStore::open(dir.path()).unwrap_err(),
+        StoreError::AlreadyOpen
+    );
 }
 
 #[test]
@@ -353,9 +379,13 @@ fn reader_pool_answers_every_read_and_close_drains_its_queue() {
     let pool = ReadPool::start(node.blobs(), 2, 64).unwrap();
     let (tx, rx) = mpsc::channel();
     for _ in 0..50 {
-        assert!(pool.submit(cid, true, Box::new(ChanRead(tx.clone()))).is_ok());
+        assert!(pool
+            .submit(cid, true, Box::new(ChanRead(tx.clone())))
+            .is_ok());
     }
-    assert!(pool.submit(big_cid, true, Box::new(ChanRead(tx.clone()))).is_ok());
+    assert!(pool
+        .submit(big_cid, true, Box::new(ChanRead(tx.clone())))
+        .is_ok());
     assert!(pool
         .submit(digest(b"absent"), false, Box::new(ChanRead(tx.clone())))
         .is_ok());
@@ -369,7 +399,10 @@ fn reader_pool_answers_every_read_and_close_drains_its_queue() {
     assert_eq!(found, 50);
     assert!(results.contains(&Ok(Some(big))));
     assert!(results.contains(&Ok(None)));
-    let (e, _) = pool.submit(cid, false, Box::new(ChanRead(tx))).err().unwrap();
+    let (e, _) = pool
+        .submit(cid, false, Box::new(ChanRead(tx)))
+        .err()
+        .unwrap();
     assert_eq!(e, StoreError::Closed);
 }
 
@@ -394,9 +427,15 @@ fn deleted_blob_is_not_served_from_the_cache() {
     let node = Node::open(dir.path());
     let cid = node.put(b"soon gone");
     assert!(node.blobs().get_cached(&cid).is_none());
-    assert_eq!(node.blobs().get(&cid, false).unwrap().unwrap(), b"soon gone");
+    assert_eq!(
+        node.blobs().get(&cid, false).unwrap().unwrap(),
+        b"soon gone"
+    );
     assert_eq!(&*node.blobs().get_cached(&cid).unwrap(), b"soon gone");
-    assert_eq!(node.write(WriteOp::Delete(cid)).unwrap(), WriteOutcome::Deleted(true));
+    assert_eq!(
+        node.write(WriteOp::Delete(cid)).unwrap(),
+        WriteOutcome::Deleted(true)
+    );
     assert!(node.blobs().get_cached(&cid).is_none());
     assert_eq!(node.blobs().get(&cid, false).unwrap(), None);
 }
@@ -419,7 +458,10 @@ fn files_are_linked_only_by_the_writer_so_nothing_is_left_in_tmp() {
         t.join().unwrap();
     }
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(std::fs::read_dir(node.blobs().tmp_dir()).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(node.blobs().tmp_dir()).unwrap().count(),
+        0
+    );
     let data = files_under(&dir.path().join("blobs"))
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "data"))
