@@ -43,9 +43,9 @@ fuzz_target!(|input: &[u8]| {
                     pos += used;
                     match step {
                         Step::Group(g) => {
-                            let start = g.offset as usize;
-                            assert_eq!(&data[start..start + g.data.len()], g.data);
-                            assert!(g.data.len() <= GROUP_SIZE as usize);
+                            let start = g.offset() as usize;
+                            assert_eq!(&data[start..start + g.data().len()], g.data());
+                            assert!(g.data().len() <= GROUP_SIZE as usize);
                         }
                         Step::Done | Step::NeedMore => break,
                     }

@@ -99,6 +99,8 @@ pub(crate) struct Tables<'txn> {
     shares: u64,
     pins: u64,
     next_id: u64,
+    /// Whether anything was written (a batch that wrote nothing needs no commit).
+    pub(crate) changed: bool,
 }
 
 impl<'txn> Tables<'txn> {
@@ -129,6 +131,7 @@ impl<'txn> Tables<'txn> {
             shares,
             pins,
             next_id,
+            changed: false,
         })
     }
 
@@ -159,21 +162,27 @@ impl<'txn> Tables<'txn> {
                     return Ok(Err(StoreError::TooLarge("ref value")));
                 }
                 self.refs.insert(name.as_slice(), value.as_slice())?;
+                self.changed = true;
                 Ok(Ok(WriteOutcome::RefSet))
             }
             WriteOp::DeleteRef(name) => {
                 let existed = self.refs.remove(name.as_slice())?.is_some();
+                self.changed |= existed;
                 Ok(Ok(WriteOutcome::RefDeleted(existed)))
             }
             WriteOp::SetTag { tag, cid } => {
+                let tag = tag.named_for(&cid);
                 if let Err(e) = tag.check() {
                     return Ok(Err(e));
                 }
                 Ok(Ok(WriteOutcome::TagSet(self.set_tag(&tag, &cid)?)))
             }
-            WriteOp::DeleteTag { tag, cid } => Ok(Ok(WriteOutcome::TagDeleted(
-                self.delete_tag(&tag, cid.as_ref())?,
-            ))),
+            WriteOp::DeleteTag { tag, cid } => {
+                let tag = cid.as_ref().map_or(tag.clone(), |c| tag.named_for(c));
+                Ok(Ok(WriteOutcome::TagDeleted(
+                    self.delete_tag(&tag, cid.as_ref())?,
+                )))
+            }
             WriteOp::BeginPartial {
                 cid,
                 size,
@@ -204,10 +213,11 @@ impl<'txn> Tables<'txn> {
         let result = result?;
         if let Ok(WriteOutcome::Stored(cid)) = &result {
             for tag in tags {
+                let tag = tag.named_for(cid);
                 if let Err(e) = tag.check() {
                     return Ok(Err(e));
                 }
-                self.set_tag(tag, cid)?;
+                self.set_tag(&tag, cid)?;
             }
         }
         Ok(result)
@@ -218,6 +228,7 @@ impl<'txn> Tables<'txn> {
         if self.blobs.get(cid.as_slice())?.is_none() {
             self.blobs
                 .insert(cid.as_slice(), inline_record(data).as_slice())?;
+            self.changed = true;
             self.count += 1;
             self.bytes += data.len() as u64;
         }
@@ -257,6 +268,7 @@ impl<'txn> Tables<'txn> {
             }
         };
         self.blobs.insert(cid.as_slice(), record.as_slice())?;
+        self.changed = true;
         self.count += 1;
         self.bytes += staged.size;
         Ok(Ok(WriteOutcome::Stored(cid)))
@@ -278,6 +290,7 @@ impl<'txn> Tables<'txn> {
             Err(_) => (0, true),
         };
         drop(guard);
+        self.changed = true;
         if files {
             fx.unlink(self.layout.blob_file(cid, FileKind::Data));
             fx.unlink(self.layout.blob_file(cid, FileKind::Outboard));
@@ -300,6 +313,7 @@ impl<'txn> Tables<'txn> {
         };
         let record = PartialRecord::decode(guard.value());
         drop(guard);
+        self.changed = true;
         self.partial_count = self.partial_count.saturating_sub(1);
         let Ok(record) = record else {
             return Ok(Some(0));
@@ -318,6 +332,7 @@ impl<'txn> Tables<'txn> {
             .tags
             .insert(key.as_slice(), cid.as_slice())?
             .and_then(|old| Digest::try_from(old.value()).ok());
+        self.changed = true;
         if previous.as_ref() == Some(cid) {
             return Ok(previous);
         }
@@ -344,6 +359,7 @@ impl<'txn> Tables<'txn> {
         }
         self.tags.remove(key.as_slice())?;
         tags::count(&mut self.protect, &tag.protect_key(&cid), false)?;
+        self.changed = true;
         if tag.is_share() {
             self.shares = self.shares.saturating_sub(1);
         } else {
@@ -378,6 +394,7 @@ impl<'txn> Tables<'txn> {
                     rec.size_verified = true;
                     self.partials
                         .insert(cid.as_slice(), rec.encode().as_slice())?;
+                    self.changed = true;
                 }
                 return Ok(Ok(WriteOutcome::Partial(state(&rec))));
             }
@@ -400,6 +417,7 @@ impl<'txn> Tables<'txn> {
         };
         self.partials
             .insert(cid.as_slice(), rec.encode().as_slice())?;
+        self.changed = true;
         self.partial_count += 1;
         Ok(Ok(WriteOutcome::Partial(state(&rec))))
     }
@@ -418,6 +436,7 @@ impl<'txn> Tables<'txn> {
         rec.size_verified |= size_verified;
         self.partials
             .insert(cid.as_slice(), rec.encode().as_slice())?;
+        self.changed = true;
         Ok(Ok(WriteOutcome::PartialSaved))
     }
 
@@ -471,6 +490,7 @@ impl<'txn> Tables<'txn> {
             fx.linked(ob_path, dir);
         }
         self.partials.remove(cid.as_slice())?;
+        self.changed = true;
         self.partial_count = self.partial_count.saturating_sub(1);
         fx.unlink(part_ob);
         let record = file_record(rec.size, outboard.as_deref());
@@ -510,6 +530,9 @@ impl<'txn> Tables<'txn> {
     }
 
     pub(crate) fn save_counters(&mut self) -> Result<(), StoreError> {
+        if !self.changed {
+            return Ok(());
+        }
         self.meta.insert(META_COUNT, self.count)?;
         self.meta.insert(META_BYTES, self.bytes)?;
         self.meta.insert(META_PARTIALS, self.partial_count)?;

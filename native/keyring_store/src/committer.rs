@@ -385,15 +385,21 @@ impl Writer {
         effects: &mut Effects,
     ) -> Result<Vec<Result<WriteOutcome, StoreError>>, StoreError> {
         let txn = self.db.begin_write()?;
-        let results = {
+        let (results, changed) = {
             let mut tables = Tables::open(&txn, &self.layout, &self.live)?;
             let mut results = Vec::with_capacity(ops.len());
             for op in ops {
                 results.push(tables.apply(op, effects)?);
             }
             tables.save_counters()?;
-            results
+            (results, tables.changed)
         };
+        if !changed {
+            // Nothing to make durable (repeated puts, GC steps that found
+            // nothing): skip the commit and its fsync.
+            txn.abort()?;
+            return Ok(results);
+        }
         effects.sync_dirs()?;
         txn.commit()?;
         Ok(results)

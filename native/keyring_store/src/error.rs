@@ -52,6 +52,9 @@ pub enum StoreError {
     /// The partial blob is gone (garbage-collected, dropped or completed elsewhere).
     #[error("the partial blob is gone")]
     PartialGone,
+    /// Memory for the answer could not be allocated.
+    #[error("out of memory")]
+    NoMemory,
     /// Any other I/O or database error.
     #[error("I/O error: {0}")]
     Io(String),

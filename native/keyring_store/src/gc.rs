@@ -11,8 +11,8 @@
 //! never holds it for long.
 //!
 //! Phases: blobs (cid order), partial blobs (cid order), then the files: one
-//! step per blob shard directory and one for `partial/`, removing files no
-//! record owns (left by a crash between a rename and its commit). Files of
+//! step sweeps whole directories (blob shards, then `partial/`) until it has
+//! looked at `budget` files, removing those no record owns (left by a crash between a rename and its commit). Files of
 //! deleted records are unlinked right after the step's commit.
 
 use std::fs;
@@ -101,7 +101,7 @@ pub(crate) fn step(
         GcCursor::Start => blobs(t, fx, None, budget, &mut p)?,
         GcCursor::Blobs(after) => blobs(t, fx, Some(after), budget, &mut p)?,
         GcCursor::Partials(after) => partials(t, fx, after, budget, &mut p)?,
-        GcCursor::Files(shard) => files(t, shard, &mut p)?,
+        GcCursor::Files(shard) => files(t, shard, budget, &mut p)?,
         GcCursor::Done => GcCursor::Done,
     };
     fx.gc.add(&p);
@@ -185,10 +185,27 @@ fn partials(
     })
 }
 
+/// Sweeps whole directories from `shard` on until `budget` files were looked
+/// at; returns where to go on.
+fn files(
+    t: &mut Tables<'_>,
+    mut shard: u16,
+    budget: usize,
+    p: &mut GcProgress,
+) -> Result<GcCursor, StoreError> {
+    loop {
+        let next = sweep(t, shard, p)?;
+        match next {
+            GcCursor::Files(n) if (p.examined as usize) < budget => shard = n,
+            other => return Ok(other),
+        }
+    }
+}
+
 /// Removes the files in one directory that no record owns. Runs on the
 /// writer thread, the only one that renames files into these directories,
 /// and sees this batch's own renames, so it cannot remove a file being linked.
-fn files(t: &mut Tables<'_>, shard: u16, p: &mut GcProgress) -> Result<GcCursor, StoreError> {
+fn sweep(t: &mut Tables<'_>, shard: u16, p: &mut GcProgress) -> Result<GcCursor, StoreError> {
     let (dir, next) = match u8::try_from(shard) {
         Ok(s) => (t.layout.shard(s), GcCursor::Files(shard + 1)),
         Err(_) => (t.layout.partial_dir().to_path_buf(), GcCursor::Done),

@@ -32,7 +32,8 @@ const KIND_SHARE: u8 = 1;
 const KIND_PIN: u8 = 2;
 const NO_SCOPE: [u8; 32] = [0; 32];
 
-/// A tag's identity: its kind, scope and name.
+/// A tag's identity: its kind, scope and name. An empty name stands for the
+/// cid the tag is set to (see [`Tag::named_for`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Tag {
     /// Shares a blob into keyring `ring` under `name`.
@@ -69,6 +70,19 @@ impl Tag {
     fn name(&self) -> &[u8] {
         match self {
             Tag::Share { name, .. } | Tag::Pin { name } => name,
+        }
+    }
+
+    /// The tag with an empty name named after `cid` (an anonymous tag: one
+    /// per cid and scope, so a put can ask for one before its cid is known).
+    pub fn named_for(&self, cid: &Digest) -> Tag {
+        match self {
+            Tag::Share { ring, name } if name.is_empty() => Tag::Share {
+                ring: *ring,
+                name: cid.to_vec(),
+            },
+            Tag::Pin { name } if name.is_empty() => Tag::Pin { name: cid.to_vec() },
+            other => other.clone(),
         }
     }
 
