@@ -96,7 +96,7 @@ defmodule Keyring.Store do
 
   alias Keyring.{Instance, Native}
   alias Keyring.Native.Reply
-  alias Keyring.Store.{Cid, GC, Partials, Reader, Tags}
+  alias Keyring.Store.{Cid, GC, Partials, Reader, Refs, Tags}
 
   @type cid :: Cid.t()
   @type ring :: <<_::256>> | String.t()
@@ -120,8 +120,6 @@ defmodule Keyring.Store do
         }
 
   @default_timeout 60_000
-  @max_ref_name 1024
-  @max_ref_value 64 * 1024
   @piece 1_048_576
   @put_opts [keyring: Keyring, timeout: @default_timeout, pin: nil, share: nil]
 
@@ -399,60 +397,23 @@ defmodule Keyring.Store do
 
   @doc """
   Sets the ref `name` to `value` (durably). Refs are small mutable pointers
-  (a log head, a root cid) beside the immutable blobs.
+  (a log head, a root cid) beside the immutable blobs: names up to 1 KiB,
+  values up to 64 KiB.
   """
   @spec put_ref(binary(), binary(), keyword()) :: :ok | {:error, term()}
-  def put_ref(name, value, opts \\ [])
-
-  def put_ref(name, value, opts) when is_binary(name) and is_binary(value) do
-    opts = Keyword.validate!(opts, keyring: Keyring, timeout: @default_timeout)
-    handle = handle(opts)
-
-    # Checked here too, so an oversized value is refused before it is copied
-    # on a normal scheduler.
-    cond do
-      byte_size(name) > @max_ref_name ->
-        {:error, {:too_large, "ref name"}}
-
-      byte_size(value) > @max_ref_value ->
-        {:error, {:too_large, "ref value"}}
-
-      true ->
-        Reply.call(fn ref -> Native.store_put_ref(handle, ref, name, value) end, opts[:timeout])
-    end
-  end
-
-  def put_ref(name, value, _opts),
-    do: raise(ArgumentError, "ref name and value must be binaries: #{inspect({name, value})}")
+  defdelegate put_ref(name, value, opts \\ []), to: Refs
 
   @doc "The value of ref `name`."
   @spec get_ref(binary(), keyword()) :: {:ok, binary()} | {:error, term()}
-  def get_ref(name, opts \\ []) when is_binary(name) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
-
-    case Native.store_get_ref(handle(opts), name) do
-      {:ok, nil} -> {:error, :not_found}
-      other -> other
-    end
-  end
+  defdelegate get_ref(name, opts \\ []), to: Refs
 
   @doc "Deletes ref `name`; `{:ok, false}` when it was not set."
   @spec delete_ref(binary(), keyword()) :: {:ok, boolean()} | {:error, term()}
-  def delete_ref(name, opts \\ []) when is_binary(name) do
-    opts = Keyword.validate!(opts, keyring: Keyring, timeout: @default_timeout)
-    handle = handle(opts)
-
-    if byte_size(name) > @max_ref_name,
-      do: {:ok, false},
-      else: Reply.call(fn ref -> Native.store_delete_ref(handle, ref, name) end, opts[:timeout])
-  end
+  defdelegate delete_ref(name, opts \\ []), to: Refs
 
   @doc "Refs whose names start with `prefix`, as `{name, value}` pairs (at most `:limit`, default 10,000)."
   @spec list_refs(binary(), keyword()) :: {:ok, [{binary(), binary()}]} | {:error, term()}
-  def list_refs(prefix, opts \\ []) when is_binary(prefix) do
-    opts = Keyword.validate!(opts, keyring: Keyring, limit: 10_000)
-    Native.store_list_refs(handle(opts), prefix, opts[:limit])
-  end
+  defdelegate list_refs(prefix, opts \\ []), to: Refs
 
   defp handle(opts), do: Instance.fetch!(opts[:keyring], :store)
 
