@@ -161,3 +161,39 @@ fn an_oversized_tag_name_is_refused() {
         Err(StoreError::TooLarge("tag name"))
     );
 }
+
+#[test]
+fn a_tag_without_a_name_is_named_after_its_cid() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path());
+    let anonymous = || Tag::Share {
+        ring: [4; 32],
+        name: vec![],
+    };
+    // Before its cid is known (with a put) and after (on its own): one tag.
+    let cid = node.put_tagged(&blob(30_000, 5), vec![anonymous()]);
+    assert_eq!(
+        node.write(WriteOp::SetTag {
+            tag: anonymous(),
+            cid
+        })
+        .unwrap(),
+        WriteOutcome::TagSet(Some(cid))
+    );
+    assert_eq!(
+        node.blobs()
+            .tags(TagScope::Ring([4; 32]), None, 10)
+            .unwrap(),
+        vec![(cid.to_vec(), cid)]
+    );
+    assert_eq!(node.blobs().stats().unwrap().shares, 1);
+    assert_eq!(
+        node.write(WriteOp::DeleteTag {
+            tag: anonymous(),
+            cid: Some(cid)
+        })
+        .unwrap(),
+        WriteOutcome::TagDeleted(true)
+    );
+    assert!(!node.blobs().shared_in(&cid, &[4; 32]).unwrap());
+}
