@@ -69,4 +69,15 @@ defmodule Keyring.Store.PartialTest do
 
     assert {:ok, %{have: [{0, 5}]}} = Store.partial(cid, me)
   end
+
+  test "a verified stream built in memory is capped at 64 MiB", %{a: a} do
+    data = :binary.copy(:crypto.strong_rand_bytes(1_048_576), 65)
+    {:ok, cid} = Store.put(data, a)
+
+    assert {:error, {:too_large, "stream"}} = Store.verified_stream(cid, [{0, :infinity}], a)
+
+    assert {:ok, stream} = Store.verified_stream(cid, [{0, 64}, {4000, 4001}], a)
+    assert byte_size(stream) > 2 * 16_384
+    assert {:error, :not_found} = Store.verified_stream(Keyring.Store.Cid.of("x"), [{0, 1}], a)
+  end
 end
