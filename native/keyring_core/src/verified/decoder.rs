@@ -160,7 +160,10 @@ impl Decoder {
             // Take the item straight from the input when it is all there and
             // nothing of it was buffered; copy it otherwise.
             let whole = self.buf.is_empty() && rest.len() >= need;
-            if !whole {
+            let item_start = used;
+            if whole {
+                used += need;
+            } else {
                 if self.buf.capacity() == 0 {
                     self.buf.reserve_exact(GROUP_SIZE as usize);
                 }
@@ -170,10 +173,7 @@ impl Decoder {
                 if self.buf.len() < need {
                     return Ok((used, Step::NeedMore));
                 }
-            } else {
-                used += need;
             }
-            let item_start = used - need;
             let item: &[u8] = if whole {
                 &input[item_start..used]
             } else {
