@@ -25,7 +25,7 @@ defmodule SyncBench do
 
   def median(xs), do: xs |> Enum.sort() |> Enum.at(div(length(xs), 2))
   def mbps(bytes, us), do: bytes / us
-  def fmt(x), do: :io_lib.format("~.0f", [x]) |> to_string()
+  def fmt(x), do: x |> round() |> Integer.to_string()
   def fmt2(x), do: :io_lib.format("~.2f", [x]) |> to_string()
   def load, do: File.read!("/proc/loadavg") |> String.split() |> hd()
 
@@ -48,7 +48,21 @@ defmodule SyncBench do
       end)
 
     File.rm!(path)
+    settle()
     mbps(bytes, us)
+  end
+
+  # Deleting a large file frees its blocks, and this file system discards
+  # them (mount option `discard`), which slows the next writer: let that
+  # finish outside the timed sections.
+  def settle do
+    {_, 0} = System.cmd("sync", [])
+    Process.sleep(300)
+  end
+
+  def delete(cid, k) do
+    {:ok, true} = Keyring.Store.delete(cid, k)
+    settle()
   end
 
   def put_file(source, bytes, k) do
@@ -70,6 +84,7 @@ defmodule SyncBench do
   def ingest(dir, bytes, rounds, k) do
     source = Path.join(dir, "source-#{div(bytes, @mib)}")
     random_file(source, bytes)
+    settle()
 
     results =
       for r <- 1..rounds do
@@ -79,16 +94,16 @@ defmodule SyncBench do
           if rem(r, 2) == 1 do
             dd = dd(target, bytes)
             {put, cid} = put_file(source, bytes, k)
-            {:ok, true} = Keyring.Store.delete(cid, k)
+            delete(cid, k)
             {dd, put}
           else
             {put, cid} = put_file(source, bytes, k)
-            {:ok, true} = Keyring.Store.delete(cid, k)
+            delete(cid, k)
             {dd(target, bytes), put}
           end
 
         {stream, cid} = put_stream(source, bytes, k)
-        {:ok, true} = Keyring.Store.delete(cid, k)
+        delete(cid, k)
 
         IO.puts(
           "  round #{r}: dd #{fmt(dd)} MB/s, put_file #{fmt(put)} MB/s (#{fmt2(put / dd)}), put_stream #{fmt(stream)} MB/s, load #{load()}"

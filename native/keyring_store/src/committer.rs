@@ -141,6 +141,8 @@ impl WriteOp {
         match self {
             WriteOp::Put { payload, .. } => payload.len() as u64,
             WriteOp::PutRef { name, value } => (name.len() + value.len()) as u64,
+            // The writer fsyncs it: it counts towards the batch's bytes.
+            WriteOp::Link { staged, .. } if staged.unsynced.is_some() => staged.size,
             _ => 64,
         }
     }
@@ -400,7 +402,7 @@ impl Writer {
             txn.abort()?;
             return Ok(results);
         }
-        effects.sync_dirs()?;
+        effects.make_durable()?;
         txn.commit()?;
         Ok(results)
     }

@@ -28,16 +28,25 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 /// Dirty bytes allowed to pile up before writeback of them is started.
 const WRITEBACK_STEP: u64 = 8 << 20;
 /// Read size when importing a file.
-pub(crate) const IMPORT_BUFFER: usize = 4 << 20;
+pub(crate) const IMPORT_BUFFER: usize = 1 << 20;
+/// Blobs up to this size are fsynced by the writer thread, all of a batch
+/// together, rather than one by one by the ingest thread: their writeback is
+/// already under way, so the first fsync's journal commit covers the rest
+/// and many medium blobs share it, as small blobs share a redb commit.
+pub(crate) const SYNC_IN_BATCH_MAX: u64 = 4 << 20;
 
-/// A blob written to `tmp/`, hashed and fsynced, waiting to be linked into
-/// the store by the writer thread. Dropped unlinked, it removes its files.
+/// A blob written to `tmp/` and hashed, waiting to be linked into the store
+/// by the writer thread; fsynced already, or (up to [`SYNC_IN_BATCH_MAX`]
+/// bytes) with its writeback started and its fsync left to the writer's
+/// batch. Dropped unlinked, it removes its files.
 #[derive(Debug)]
 pub struct Staged {
     pub(crate) cid: Digest,
     pub(crate) size: u64,
     pub(crate) data: PathBuf,
     pub(crate) outboard: StagedOutboard,
+    /// The data file, when the writer thread is to fsync it.
+    pub(crate) unsynced: Option<File>,
 }
 
 #[derive(Debug)]
@@ -138,7 +147,9 @@ impl BlobWriter {
         self.written == 0
     }
 
-    /// Makes the file (and outboard) durable and hands them over for linking.
+    /// Hands the file (and outboard) over for linking: fsynced, or for a blob
+    /// up to [`SYNC_IN_BATCH_MAX`] bytes with its writeback started, to be
+    /// fsynced with the rest of the writer's batch.
     pub fn finish(mut self) -> Result<Staged, StoreError> {
         let builder = std::mem::take(&mut self.outboard);
         let (cid, rest) = builder.finalize();
@@ -152,12 +163,25 @@ impl BlobWriter {
         } else {
             StagedOutboard::Inline(rest)
         };
-        self.file.sync_data()?;
+        let in_batch =
+            self.written <= SYNC_IN_BATCH_MAX && matches!(outboard, StagedOutboard::Inline(_));
+        let unsynced = if in_batch {
+            start_writeback(
+                &self.file,
+                self.written_back,
+                self.written - self.written_back,
+            );
+            Some(self.file.try_clone()?)
+        } else {
+            self.file.sync_data()?;
+            None
+        };
         Ok(Staged {
             cid,
             size: self.written,
             data: std::mem::take(&mut self.path),
             outboard,
+            unsynced,
         })
     }
 

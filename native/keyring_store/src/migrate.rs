@@ -43,6 +43,9 @@ pub(crate) fn from_v1(txn: &WriteTransaction, layout: &Layout) -> Result<(), Sto
                 crate::layout::hex(&cid)
             )));
         }
+        if let Some(file) = staged.unsynced.take() {
+            file.sync_data()?;
+        }
         fs::rename(&staged.data, layout.blob_file(&cid, FileKind::Data))?;
         staged.data = Default::default();
         let record = match &mut staged.outboard {

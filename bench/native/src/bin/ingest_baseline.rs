@@ -17,7 +17,7 @@ use bao_tree::BlockSize;
 use keyring_core::verified::OutboardBuilder;
 use keyring_store::BlobWriter;
 
-const BUF: usize = 4 << 20;
+const BUF: usize = 1 << 20;
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
