@@ -90,8 +90,7 @@ defmodule Keyring.MixProject do
       start_permanent: Mix.env() == :prod,
       compilers: [:keyring_nif | Mix.compilers()],
       elixirc_paths: elixirc_paths(Mix.env()),
-      deps: [],
-      aliases: aliases()
+      deps: []
     ]
   end
 
@@ -104,8 +103,4 @@ defmodule Keyring.MixProject do
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]
   defp elixirc_paths(_), do: ["lib"]
-
-  defp aliases do
-    [bench: "run --no-start bench/run.exs"]
-  end
 end

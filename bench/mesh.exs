@@ -47,10 +47,10 @@ defmodule MeshBench do
     File.rm_rf!(tmp)
     {:ok, _} = Keyring.start_link(name: BenchA, data_dir: tmp <> "/a")
     {:ok, _} = Keyring.start_link(name: BenchB, data_dir: tmp <> "/b")
-    {:ok, ring} = Keyring.Ring.create("bench", keyring: BenchA)
-    {:ok, invite} = Keyring.Ring.invite(ring, keyring: BenchA)
-    {:ok, ^ring} = Keyring.join(invite, keyring: BenchB)
-    :ok = Keyring.expose(:echo, & &1, keyring: BenchB)
+    {:ok, ring} = Keyring.Ring.create("bench", instance: BenchA)
+    {:ok, invite} = Keyring.Ring.invite(ring, instance: BenchA)
+    {:ok, ^ring} = Keyring.join(invite, instance: BenchB)
+    :ok = Keyring.expose(:echo, & &1, instance: BenchB)
     counter = :counters.new(1, [:atomics])
     parent = self()
 
@@ -61,22 +61,22 @@ defmodule MeshBench do
           :counters.add(counter, 1, byte_size(bin))
           send(parent, :sunk)
         end,
-        keyring: BenchB
+        instance: BenchB
       )
 
     b = Keyring.Identity.node_id(BenchB)
-    {:ok, "x"} = Keyring.call(b, :echo, "x", keyring: BenchA)
+    {:ok, "x"} = Keyring.call(b, :echo, "x", instance: BenchA)
     %{ring: ring, b: b, b_key: Keyring.Identity.public_key(BenchB), counter: counter, tmp: tmp}
   end
 
   def keyring_handshakes(ctx, n) do
-    {_, mesh} = Keyring.Instance.fetch!(BenchA, :mesh)
+    mesh = Keyring.Instance.fetch!(BenchA, :mesh)
 
     {secs, _} =
       time(fn ->
         for _ <- 1..n do
           Keyring.Native.mesh_disconnect(mesh, ctx.ring, ctx.b_key)
-          {:ok, "x"} = Keyring.call(ctx.b, :echo, "x", keyring: BenchA)
+          {:ok, "x"} = Keyring.call(ctx.b, :echo, "x", instance: BenchA)
         end
       end)
 
@@ -88,7 +88,7 @@ defmodule MeshBench do
 
     {secs, _} =
       time(fn ->
-        for _ <- 1..n, do: {:ok, _} = Keyring.call(ctx.b, :echo, payload, keyring: BenchA)
+        for _ <- 1..n, do: {:ok, _} = Keyring.call(ctx.b, :echo, payload, instance: BenchA)
       end)
 
     n / secs
@@ -108,7 +108,7 @@ defmodule MeshBench do
 
           Task.async(fn ->
             for _ <- 1..count//1,
-                do: :ok = Keyring.cast(ctx.b, :sink, bin, keyring: BenchA, timeout: 60_000)
+                do: :ok = Keyring.cast(ctx.b, :sink, bin, instance: BenchA, timeout: 60_000)
           end)
         end)
         |> Task.await_many(120_000)
@@ -290,7 +290,7 @@ ctx = MeshBench.keyring_setup()
 contenders = [
   # The same order as quic_baseline: handshakes, round trips, then bulk on
   # the connection the round trips used.
-  keyring: fn ->
+  instance: fn ->
     handshakes = MeshBench.keyring_handshakes(ctx, 200)
     rpc = MeshBench.keyring_rpc(ctx, 3000)
     {bulk, cpu} = MeshBench.keyring_bulk(ctx, mib)

@@ -1,4 +1,32 @@
 defmodule Keyring do
+  @schema [
+    name: [
+      type: :atom,
+      default: Keyring,
+      doc: "instance name; its processes are named `<name>.Identity`, `<name>.Store`, ..."
+    ],
+    data_dir: [
+      type: :string,
+      doc: "where the identity key and the store live (default `.keyring/<node name>`)"
+    ],
+    passphrase: [
+      type: {:or, [:string, {:in, [nil]}]},
+      default: nil,
+      doc: "seals the identity key and keyring root keys at rest (Argon2id + XChaCha20-Poly1305)"
+    ],
+    store: [type: :keyword, default: [], doc: "options for `Keyring.Store` (see its docs)"],
+    coordinator: [
+      type: :keyword,
+      default: [],
+      doc: "presence/heartbeat options (see `Keyring.Coordinator`)"
+    ],
+    cluster_topologies: [
+      type: :keyword,
+      doc: "discovery (see `Keyring.Cluster`; default `config :keyring, :cluster_topologies`)"
+    ],
+    mesh: [type: :keyword, default: [], doc: "options for the mesh plane (see `Keyring.Mesh`)"]
+  ]
+
   @moduledoc """
   Keyring is a runtime for meshes of autonomous nodes: each node has an Ed25519
   identity (`Keyring.Identity`) and a content-addressed blob store
@@ -20,15 +48,18 @@ defmodule Keyring do
 
   ## Options
 
-  | option | default | meaning |
-  |---|---|---|
-  | `:name` | `Keyring` | instance name; child processes are named `<name>.Identity`, `<name>.Store`, ... |
-  | `:data_dir` | `".keyring/<node name>"` | where the identity key and the store live |
-  | `:passphrase` | `nil` | seals the identity key at rest (Argon2id + XChaCha20-Poly1305) |
-  | `:store` | `[]` | options for `Keyring.Store` (see its docs) |
-  | `:coordinator` | `[]` | presence/heartbeat options (see `Keyring.Coordinator`) |
-  | `:cluster_topologies` | `config :keyring, :cluster_topologies` | discovery (see `Keyring.Cluster`) |
-  | `:mesh` | `[]` | options for the QUIC mesh (see `Keyring.Transport.Quic`) |
+  #{Keyring.Options.docs(@schema)}
+
+  Unknown or mistyped options (also inside `:store`, `:coordinator`, `:mesh`)
+  raise an `ArgumentError` that names them.
+
+  ## Supervision
+
+  Identity, Store and PubSub come first (`:rest_for_one`); then the two planes
+  under a `:one_for_one` supervisor of their own, so a crash in one never
+  restarts the other: the cluster plane (presence CRDT, `Keyring.Coordinator`,
+  ClusterHandler, `Keyring.Cluster` discovery) and the mesh plane
+  (`Keyring.Mesh`: keyrings, RPC, QUIC links).
 
   `start_link/1` answers `{:error, :bad_passphrase}` when the passphrase does
   not open an existing key, and `{:error, {:store, reason}}` when the store
@@ -68,6 +99,7 @@ defmodule Keyring do
     with nil <- Process.whereis(opts[:name]),
          :ok <- mkdir(data_dir),
          {:ok, store} <- Keyring.Store.Server.open(data_dir, opts[:store]),
+         :ok <- secure_store(data_dir, store),
          {:ok, keypair} <- load_identity(data_dir, opts[:passphrase], store) do
       opts = Keyword.merge(opts, data_dir: data_dir, keypair: keypair, store_handle: store)
 
@@ -85,10 +117,32 @@ defmodule Keyring do
     end
   end
 
+  # The data dir and the store's dir are owner-only (0700) and the store file
+  # is created empty with mode 0600 (redb initialises an empty file) before
+  # the store opens; after, a wider mode on an older store file is narrowed
+  # with a warning (Keyring.Identity.PrivateFile).
   defp mkdir(dir) do
-    case File.mkdir_p(dir) do
-      :ok -> :ok
+    alias Keyring.Identity.PrivateFile
+
+    with :ok <- PrivateFile.ensure_dir(dir),
+         :ok <- PrivateFile.ensure_dir(Path.join(dir, "store")),
+         :ok <- PrivateFile.touch(store_file(dir)) do
+      :ok
+    else
       {:error, reason} -> {:error, {:data_dir, reason}}
+    end
+  end
+
+  defp store_file(dir), do: Path.join([dir, "store", "store.redb"])
+
+  defp secure_store(dir, store) do
+    case Keyring.Identity.PrivateFile.ensure_file(store_file(dir)) do
+      :ok ->
+        :ok
+
+      {:error, reason} ->
+        Keyring.Store.Server.close(store)
+        {:error, {:data_dir, reason}}
     end
   end
 
@@ -103,59 +157,41 @@ defmodule Keyring do
   def init(opts) do
     name = opts[:name]
 
-    children =
-      [
-        {Keyring.Identity, name: name, keypair: opts[:keypair], data_dir: opts[:data_dir]},
-        {Keyring.Store,
-         Keyword.merge(opts[:store],
-           keyring: name,
-           data_dir: opts[:data_dir],
-           handle: opts[:store_handle]
-         )}
-      ] ++
-        cluster_children(name, opts) ++
-        [
-          {Keyring.Mesh,
-           name: name,
-           keypair: opts[:keypair],
-           data_dir: opts[:data_dir],
-           mesh: opts[:mesh],
-           passphrase: opts[:passphrase]}
-        ]
+    planes = [
+      {Keyring.ClusterPlane, opts},
+      {Keyring.Mesh,
+       name: name,
+       keypair: opts[:keypair],
+       data_dir: opts[:data_dir],
+       mesh: opts[:mesh],
+       passphrase: opts[:passphrase]},
+      {Keyring.Feed.Supervisor, name: name}
+    ]
+
+    children = [
+      {Keyring.Identity, name: name, keypair: opts[:keypair], data_dir: opts[:data_dir]},
+      {Keyring.Store,
+       Keyword.merge(opts[:store],
+         keyring: name,
+         data_dir: opts[:data_dir],
+         handle: opts[:store_handle]
+       )},
+      {Keyring.PubSub, keyring: name},
+      %{
+        id: :planes,
+        type: :supervisor,
+        start: {Supervisor, :start_link, [planes, [strategy: :one_for_one]]}
+      }
+    ]
 
     Supervisor.init(children, strategy: :rest_for_one)
-  end
-
-  # The cluster plane: PubSub scope, presence CRDT, coordinator, topology
-  # events, discovery strategies (see Keyring.Coordinator, Keyring.Cluster).
-  defp cluster_children(name, opts) do
-    coordinator = Keyring.Instance.child_name(name, Keyring.Coordinator)
-
-    [
-      {Keyring.PubSub, keyring: name},
-      {
-        Keyring.CRDT,
-        # Deltas are pushed and beats show liveness: anti-entropy is a backstop.
-        name: Keyring.Coordinator.presence_crdt(name),
-        keyring: name,
-        group: :keyring_presence,
-        sync_interval: 30_000,
-        on_change: fn diffs ->
-          if pid = Process.whereis(coordinator), do: send(pid, {:presence_changed, diffs})
-        end
-      },
-      {Keyring.Coordinator,
-       keyring: name, data_dir: opts[:data_dir], coordinator: opts[:coordinator]},
-      {Keyring.ClusterHandler, keyring: name},
-      {Keyring.Cluster, keyring: name, topologies: opts[:cluster_topologies]}
-    ]
   end
 
   @doc "Joins a keyring with an invite. See `Keyring.Ring.join/2`."
   @spec join(String.t(), keyword()) :: {:ok, Keyring.Ring.id()} | {:error, term()}
   defdelegate join(invite, opts \\ []), to: Keyring.Ring
 
-  @doc "Exposes an RPC handle to keyring members. See `Keyring.RPC.expose/3`."
+  @doc "Exposes an RPC handle to members of a keyring. See `Keyring.RPC.expose/3`."
   @spec expose(atom() | String.t(), function(), keyword()) :: :ok
   defdelegate expose(name, handler, opts \\ []), to: Keyring.RPC
 
@@ -170,27 +206,15 @@ defmodule Keyring do
   defdelegate cast(peer, name, args, opts \\ []), to: Keyring.RPC
 
   defp validate!(opts) do
-    opts =
-      Keyword.validate!(opts, [
-        :data_dir,
-        :passphrase,
-        name: __MODULE__,
-        store: [],
-        coordinator: [],
-        cluster_topologies: Application.get_env(:keyring, :cluster_topologies, []),
-        mesh: []
-      ])
-
-    Keyring.Coordinator.validate!(opts[:coordinator])
-    opts = Keyword.update!(opts, :store, &Keyring.Store.validate!/1)
-
-    unless is_atom(opts[:name]),
-      do: raise(ArgumentError, ":name must be an atom, got: #{inspect(opts[:name])}")
-
-    unless is_nil(opts[:passphrase]) or is_binary(opts[:passphrase]),
-      do: raise(ArgumentError, ":passphrase must be a binary or nil")
-
-    Keyword.put_new_lazy(opts, :data_dir, fn -> default_data_dir() end)
+    opts
+    |> Keyring.Options.validate!(@schema, "Keyring")
+    |> Keyword.put_new_lazy(:cluster_topologies, fn ->
+      Application.get_env(:keyring, :cluster_topologies, [])
+    end)
+    |> Keyword.update!(:coordinator, &Keyring.Coordinator.validate!/1)
+    |> Keyword.update!(:store, &Keyring.Store.validate!/1)
+    |> Keyword.update!(:mesh, &Keyring.Mesh.Options.validate!/1)
+    |> Keyword.put_new_lazy(:data_dir, fn -> default_data_dir() end)
   end
 
   defp default_data_dir do

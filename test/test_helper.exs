@@ -23,4 +23,7 @@ can_mount_tmpfs? =
      end
    end).()
 
-ExUnit.start(exclude: [:slow] ++ if(can_mount_tmpfs?, do: [], else: [:tmpfs]))
+ExUnit.start(
+  capture_log: true,
+  exclude: [:slow] ++ if(can_mount_tmpfs?, do: [], else: [:tmpfs])
+)

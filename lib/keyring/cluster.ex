@@ -16,7 +16,7 @@ defmodule Keyring.Cluster do
   (libcluster's names `Cluster.Strategy.Epmd` and `Cluster.Strategy.Gossip`
   are accepted as aliases.) Strategies only connect nodes: everything else
   (presence, CRDT replication) reacts to distribution events through
-  `Keyring.ClusterHandler`, so clustering by a host app's libcluster or by
+  ClusterHandler, so clustering by a host app's libcluster or by
   `Node.connect/1` works just as well, with no topology configured here.
 
   Strategies:
@@ -45,7 +45,7 @@ defmodule Keyring.Cluster do
 
     children =
       for {topology, spec} <- opts[:topologies] || [] do
-        spec = Keyword.validate!(spec, [:strategy, config: [], connect: nil])
+        spec = Keyword.validate!(spec, [:strategy, config: []])
         strategy = Map.get(@aliases, spec[:strategy], spec[:strategy])
 
         unless is_atom(strategy) and Code.ensure_loaded?(strategy),

@@ -1,20 +1,19 @@
 defmodule Keyring.ClusterHandler do
-  @moduledoc """
-  Turns `:net_kernel.monitor_nodes/2` events into Keyring topology events.
-
-  It reacts only to distribution connections, whoever makes them: a
-  `Keyring.Cluster` strategy, a host application's libcluster, or
-  `Node.connect/1` by hand. On `nodeup`/`nodedown` it logs and broadcasts
-  `{:keyring_topology, :nodeup | :nodedown, node}` on this node to the
-  `"keyring:topology"` topic of `Keyring.PubSub`. The coordinator marks the
-  node's presence down on `:nodedown` at once.
-
-  CRDT neighbours follow from the same connections: every `Keyring.CRDT`
-  replica is a member of a `:pg` group, `:pg` adds and removes remote members
-  as nodes connect and disconnect, and each replica starts an anti-entropy
-  exchange with every new member. Wiring is therefore symmetric by
-  construction (no one-way `set_neighbours` as in DeltaCrdt).
-  """
+  @moduledoc false
+  # Turns `:net_kernel.monitor_nodes/2` events into Keyring topology events.
+  #
+  # It reacts only to distribution connections, whoever makes them: a
+  # `Keyring.Cluster` strategy, a host application's libcluster, or
+  # `Node.connect/1` by hand. On `nodeup`/`nodedown` it logs and broadcasts
+  # `{:keyring_topology, :nodeup | :nodedown, node}` on this node to the
+  # `"keyring:topology"` topic of `Keyring.PubSub`. The coordinator marks the
+  # node's presence down on `:nodedown` at once.
+  #
+  # CRDT neighbours follow from the same connections: every `Keyring.CRDT`
+  # replica is a member of a `:pg` group, `:pg` adds and removes remote members
+  # as nodes connect and disconnect, and each replica starts an anti-entropy
+  # exchange with every new member. Wiring is therefore symmetric by
+  # construction (no one-way `set_neighbours` as in DeltaCrdt).
   use GenServer
   require Logger
 

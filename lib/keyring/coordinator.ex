@@ -3,7 +3,7 @@ defmodule Keyring.Coordinator do
   Cluster presence, health and task routing.
 
   Every node publishes one `Keyring.Coordinator.Presence` entry (node id,
-  node name, incarnation, QUIC address, capabilities, health) into a
+  node name, incarnation, mesh address and keyrings, capabilities, health) into a
   replicated map (`Keyring.CRDT`, group `:keyring_presence`). Each node is the
   only writer of its own entry, Phoenix.Tracker-style, so there are no
   conflicting writes.
@@ -11,8 +11,8 @@ defmodule Keyring.Coordinator do
       iex> Node.list()
       [:"keyring2@127.0.0.1"]
       iex> Keyring.Coordinator.active_nodes()
-      [#Keyring.Presence<:"keyring1@127.0.0.1" up id=5gzq3tuv… inc=3 caps=[] rq=0 mem=61MB up=42s>,
-       #Keyring.Presence<:"keyring2@127.0.0.1" up id=jx2ma7qk… inc=1 caps=[] rq=0 mem=60MB up=17s>]
+      [#Keyring.Coordinator.Presence<:"keyring1@127.0.0.1" up id=5gzq3tuv… inc=3 caps=[] rq=0 mem=61MB up=42s>,
+       #Keyring.Coordinator.Presence<:"keyring2@127.0.0.1" up id=jx2ma7qk… inc=1 caps=[] rq=0 mem=60MB up=17s>]
 
   ## Liveness
 
@@ -103,10 +103,11 @@ defmodule Keyring.Coordinator do
   def unregister(capability, keyring \\ Keyring),
     do: GenServer.call(server(keyring), {:unregister, capability})
 
-  @doc "Publishes this node's QUIC address (`nil` to clear)."
-  @spec set_quic_addr(String.t() | nil, Keyring.instance()) :: :ok
-  def set_quic_addr(addr, keyring \\ Keyring) when is_binary(addr) or is_nil(addr),
-    do: GenServer.call(server(keyring), {:set_quic_addr, addr})
+  @doc false
+  # Called by the mesh plane when its address or keyrings change.
+  @spec set_mesh(String.t() | nil, [<<_::256>>], Keyring.instance()) :: :ok
+  def set_mesh(addr, keyrings, keyring \\ Keyring),
+    do: GenServer.cast(server(keyring), {:set_mesh, addr, Enum.sort(keyrings)})
 
   @doc """
   Runs `task` on a healthy node that registered `capability`.
@@ -155,6 +156,27 @@ defmodule Keyring.Coordinator do
   def child_spec(opts), do: %{id: __MODULE__, start: {__MODULE__, :start_link, [opts]}}
 
   @doc false
+  # The presence CRDT and the coordinator it reports changes to.
+  def children(instance, data_dir, conf) do
+    coordinator = server(instance)
+
+    [
+      {
+        CRDT,
+        # Deltas are pushed and beats show liveness: anti-entropy is a backstop.
+        name: presence_crdt(instance),
+        keyring: instance,
+        group: :keyring_presence,
+        sync_interval: 30_000,
+        on_change: fn diffs ->
+          if pid = Process.whereis(coordinator), do: send(pid, {:presence_changed, diffs})
+        end
+      },
+      {__MODULE__, keyring: instance, data_dir: data_dir, coordinator: conf}
+    ]
+  end
+
+  @doc false
   def start_link(opts) do
     keyring = Keyword.fetch!(opts, :keyring)
     GenServer.start_link(__MODULE__, opts, name: server(keyring))
@@ -179,7 +201,7 @@ defmodule Keyring.Coordinator do
   end
 
   @doc false
-  def presence_crdt(keyring), do: Instance.child_name(keyring, Keyring.Presence)
+  def presence_crdt(keyring), do: Instance.child_name(keyring, Keyring.PresenceMap)
 
   @impl GenServer
   def init(opts) do
@@ -201,6 +223,8 @@ defmodule Keyring.Coordinator do
       node: node(),
       incarnation: incarnation,
       pid: self(),
+      mesh_addr: mesh_addr(keyring),
+      keyrings: keyring |> Instance.get(:rings, %{}) |> Map.keys() |> Enum.sort(),
       version: to_string(Application.spec(:keyring, :vsn) || "dev"),
       health: Presence.sample_health(%{})
     }
@@ -235,9 +259,6 @@ defmodule Keyring.Coordinator do
     {:reply, :ok, state |> update_me(&%{&1 | capabilities: caps(state)}) |> publish()}
   end
 
-  def handle_call({:set_quic_addr, addr}, _from, state),
-    do: {:reply, :ok, state |> update_me(&%{&1 | quic_addr: addr}) |> publish()}
-
   def handle_call({:run, cap, task}, from, state) do
     case Map.fetch(state.handlers, cap) do
       {:ok, handler} ->
@@ -247,6 +268,14 @@ defmodule Keyring.Coordinator do
       :error ->
         {:reply, {:error, :no_capability}, state}
     end
+  end
+
+  @impl GenServer
+  def handle_cast({:set_mesh, addr, keyrings}, state) do
+    if {addr, keyrings} == {state.me.mesh_addr, state.me.keyrings},
+      do: {:noreply, state},
+      else:
+        {:noreply, state |> update_me(&%{&1 | mesh_addr: addr, keyrings: keyrings}) |> publish()}
   end
 
   @impl GenServer
@@ -313,6 +342,14 @@ defmodule Keyring.Coordinator do
   end
 
   ## Internals
+
+  # The mesh plane may be up already (this process restarted on its own).
+  defp mesh_addr(keyring) do
+    case Instance.get(keyring, :mesh_addresses, nil) do
+      {mesh, _join} -> mesh
+      nil -> nil
+    end
+  end
 
   defp seen(state, pid),
     do: %{state | last_seen: Map.put(state.last_seen, pid, System.monotonic_time(:millisecond))}

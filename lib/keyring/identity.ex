@@ -16,6 +16,15 @@ defmodule Keyring.Identity do
       iex> sig = Keyring.Identity.sign("hello", IdDoc)
       iex> Keyring.Identity.verify(Keyring.Identity.public_key(IdDoc), "hello", sig)
       true
+      iex> receipt = Keyring.Identity.sign("paid 42", keyring: IdDoc, domain: "shop/receipt")
+      iex> Keyring.Identity.verify(Keyring.Identity.public_key(IdDoc), "paid 42", receipt, domain: "shop/receipt")
+      true
+      iex> Keyring.Identity.verify(Keyring.Identity.public_key(IdDoc), "paid 42", receipt)
+      false
+
+  Application signatures are domain-separated (see `sign/2`): the node key
+  never signs an application's bytes as they are, so an application cannot
+  be made to sign a membership entry, an invite or a handshake.
 
   Verification is strict everywhere (`verify_strict`): malformed or small-order
   public keys and non-canonical signatures are rejected.
@@ -43,42 +52,82 @@ defmodule Keyring.Identity do
   @spec node_id(Keyring.instance()) :: NodeId.t()
   def node_id(keyring \\ Keyring), do: Instance.fetch!(keyring, :node_id)
 
-  @doc "Signs `message` with the node's secret key; returns a 64-byte signature."
-  @spec sign(binary(), Keyring.instance()) :: <<_::512>>
-  def sign(message, keyring \\ Keyring)
+  @doc """
+  Signs `message` with the node's key; returns a 64-byte signature.
 
-  def sign(message, keyring) when is_binary(message) do
-    keypair = Instance.fetch!(keyring, :keypair)
+  The signature covers `"keyring/app/v1\\0" <> message`, or with
+  `domain: d`, `"keyring/app/v1/" <> d <> "\\0" <> message`: never the raw
+  bytes. The same key signs TLS handshakes, membership entries and invites,
+  each in its own domain, so no message an application signs here can pass
+  for one of them (`verify/4` checks in the same domain). A domain is 1..64
+  characters of `[A-Za-z0-9._:/-]`; use one per purpose (`"myapp/receipt"`),
+  so a signature made for one purpose never verifies for another.
 
-    if byte_size(message) <= @dirty_threshold,
-      do: Native.sign(keypair, message),
-      else: Native.sign_dirty(keypair, message)
+  The second argument is the instance name, or options: `:keyring` (the
+  instance, default `Keyring`) and `:domain`.
+  """
+  @spec sign(binary(), Keyring.instance() | keyword()) :: <<_::512>>
+  def sign(message, opts \\ [])
+
+  def sign(message, instance) when is_atom(instance), do: sign(message, keyring: instance)
+
+  def sign(message, opts) when is_binary(message) and is_list(opts) do
+    opts = Keyword.validate!(opts, [:domain, keyring: Keyring])
+    domain = domain!(opts[:domain])
+    keypair = Instance.fetch!(opts[:keyring], :keypair)
+
+    {:ok, signature} =
+      if byte_size(message) <= @dirty_threshold,
+        do: Native.sign_app(keypair, domain, message),
+        else: Native.sign_app_dirty(keypair, domain, message)
+
+    signature
   end
 
-  def sign(other, _keyring),
+  def sign(other, _opts),
     do: raise(ArgumentError, "can only sign a binary, got: #{inspect(other)}")
 
   @doc """
-  Verifies `signature` over `message` by `public_key` (strictly). Returns a
-  boolean; raises `ArgumentError` when the key is not 32 bytes or the
-  signature not 64.
+  Verifies `signature` over `message` by `public_key` (strictly), in the
+  application domain `sign/2` signs in (option `:domain`, default none).
+  Returns a boolean; raises `ArgumentError` when the key is not 32 bytes or
+  the signature not 64.
   """
-  @spec verify(<<_::256>>, binary(), <<_::512>>) :: boolean()
-  def verify(<<_::256>> = public_key, message, <<_::512>> = signature) when is_binary(message) do
-    result =
-      if byte_size(message) <= @dirty_threshold,
-        do: Native.verify(public_key, message, signature),
-        else: Native.verify_dirty(public_key, message, signature)
+  @spec verify(<<_::256>>, binary(), <<_::512>>, keyword()) :: boolean()
+  def verify(public_key, message, signature, opts \\ [])
 
-    {:ok, valid?} = result
+  def verify(<<_::256>> = public_key, message, <<_::512>> = signature, opts)
+      when is_binary(message) do
+    opts = Keyword.validate!(opts, [:domain])
+    domain = domain!(opts[:domain])
+
+    {:ok, valid?} =
+      if byte_size(message) <= @dirty_threshold,
+        do: Native.verify_app(public_key, domain, message, signature),
+        else: Native.verify_app_dirty(public_key, domain, message, signature)
+
     valid?
   end
 
-  def verify(public_key, message, signature) do
+  def verify(public_key, message, signature, _opts) do
     raise ArgumentError,
           "verify/3 expects a 32-byte public key, a binary message and a 64-byte signature, got: " <>
             inspect({public_key, message, signature}, limit: 5, printable_limit: 40)
   end
+
+  defp domain!(nil), do: nil
+
+  defp domain!(domain) when is_binary(domain) do
+    if domain =~ ~r"\A[A-Za-z0-9._:/-]{1,64}\z",
+      do: domain,
+      else:
+        raise(
+          ArgumentError,
+          "a signing domain is 1..64 of [A-Za-z0-9._:/-], got: #{inspect(domain)}"
+        )
+  end
+
+  defp domain!(other), do: domain!(to_string(other))
 
   @doc "BLAKE3 hash of `data` (see `Keyring.Hash` for streaming)."
   @spec hash(binary()) :: <<_::256>>

@@ -20,6 +20,9 @@ defmodule Keyring.Instance do
     :ok
   end
 
+  @spec get(t(), atom(), term()) :: term()
+  def get(instance, key, default), do: :persistent_term.get({Keyring, instance, key}, default)
+
   @spec fetch!(t(), atom()) :: term()
   def fetch!(instance, key) do
     case :persistent_term.get({Keyring, instance, key}, :undefined) do

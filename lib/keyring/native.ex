@@ -40,11 +40,19 @@ defmodule Keyring.Native do
   def keypair_open(_bytes, _passphrase), do: err()
   def keypair_seal(_keypair, _passphrase), do: err()
   def keypair_public_key(_keypair), do: err()
-  def sign(_keypair, _message), do: err()
-  def sign_dirty(_keypair, _message), do: err()
+  def sign_app(_keypair, _domain, _message), do: err()
+  def sign_app_dirty(_keypair, _domain, _message), do: err()
+  def verify_app(_public_key, _domain, _message, _signature), do: err()
+  def verify_app_dirty(_public_key, _domain, _message, _signature), do: err()
   def verify(_public_key, _message, _signature), do: err()
   def verify_dirty(_public_key, _message, _signature), do: err()
+
+  # private files (0600 / 0700, no links followed)
   def write_file_atomic(_path, _bytes), do: err()
+  def write_file_new(_path, _bytes), do: err()
+  def read_private_file(_path, _max_len), do: err()
+  def ensure_private_dir(_path), do: err()
+  def ensure_private_file(_path), do: err()
 
   # store
   def store_open(_dir, _cache_bytes, _read_threads, _ingest_threads), do: err()
@@ -92,6 +100,20 @@ defmodule Keyring.Native do
 
   def invite_verify(_bytes, _now_ms), do: err()
 
+  # signed refs
+  def ref_sign(_keypair, _ring, _name, _root, _seq, _timestamp_ms), do: err()
+  def ref_decode(_bytes), do: err()
+  def ref_accept(_bytes, _ring, _current), do: err()
+
+  # feeds
+  def feed_book_new(_max_ahead, _max_waiting_per_feed, _max_waiting_bytes), do: err()
+  def feed_load(_book, _entries), do: err()
+  def feed_append(_book, _keypair, _ring, _timestamp_ms, _type, _content), do: err()
+  def feed_ingest(_book, _ring, _members, _entries), do: err()
+  def feed_decode(_entries), do: err()
+  def feed_head(_book, _ring, _author), do: err()
+  def feed_heads(_book, _ring), do: err()
+
   # restricted term codec
   def term_encode(_term), do: err()
   def term_encode_dirty(_term), do: err()
@@ -118,4 +140,12 @@ defmodule Keyring.Native do
   def mesh_push_log(_mesh, _ring, _entries), do: err()
   def mesh_rejected_handshakes(_mesh), do: err()
   def mesh_close(_mesh), do: err()
+
+  # Merkle DAG nodes and walks
+  def dag_encode(_node), do: err()
+  def dag_encode_dirty(_node), do: err()
+  def dag_decode(_bytes), do: err()
+  def dag_decode_dirty(_bytes), do: err()
+  def dag_walk_new(_roots, _blobs, _max_depth), do: err()
+  def dag_walk_next(_store, _walk, _max_items), do: err()
 end

@@ -15,6 +15,7 @@ defmodule Keyring.PubSub do
   |---|---|
   | `"keyring:presence"` | `{:keyring_presence, :join \\| :update \\| :down \\| :leave, %Keyring.Coordinator.Presence{}}` |
   | `"keyring:topology"` | `{:keyring_topology, :nodeup \\| :nodedown, node()}` |
+  | `"keyring:feed"` | `{:keyring_feed, :entry \\| :fork \\| :ref, _}` (see `Keyring.Feed`) |
 
   - `:join`: a node (or a new incarnation of it) appeared;
   - `:update`: its capabilities, health or address changed;

@@ -4,7 +4,7 @@ defmodule Keyring.Cluster.CRDTTest do
   @moduletag timeout: 120_000
 
   alias Keyring.Test.Peers
-  import Keyring.Test.Distribution, only: [eventually: 3]
+  import Keyring.Test.Eventually
 
   defp start_map(p),
     do:

@@ -4,7 +4,7 @@ defmodule Keyring.Cluster.DiscoveryTest do
   @moduletag timeout: 120_000
 
   alias Keyring.Test.Peers
-  import Keyring.Test.Distribution, only: [eventually: 3]
+  import Keyring.Test.Eventually
 
   defp node_name(prefix, i, suffix), do: :"#{prefix}#{i}_#{suffix}@127.0.0.1"
 

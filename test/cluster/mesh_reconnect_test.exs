@@ -6,7 +6,7 @@ defmodule Keyring.Cluster.MeshReconnectTest do
   @moduletag :cluster
 
   alias Keyring.Test.{Peers, Ports}
-  import Keyring.Test.Distribution, only: [eventually: 3]
+  import Keyring.Test.Eventually
 
   test "a member VM killed without a goodbye is dialled again when it returns" do
     u = "#{System.os_time(:nanosecond)}_#{System.unique_integer([:positive])}"

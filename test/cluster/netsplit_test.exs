@@ -8,7 +8,7 @@ defmodule Keyring.Cluster.NetsplitTest do
   @moduletag timeout: 240_000
 
   alias Keyring.Test.Peers
-  import Keyring.Test.Distribution, only: [eventually: 3]
+  import Keyring.Test.Eventually
 
   @steps 25
 

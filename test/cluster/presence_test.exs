@@ -4,7 +4,7 @@ defmodule Keyring.Cluster.PresenceTest do
   @moduletag timeout: 180_000
 
   alias Keyring.Test.Peers
-  import Keyring.Test.Distribution, only: [eventually: 3]
+  import Keyring.Test.Eventually
 
   @fast [heartbeat: 300, permdown_after: 60_000]
 
@@ -123,6 +123,6 @@ defmodule Keyring.Cluster.PresenceTest do
       "c removed on a and b"
     )
 
-    assert Peers.call(a, Keyring.CRDT, :get, [Keyring.Presence, {:node, c_id}]) == nil
+    assert Peers.call(a, Keyring.CRDT, :get, [Keyring.PresenceMap, {:node, c_id}]) == nil
   end
 end

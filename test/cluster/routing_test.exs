@@ -4,7 +4,7 @@ defmodule Keyring.Cluster.RoutingTest do
   @moduletag timeout: 120_000
 
   alias Keyring.Test.{Handlers, Peers}
-  import Keyring.Test.Distribution, only: [eventually: 3]
+  import Keyring.Test.Eventually
 
   setup_all do
     [a, b, c] = peers = Peers.start_many(:route, 3, coordinator: [heartbeat: 300])

@@ -24,7 +24,7 @@ defmodule Keyring.CoordinatorTest do
     assert %{run_queue: _, memory_mb: _, schedulers: _, started_at: _} = me.health
     assert is_integer(Presence.uptime_s(me))
     assert Coordinator.presence(ctx.keyring) == %{me.node_id => me}
-    assert inspect(me) =~ "#Keyring.Presence<"
+    assert inspect(me) =~ "#Keyring.Coordinator.Presence<"
   end
 
   test "the incarnation goes up on every start with the same data dir", ctx do

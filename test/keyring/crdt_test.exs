@@ -3,6 +3,7 @@ defmodule Keyring.CRDTTest do
 
   alias Keyring.CRDT
   alias Keyring.CRDT.AWLWWMap
+  import Keyring.Test.Eventually
 
   setup context do
     scope = :"crdt_scope_#{System.unique_integer([:positive])}"
@@ -13,21 +14,6 @@ defmodule Keyring.CRDTTest do
   defp start(ctx, name, opts \\ []) do
     opts = Keyword.merge([name: name, scope: ctx.scope, group: ctx.group], opts)
     start_supervised!({CRDT, opts})
-  end
-
-  defp eventually(fun, deadline_ms \\ 20_000) do
-    deadline = System.monotonic_time(:millisecond) + deadline_ms
-    do_eventually(fun, deadline)
-  end
-
-  defp do_eventually(fun, deadline) do
-    if fun.() do
-      true
-    else
-      if System.monotonic_time(:millisecond) > deadline, do: flunk("condition not met in time")
-      Process.sleep(20)
-      do_eventually(fun, deadline)
-    end
   end
 
   test "writes reach the other replica and fire its change callback", ctx do

@@ -50,7 +50,9 @@ defmodule Keyring.IdentityTest do
     dir = TmpDir.new()
     File.write!(Path.join(dir, "identity.key"), "garbage")
 
-    assert {:error, {:malformed_key_file, _why}} = Keyring.start_link(name: IdC, data_dir: dir)
+    ExUnit.CaptureLog.capture_log(fn ->
+      assert {:error, {:malformed_key_file, _why}} = Keyring.start_link(name: IdC, data_dir: dir)
+    end)
   end
 
   test "sign and strict verify, small and large messages" do

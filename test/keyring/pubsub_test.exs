@@ -5,7 +5,6 @@ defmodule Keyring.PubSubTest do
 
   doctest Keyring.PubSub
   doctest Keyring.CRDT
-  doctest Keyring.CRDT.HLC
 
   setup do
     name = :"PubSubTest#{System.unique_integer([:positive])}"
@@ -43,10 +42,13 @@ defmodule Keyring.PubSubTest do
 
   test "topology and presence events are published on the documented topics", %{keyring: k} do
     :ok = Keyring.Coordinator.subscribe(k)
-    :ok = Keyring.Coordinator.set_quic_addr("127.0.0.1:4433", k)
+    {:ok, ring} = Keyring.Ring.create("events", instance: k)
+    {mesh_addr, _join} = Keyring.Ring.addresses(instance: k)
 
+    # Presence carries the mesh address and the keyrings served (the two
+    # planes meet there).
     assert_receive {:keyring_presence, :update,
-                    %Keyring.Coordinator.Presence{quic_addr: "127.0.0.1:4433"}}
+                    %Keyring.Coordinator.Presence{mesh_addr: ^mesh_addr, keyrings: [^ring]}}
 
     assert PubSub.presence_topic() == "keyring:presence"
     assert PubSub.topology_topic() == "keyring:topology"

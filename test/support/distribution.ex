@@ -6,36 +6,36 @@ defmodule Keyring.Test.Distribution do
     unless Node.alive?() do
       System.cmd("epmd", ["-daemon"])
       name = :"keyring_test_#{System.pid()}_#{System.unique_integer([:positive])}@127.0.0.1"
+      :application.set_env(:kernel, :inet_dist_use_interface, {127, 0, 0, 1})
 
       case Node.start(name, :longnames) do
         {:ok, _} -> :ok
         {:error, {:already_started, _}} -> :ok
       end
 
-      Node.set_cookie(:keyring_test_cookie)
+      Node.set_cookie(cookie())
     end
 
     :ok
   end
 
-  @doc "Polls `fun` until it returns a truthy value or `timeout` ms pass."
-  def eventually(fun, timeout \\ 20_000, what \\ "condition") do
-    deadline = System.monotonic_time(:millisecond) + timeout
-    loop(fun, deadline, what)
-  end
+  @doc "The cookie of this test run's VMs: random, drawn once per run."
+  def cookie do
+    key = {__MODULE__, :cookie}
 
-  defp loop(fun, deadline, what) do
-    case fun.() do
-      result when result not in [nil, false] ->
-        result
-
-      _ ->
-        if System.monotonic_time(:millisecond) > deadline do
-          raise ExUnit.AssertionError, message: "timed out waiting for #{what}"
-        end
-
-        Process.sleep(25)
-        loop(fun, deadline, what)
+    with nil <- :persistent_term.get(key, nil) do
+      # Tests start VMs concurrently: one of them draws the cookie.
+      :global.trans(
+        {key, self()},
+        fn ->
+          with nil <- :persistent_term.get(key, nil) do
+            cookie = :"t#{Base.encode32(:crypto.strong_rand_bytes(20), padding: false)}"
+            :persistent_term.put(key, cookie)
+            cookie
+          end
+        end,
+        [node()]
+      )
     end
   end
 end

@@ -5,16 +5,21 @@ defmodule Keyring.Test.Peers do
   # part of the cluster; peers are distributed among themselves with
   # connect_all false (nobody connects transitively) and dist_auto_connect
   # once (a partition stays a partition until someone connects explicitly).
+  # They listen on loopback only, with a cookie drawn for this test run.
 
   defstruct [:name, :node, :peer, :dir]
-
-  @cookie ~c"keyring_peer_cookie"
 
   def start(name, opts \\ []) do
     dir = Keyword.get_lazy(opts, :dir, fn -> tmp_dir(name) end)
 
     args =
-      [~c"-setcookie", @cookie, ~c"-connect_all", ~c"false"] ++
+      [
+        ~c"-setcookie",
+        to_charlist(Keyring.Test.Distribution.cookie()),
+        ~c"-connect_all",
+        ~c"false"
+      ] ++
+        [~c"-kernel", ~c"inet_dist_use_interface", ~c"{127,0,0,1}"] ++
         [~c"-kernel", ~c"dist_auto_connect", ~c"once"] ++
         [~c"-kernel", ~c"prevent_overlapping_partitions", ~c"false"] ++
         Enum.flat_map(Keyword.get(opts, :erl_args, []), &[to_charlist(&1)]) ++

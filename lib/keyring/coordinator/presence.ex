@@ -5,7 +5,9 @@ defmodule Keyring.Coordinator.Presence do
     * `:node_id` — the node's Ed25519 public key, text form (`Keyring.Identity.node_id/1`)
     * `:node` — its Erlang node name
     * `:incarnation` — bumped on every start; a higher one means the node restarted
-    * `:quic_addr` — its QUIC address once it has one (`Keyring.Coordinator.set_quic_addr/2`)
+    * `:mesh_addr` — the address of its mesh (QUIC member endpoint), `"host:port"`
+    * `:keyrings` — ids of the keyrings it belongs to (32-byte keys; members of a
+      shared keyring dial each other at `:mesh_addr`, see `Keyring.Mesh`)
     * `:capabilities` — what tasks it takes (`Keyring.Coordinator.register/3`)
     * `:health` — `%{run_queue:, schedulers:, memory_mb:, processes:, started_at:}`
       sampled at the last publication (`started_at` in ms since the epoch; see `uptime_s/1`)
@@ -19,9 +21,10 @@ defmodule Keyring.Coordinator.Presence do
     :node_id,
     :node,
     :incarnation,
-    :quic_addr,
+    :mesh_addr,
     :pid,
     :version,
+    keyrings: [],
     capabilities: [],
     health: %{},
     status: :up
@@ -31,7 +34,8 @@ defmodule Keyring.Coordinator.Presence do
           node_id: String.t(),
           node: node(),
           incarnation: pos_integer(),
-          quic_addr: String.t() | nil,
+          mesh_addr: String.t() | nil,
+          keyrings: [<<_::256>>],
           pid: pid() | nil,
           version: String.t() | nil,
           capabilities: [term()],
@@ -95,7 +99,7 @@ defmodule Keyring.Coordinator.Presence do
         "rq=#{Map.get(h, :run_queue, "?")} mem=#{Map.get(h, :memory_mb, "?")}MB up=#{Keyring.Coordinator.Presence.uptime_s(p) || "?"}s"
 
       concat([
-        "#Keyring.Presence<",
+        "#Keyring.Coordinator.Presence<",
         to_doc(p.node, opts),
         " ",
         Atom.to_string(p.status),
@@ -103,7 +107,7 @@ defmodule Keyring.Coordinator.Presence do
         to_doc(p.capabilities, opts),
         " ",
         health,
-        if(p.quic_addr, do: " quic=#{p.quic_addr}", else: ""),
+        if(p.mesh_addr, do: " mesh=#{p.mesh_addr} keyrings=#{length(p.keyrings)}", else: ""),
         ">"
       ])
     end

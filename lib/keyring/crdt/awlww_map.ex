@@ -1,38 +1,37 @@
 defmodule Keyring.CRDT.AWLWWMap do
-  @moduledoc """
-  The pure core of `Keyring.CRDT`: an add-wins map whose concurrent values are
-  arbitrated last-writer-wins by hybrid logical clock timestamps.
-
-  ## Model
-
-  Every key carries its own causal context, so any subset of keys is a valid
-  delta on its own. A key's state is `{context, alive}`:
-
-    * `context` — `%{replica => counter}`: the highest write ("dot") of each
-      replica this key has seen. A replica's writes to one key supersede each
-      other, so one counter per replica covers all of its earlier dots.
-    * `alive` — `%{replica => {counter, hlc, value}}`: the writes not yet
-      overwritten or removed (at most one per replica; normally just one).
-
-  `put/6` replaces every write it has seen for the key by its own dot;
-  `delete/2` keeps the context and empties `alive` (a per-key tombstone). Join
-  is the causal join per key: a dot survives when both sides have it, or when
-  one side has it and the other side's context has not seen it. So a put
-  concurrent with a delete survives (add wins), and the visible value is the
-  alive write with the greatest `{hlc, replica}`.
-
-  Because contexts are per key, never global, a transfer that carries only
-  some keys cannot make the receiver forget others — the failure behind
-  DeltaCrdt's delta_crdt_ex#65, where a partial sync with a full context
-  deleted keys on both sides.
-
-  ## Digests
-
-  For anti-entropy the map keeps a 64-bit hash per key (of its dots), summed (mod 2^64) into
-  `#{1024}` buckets by `:erlang.phash2(key, 1024)`, and a root sum. Two replicas
-  with equal roots hold the same dots; otherwise comparing bucket sums finds
-  which buckets to exchange.
-  """
+  @moduledoc false
+  # The pure core of `Keyring.CRDT`: an add-wins map whose concurrent values are
+  # arbitrated last-writer-wins by hybrid logical clock timestamps.
+  #
+  # ## Model
+  #
+  # Every key carries its own causal context, so any subset of keys is a valid
+  # delta on its own. A key's state is `{context, alive}`:
+  #
+  # * `context` — `%{replica => counter}`: the highest write ("dot") of each
+  # replica this key has seen. A replica's writes to one key supersede each
+  # other, so one counter per replica covers all of its earlier dots.
+  # * `alive` — `%{replica => {counter, hlc, value}}`: the writes not yet
+  # overwritten or removed (at most one per replica; normally just one).
+  #
+  # `put/6` replaces every write it has seen for the key by its own dot;
+  # `delete/2` keeps the context and empties `alive` (a per-key tombstone). Join
+  # is the causal join per key: a dot survives when both sides have it, or when
+  # one side has it and the other side's context has not seen it. So a put
+  # concurrent with a delete survives (add wins), and the visible value is the
+  # alive write with the greatest `{hlc, replica}`.
+  #
+  # Because contexts are per key, never global, a transfer that carries only
+  # some keys cannot make the receiver forget others — the failure behind
+  # DeltaCrdt's delta_crdt_ex#65, where a partial sync with a full context
+  # deleted keys on both sides.
+  #
+  # ## Digests
+  #
+  # For anti-entropy the map keeps a 64-bit hash per key (of its dots), summed (mod 2^64) into
+  # `#{1024}` buckets by `:erlang.phash2(key, 1024)`, and a root sum. Two replicas
+  # with equal roots hold the same dots; otherwise comparing bucket sums finds
+  # which buckets to exchange.
 
   alias Keyring.CRDT.HLC
 

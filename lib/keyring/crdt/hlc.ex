@@ -1,21 +1,13 @@
 defmodule Keyring.CRDT.HLC do
-  @moduledoc """
-  Hybrid logical clock (Kulkarni et al., 2014): `{wall_ms, logical}`.
-
-  Timestamps follow the wall clock when it moves forward and a logical counter
-  otherwise, and every timestamp a replica issues is greater than every
-  timestamp it has observed. Unlike `System.monotonic_time/1` (which DeltaCrdt
-  uses and whose offset is arbitrary per VM) they are comparable across nodes,
-  so "last writer wins" means the write that happened last, up to clock skew.
-  Ties between replicas are broken by the replica id (see `Keyring.CRDT.AWLWWMap`).
-
-      iex> clock = Keyring.CRDT.HLC.tick(Keyring.CRDT.HLC.new(), 1_000)
-      {1000, 0}
-      iex> clock = Keyring.CRDT.HLC.tick(clock, 1_000)
-      {1000, 1}
-      iex> Keyring.CRDT.HLC.observe(clock, {5_000, 7}, 1_001)
-      {5000, 8}
-  """
+  @moduledoc false
+  # Hybrid logical clock (Kulkarni et al., 2014): `{wall_ms, logical}`.
+  #
+  # Timestamps follow the wall clock when it moves forward and a logical counter
+  # otherwise, and every timestamp a replica issues is greater than every
+  # timestamp it has observed. Unlike `System.monotonic_time/1` (which DeltaCrdt
+  # uses and whose offset is arbitrary per VM) they are comparable across nodes,
+  # so "last writer wins" means the write that happened last, up to clock skew.
+  # Ties between replicas are broken by the replica id (see `Keyring.CRDT.AWLWWMap`).
 
   @type t :: {wall_ms :: non_neg_integer(), logical :: non_neg_integer()}
 

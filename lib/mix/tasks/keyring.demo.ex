@@ -15,11 +15,13 @@ defmodule Mix.Tasks.Keyring.Demo do
       mix keyring.demo --nodes 5
 
   The demo VM is not part of the cluster: it drives the nodes over their
-  standard I/O.
+  standard I/O. The nodes start distribution as `mix keyring.start` does
+  (`Keyring.Cluster.Distribution`): on loopback only, with the cookie kept in
+  `.keyring/cookie` (generated once, mode 0600; never on a command line).
   """
   use Mix.Task
 
-  @cookie ~c"keyring_demo_cookie"
+  alias Keyring.Cluster.{Cookie, Distribution}
 
   @impl Mix.Task
   def run(args) do
@@ -27,7 +29,7 @@ defmodule Mix.Tasks.Keyring.Demo do
     n = max(opts[:nodes] || 3, 2)
     Mix.Task.run("compile")
     Mix.Task.run("loadpaths")
-    System.cmd("epmd", ["-daemon"])
+    {:ok, cookie, source} = Cookie.resolve()
     # The OS pid keeps two demos (and a killed earlier one's leftovers) apart.
     suffix = "#{System.pid()}_#{System.unique_integer([:positive])}"
     names = for i <- 1..n, do: :"demo#{i}_#{suffix}"
@@ -36,11 +38,12 @@ defmodule Mix.Tasks.Keyring.Demo do
     File.rm_rf!(root)
 
     say("Starting #{n} Keyring nodes on 127.0.0.1 (data under #{root})")
+    say("Distribution listens on loopback only; cookie #{Cookie.describe(source)}")
     t0 = now()
 
     peers =
       names
-      |> Enum.map(&Task.async(fn -> start_node(&1, hosts, root) end))
+      |> Enum.map(&Task.async(fn -> start_node(&1, hosts, root, cookie) end))
       |> Enum.map(&Task.await(&1, 60_000))
 
     try do
@@ -113,18 +116,14 @@ defmodule Mix.Tasks.Keyring.Demo do
     end
   end
 
-  defp start_node(name, hosts, root) do
-    args = [~c"-setcookie", @cookie] ++ Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
-
-    {:ok, peer, node} =
-      :peer.start(%{
-        name: name,
-        host: ~c"127.0.0.1",
-        longnames: true,
-        connection: :standard_io,
-        args: args
-      })
-
+  # Each node boots without distribution (the demo talks to it over stdio)
+  # and starts it from inside, bound to loopback, with the cookie passed in a
+  # message rather than on its command line.
+  defp start_node(name, hosts, root, cookie) do
+    args = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
+    {:ok, peer, _nonode} = :peer.start(%{connection: :standard_io, args: args})
+    node = :"#{name}@127.0.0.1"
+    {:ok, _} = call(peer, Distribution, :start, [node, [cookie: cookie]])
     {:ok, _} = call(peer, Application, :ensure_all_started, [:keyring])
     :ok = call(peer, Logger, :configure, [[level: :warning]])
 

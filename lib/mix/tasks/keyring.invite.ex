@@ -50,7 +50,7 @@ defmodule Mix.Tasks.Keyring.Invite do
     {:ok, _} = Keyring.start_link(instance)
 
     invite_opts =
-      [keyring: :keyring_cli, one_time: !opts[:reusable], roles: Keyword.get_values(opts, :role)] ++
+      [instance: :keyring_cli, one_time: !opts[:reusable], roles: Keyword.get_values(opts, :role)] ++
         if(opts[:ttl], do: [ttl: opts[:ttl]], else: [])
 
     case Keyring.Ring.invite(ring, invite_opts) do

@@ -25,14 +25,14 @@ defmodule Mix.Tasks.Keyring.Keyring do
 
     case rest do
       ["new", name] ->
-        case Keyring.Ring.create(name, keyring: @cli) do
+        case Keyring.Ring.create(name, instance: @cli) do
           {:ok, id} -> Mix.shell().info(Keyring.Ring.encode_id(id))
-          {:error, reason} -> Mix.raise("could not create keyring: #{inspect(reason)}")
+          {:error, reason} -> Mix.raise("could not create instance: #{inspect(reason)}")
         end
 
       ["list"] ->
-        for id <- Keyring.Ring.list(keyring: @cli) do
-          {:ok, info} = Keyring.Ring.info(id, keyring: @cli)
+        for id <- Keyring.Ring.list(instance: @cli) do
+          {:ok, info} = Keyring.Ring.info(id, instance: @cli)
 
           Mix.shell().info(
             "#{Keyring.Ring.encode_id(id)}  #{info.name}  #{length(info.members)} members"

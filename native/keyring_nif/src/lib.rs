@@ -5,12 +5,15 @@
 //! scheduler or on a Rust thread that answers with a message.
 
 mod atoms;
+mod dag;
+mod feed;
 mod gossip;
 mod hash;
 mod identity;
 mod lent;
 mod membership;
 mod mesh;
+mod refs;
 mod reply;
 mod store;
 mod term_codec;

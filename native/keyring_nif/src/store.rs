@@ -25,9 +25,9 @@ pub(crate) struct StoreResource(RwLock<Option<Store>>);
 #[rustler::resource_impl]
 impl Resource for StoreResource {}
 
-type Outcome<T> = Result<T, Reason>;
+pub(crate) type Outcome<T> = Result<T, Reason>;
 
-fn with_store<T>(
+pub(crate) fn with_store<T>(
     res: &StoreResource,
     f: impl FnOnce(&Store) -> Result<T, StoreError>,
 ) -> Outcome<T> {

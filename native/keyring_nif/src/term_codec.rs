@@ -2,9 +2,15 @@
 //! straight into `keyring_core::wire::term::Writer`; decoded values become
 //! terms using EXISTING atoms only (an unknown atom name is an error, never a
 //! new atom).
+//!
+//! Scheduling: `term_encode` and `term_decode` run on the caller's normal
+//! scheduler under [`NORMAL_ENCODE`] / [`NORMAL_DECODE`], bounds that keep a
+//! call well under a millisecond; a document past them makes the call stop
+//! early and answer `{:error, :dirty}`, and the caller repeats it with the
+//! `_dirty` twin, which runs on a dirty CPU scheduler under [`LIMITS`] only.
 
 use bytes::Bytes;
-use keyring_core::wire::term::{self, TermError, Value, Writer};
+use keyring_core::wire::term::{self, Limits, TermError, Value, Writer};
 use rustler::types::tuple::{get_tuple, make_tuple};
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, Term, TermType};
 
@@ -14,10 +20,36 @@ use crate::lent::{lend, LEND_MIN};
 /// Largest document either way (64 MiB).
 pub(crate) const MAX_TERM: usize = 64 << 20;
 
+/// The limits every document is encoded and decoded under, whichever
+/// scheduler runs it.
+pub(crate) const LIMITS: Limits = Limits::new(MAX_TERM);
+
+/// Values one normal-scheduler call may encode or decode.
+const NORMAL_VALUES: usize = 1_000;
+/// Bytes one normal-scheduler call may copy into a document, or the
+/// equivalent cost of building decoded terms (see [`build_cost`]).
+const NORMAL_COPIED: usize = 256 * 1024;
+/// Encoding on a normal scheduler: every byte of the document is copied.
+const NORMAL_ENCODE: Limits = Limits {
+    max_values: NORMAL_VALUES,
+    max_bytes: NORMAL_COPIED,
+    ..LIMITS
+};
+/// Decoding on a normal scheduler: large binaries become sub-binaries of the
+/// input (no copy), so only the values are bounded while parsing; the bytes
+/// that would be copied (and other costs of building terms, see
+/// [`build_cost`]) are counted before any term is built.
+const NORMAL_DECODE: Limits = Limits {
+    max_values: NORMAL_VALUES,
+    ..LIMITS
+};
+
 pub(crate) enum CodecError {
     Term(TermError),
     UnknownAtom(String),
     DuplicateKey,
+    /// Past a normal call's bounds: repeat on a dirty scheduler.
+    Dirty,
 }
 
 impl Encoder for CodecError {
@@ -25,12 +57,19 @@ impl Encoder for CodecError {
         match self {
             CodecError::UnknownAtom(name) => (atoms::unknown_atom(), name.as_str()).encode(env),
             CodecError::DuplicateKey => (atoms::bad_term(), "duplicate map key").encode(env),
+            CodecError::Dirty => atoms::dirty().encode(env),
             CodecError::Term(TermError::Unsupported(what)) => {
                 (atoms::unsupported(), *what).encode(env)
             }
             CodecError::Term(TermError::TooLarge(n)) => (atoms::too_large(), *n).encode(env),
+            CodecError::Term(TermError::TooManyValues(n)) => {
+                (atoms::too_many_values(), *n).encode(env)
+            }
             CodecError::Term(TermError::TooDeep) => atoms::too_deep().encode(env),
             CodecError::Term(TermError::Truncated) => atoms::truncated().encode(env),
+            CodecError::Term(e @ TermError::ClaimExceedsInput { .. }) => {
+                (atoms::truncated(), e.to_string()).encode(env)
+            }
             CodecError::Term(e) => (atoms::bad_term(), e.to_string()).encode(env),
         }
     }
@@ -39,6 +78,26 @@ impl Encoder for CodecError {
 impl From<TermError> for CodecError {
     fn from(e: TermError) -> Self {
         CodecError::Term(e)
+    }
+}
+
+impl CodecError {
+    /// An error from a normal-scheduler attempt under `normal`: a bound that
+    /// only the normal attempt has means "go dirty"; anything else is final.
+    fn after_normal(self, normal: &Limits) -> Self {
+        match self {
+            CodecError::Term(TermError::TooManyValues(n))
+                if n == normal.max_values && n < LIMITS.max_values =>
+            {
+                CodecError::Dirty
+            }
+            CodecError::Term(TermError::TooLarge(n))
+                if n == normal.max_bytes && n < LIMITS.max_bytes =>
+            {
+                CodecError::Dirty
+            }
+            other => other,
+        }
     }
 }
 
@@ -83,10 +142,7 @@ pub(crate) fn write_term(
             w.atom(&name)
         }
         TermType::List => {
-            let n = t
-                .list_length()
-                .map_err(|_| TermError::Unsupported("improper list"))?;
-            w.list(n)?;
+            w.list(list_length(t, w.values_left(), w.limits().max_values)?)?;
             let iter = t
                 .into_list_iterator()
                 .map_err(|_| TermError::Unsupported("list"))?;
@@ -121,8 +177,29 @@ pub(crate) fn write_term(
     }
 }
 
-pub(crate) fn encode_term(t: Term<'_>) -> Result<Vec<u8>, CodecError> {
-    let mut w = Writer::new(MAX_TERM);
+/// The length of the proper list `t`, walking at most `budget` cells
+/// (`enif_get_list_length` walks them all, however many the writer could
+/// take): a list that cannot fit in the `budget` values left of
+/// `max_values` is refused as soon as it is known to be one.
+fn list_length(mut t: Term<'_>, budget: usize, max_values: usize) -> Result<usize, TermError> {
+    let mut n = 0;
+    while let Ok((_, tail)) = t.list_get_cell() {
+        n += 1;
+        // The list's own header is one value, each element at least one more.
+        if n >= budget {
+            return Err(TermError::TooManyValues(max_values));
+        }
+        t = tail;
+    }
+    if t.get_type() == TermType::List {
+        Ok(n)
+    } else {
+        Err(TermError::Unsupported("improper list"))
+    }
+}
+
+pub(crate) fn encode_term(t: Term<'_>, limits: Limits) -> Result<Vec<u8>, CodecError> {
+    let mut w = Writer::with_limits(limits);
     write_term(&mut w, t, 0, None)?;
     Ok(w.finish())
 }
@@ -131,7 +208,7 @@ pub(crate) fn encode_term(t: Term<'_>) -> Result<Vec<u8>, CodecError> {
 /// [`LEND_MIN`] bytes or more are lent, not copied, so the work is
 /// proportional to the term's structure and its small binaries only.
 pub(crate) fn encode_term_pieces(t: Term<'_>) -> Result<Vec<Bytes>, CodecError> {
-    let mut w = Writer::new(MAX_TERM);
+    let mut w = Writer::with_limits(LIMITS);
     let mut pieces = Vec::new();
     write_term(&mut w, t, 0, Some(&mut pieces))?;
     let last = w.finish();
@@ -144,6 +221,38 @@ pub(crate) fn encode_term_pieces(t: Term<'_>) -> Result<Vec<Bytes>, CodecError> 
 /// Binaries at least this large are returned as sub-binaries of the input
 /// (no copy); smaller ones are copied so they do not pin the whole input.
 const SUB_BINARY_MIN: usize = 4096;
+
+/// Binaries up to this size live on the process heap; larger ones are
+/// reference-counted and allocated one by one.
+const HEAP_BINARY_MAX: usize = 64;
+
+/// The cost of building `v`'s terms, in bytes-copied equivalents, counted
+/// until `limit` is passed: a copied binary's bytes, plus an allocation
+/// (counted as 1 KiB) for a reference-counted one; an atom name 16 times
+/// (hashed and compared in the atom table, ~2 µs for 255 bytes).
+fn build_cost(v: &Value<'_>, limit: usize) -> usize {
+    fn walk(v: &Value<'_>, acc: &mut usize, limit: usize) {
+        if *acc > limit {
+            return;
+        }
+        match v {
+            Value::Binary(b) if b.len() <= HEAP_BINARY_MAX => *acc += b.len(),
+            Value::Binary(b) if b.len() < SUB_BINARY_MIN => *acc += b.len() + 1024,
+            Value::Atom(name) => *acc += 16 * name.len(),
+            Value::List(items) | Value::Tuple(items) => {
+                items.iter().for_each(|i| walk(i, acc, limit))
+            }
+            Value::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+                walk(k, acc, limit);
+                walk(v, acc, limit)
+            }),
+            _ => {}
+        }
+    }
+    let mut acc = 0;
+    walk(v, &mut acc, limit);
+    acc
+}
 
 fn binary_term<'a>(env: Env<'a>, b: &[u8], source: Option<&Binary<'a>>) -> Term<'a> {
     if let Some(src) = source.filter(|_| b.len() >= SUB_BINARY_MIN) {
@@ -197,36 +306,60 @@ fn value_to_term_in<'a>(
     })
 }
 
-fn decode_binary<'a>(env: Env<'a>, bytes: Binary<'a>) -> Result<Term<'a>, CodecError> {
-    let v = term::decode(bytes.as_slice(), MAX_TERM)?;
+/// Decodes `bytes`; `normal` bounds the work of a normal-scheduler call.
+fn decode_binary<'a>(
+    env: Env<'a>,
+    bytes: Binary<'a>,
+    normal: bool,
+) -> Result<Term<'a>, CodecError> {
+    let limits = if normal { NORMAL_DECODE } else { LIMITS };
+    let v = term::decode(bytes.as_slice(), limits).map_err(|e| {
+        let e = CodecError::from(e);
+        if normal {
+            e.after_normal(&NORMAL_DECODE)
+        } else {
+            e
+        }
+    })?;
+    if normal && build_cost(&v, NORMAL_COPIED) > NORMAL_COPIED {
+        return Err(CodecError::Dirty);
+    }
     value_to_term_in(env, &v, Some(&bytes))
 }
 
-fn encode_nif<'a>(env: Env<'a>, t: Term<'a>) -> Result<Binary<'a>, CodecError> {
-    let bytes = encode_term(t)?;
+fn encode_nif<'a>(env: Env<'a>, t: Term<'a>, normal: bool) -> Result<Binary<'a>, CodecError> {
+    let bytes = if normal {
+        encode_term(t, NORMAL_ENCODE).map_err(|e| e.after_normal(&NORMAL_ENCODE))?
+    } else {
+        encode_term(t, LIMITS)?
+    };
     let mut out = NewBinary::new(env, bytes.len());
     out.as_mut_slice().copy_from_slice(&bytes);
     Ok(out.into())
 }
 
+/// Encodes on the caller's scheduler, or answers `{:error, :dirty}` (after
+/// at most [`NORMAL_ENCODE`]'s work) for `term_encode_dirty`.
 #[rustler::nif]
 fn term_encode<'a>(env: Env<'a>, t: Term<'a>) -> Result<Binary<'a>, CodecError> {
     let _charge = crate::timeslice::Charge::start(env);
-    encode_nif(env, t)
+    encode_nif(env, t, true)
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
 fn term_encode_dirty<'a>(env: Env<'a>, t: Term<'a>) -> Result<Binary<'a>, CodecError> {
-    encode_nif(env, t)
+    encode_nif(env, t, false)
 }
 
+/// Decodes on the caller's scheduler, or answers `{:error, :dirty}` (after
+/// at most [`NORMAL_DECODE`]'s work) for `term_decode_dirty`.
 #[rustler::nif]
 fn term_decode<'a>(env: Env<'a>, bytes: Binary<'a>) -> Result<Term<'a>, CodecError> {
     let _charge = crate::timeslice::Charge::start(env);
-    decode_binary(env, bytes)
+    decode_binary(env, bytes, true)
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
 fn term_decode_dirty<'a>(env: Env<'a>, bytes: Binary<'a>) -> Result<Term<'a>, CodecError> {
-    decode_binary(env, bytes)
+    decode_binary(env, bytes, false)
 }

@@ -6,7 +6,7 @@ defmodule Keyring.Cluster.Strategy.GossipTest do
 
   alias Keyring.Cluster.Strategy.Gossip
   alias Keyring.Native
-  import Keyring.Test.Distribution, only: [eventually: 3]
+  import Keyring.Test.Eventually
 
   @secret "0123456789abcdef-test-secret"
 

@@ -76,6 +76,65 @@ defmodule Keyring.Mesh.TermCodecTest do
     assert {:error, {:bad_term, _}} = TermCodec.decode(dup)
   end
 
+  describe "limits (the same for requests and replies)" do
+    test "a count larger than the rest of the document can hold is refused at its header" do
+      # Every level claims as many elements as there are bytes left: the
+      # decoder that trusted counts reserved 32 bytes per claimed element at
+      # each of 64 levels.
+      size = 2 * 1024 * 1024
+      lying = Enum.reduce(1..64, <<1>>, fn _, acc -> acc <> <<5, size - byte_size(acc)::32>> end)
+      lying = lying <> :binary.copy(<<0>>, size - byte_size(lying))
+
+      assert {:error, {:truncated, why}} = TermCodec.decode(lying)
+      assert why =~ "claims"
+    end
+
+    test "more values than the budget are refused, encoded or decoded" do
+      n = div(8 * 1024 * 1024, 3)
+      atoms = IO.iodata_to_binary([1, <<5, n::32>>, :binary.copy(<<4, 1, ?a>>, n)])
+      assert {:error, {:too_many_values, 2_097_152}} = TermCodec.decode(atoms)
+
+      assert {:error, {:too_many_values, 2_097_152}} =
+               TermCodec.encode(List.duplicate(:a, 2_097_152))
+
+      assert {:ok, _} = TermCodec.encode(List.duplicate(:a, 2_097_151))
+    end
+
+    test "documents past the normal-scheduler bounds are handled on a dirty scheduler" do
+      many = Enum.to_list(1..1_500)
+      copied = List.duplicate(:binary.copy("x", 1024), 300)
+
+      for term <- [many, copied, %{list: many}] do
+        assert {:error, :dirty} = Keyring.Native.term_encode(term)
+        assert {:ok, bytes} = TermCodec.encode(term)
+        assert {:error, :dirty} = Keyring.Native.term_decode(bytes)
+        assert {:ok, ^term} = TermCodec.decode(bytes)
+        assert TermCodec.dirty?(term)
+      end
+
+      small = Enum.to_list(1..900)
+      assert {:ok, bytes} = Keyring.Native.term_encode(small)
+      assert {:ok, ^small} = Keyring.Native.term_decode(bytes)
+      refute TermCodec.dirty?(small)
+      # A large binary is lent or sub-binaried: no copy, no dirty hop.
+      big = :binary.copy("y", 4 * 1024 * 1024)
+      {:ok, bytes} = TermCodec.encode({:put, big})
+      assert {:ok, {:put, ^big}} = Keyring.Native.term_decode(bytes)
+      refute TermCodec.dirty?({:put, big}, 64 * 1024)
+    end
+
+    test "dirty?/2 stops walking once a term is known to be costly" do
+      long = List.duplicate(1, 5_000_000)
+      # Reductions, not time: a GC of this test's 80 MB heap may fall in.
+      {:reductions, r0} = Process.info(self(), :reductions)
+      assert TermCodec.dirty?(long)
+      {:reductions, r1} = Process.info(self(), :reductions)
+      assert r1 - r0 < 50_000, "walked the whole list (#{r1 - r0} reductions)"
+      assert TermCodec.dirty?(List.to_tuple(long))
+      assert TermCodec.dirty?(Map.new(1..1_500, &{&1, &1}))
+    end
+  end
+
   # <<1::64>> above is a bare integer payload; prefix each with the int tag.
   defp binary_replace_ints(<<1, 7, n::binary-size(4), 4, 1, ?a, x::64, 4, 1, ?a, y::64>>),
     do: <<1, 7, n::binary, 4, 1, ?a, 1, x::64, 4, 1, ?a, 1, y::64>>

@@ -1,6 +1,7 @@
 use thiserror::Error;
 
-/// Everything that can go wrong with keys, signatures and key files.
+/// Everything that can go wrong with keys, signatures and key files (their
+/// bytes; files on disk fail with [`PrivateFileError`](super::private_file::PrivateFileError)).
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum IdentityError {
@@ -24,10 +25,11 @@ pub enum IdentityError {
     /// The passphrase did not open the sealed key file.
     #[error("wrong passphrase")]
     BadPassphrase,
+    /// An application signing domain was empty, too long or had a byte
+    /// outside `[A-Za-z0-9._:/-]`.
+    #[error("bad signing domain")]
+    BadDomain,
     /// The system random source failed.
     #[error("random source failed")]
     Random,
-    /// Reading or writing the key file failed.
-    #[error("key file I/O: {0}")]
-    Io(#[from] std::io::Error),
 }

@@ -8,11 +8,8 @@
 //! kind 1 (sealed): m_cost u32be | t_cost u32be | p_cost u32be | salt[16] | nonce[24] | ciphertext[48]
 //! ```
 //! In a sealed file everything before the ciphertext is authenticated as AAD,
-//! so the KDF parameters cannot be swapped.
-
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::Path;
+//! so the KDF parameters cannot be swapped. Key files are written and read
+//! with [`private_file`](super::private_file) (0600, atomic, no links followed).
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -167,36 +164,6 @@ fn cipher_for(
         .map_err(|_| IdentityError::MalformedKeyFile("bad key length"))
 }
 
-/// Writes `bytes` to `path` atomically and durably with file mode 0600: a
-/// temporary file in the same directory is written, fsynced and renamed over
-/// `path`, then the directory is fsynced. A crash leaves the old file or the new
-/// one, never a torn one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    fs::create_dir_all(dir)?;
-    let file_name = path
-        .file_name()
-        .ok_or(IdentityError::MalformedKeyFile("path has no file name"))?;
-    let mut tmp_name = file_name.to_os_string();
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let result = (|| {
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    Ok(result?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,25 +232,5 @@ mod tests {
                 Err(IdentityError::MalformedKeyFile(_))
             ));
         }
-    }
-
-    #[test]
-    fn atomic_write_sets_mode_0600_and_replaces() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("identity.key");
-        write_atomic(&path, b"one").unwrap();
-        write_atomic(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp file left"
-        );
     }
 }
