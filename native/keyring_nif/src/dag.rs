@@ -264,10 +264,7 @@ fn dag_walk_new(
 
 /// A node's bytes if stored, of a plausible node size and hashing to its
 /// cid; anything else counts as missing.
-fn read_node(
-    store: &BlobStore,
-    cid: &Cid,
-) -> Result<Option<Vec<u8>>, StoreError> {
+fn read_node(store: &BlobStore, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
     match store.size(cid)? {
         Some(size) if size as usize <= MAX_NODE_BYTES => {}
         _ => return Ok(None),
