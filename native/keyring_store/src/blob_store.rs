@@ -91,8 +91,8 @@ impl BlobStore {
     pub fn open_with_cache(dir: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         let layout = Layout::create(dir)?;
         let path = dir.join(Self::FILE_NAME);
+        create_private(&path)?;
         let db = Database::builder().create(&path)?;
-        restrict(&path)?;
         let mut store = Self::init(db, layout, cache_bytes)?;
         store.path = Some(path);
         Ok(store)
@@ -483,9 +483,19 @@ impl BlobStore {
     }
 }
 
-/// The index holds everything the node stores: owner-only.
-fn restrict(path: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-    Ok(())
+/// The index holds everything the node stores: a new one is created
+/// owner-only (0600). An existing file keeps its mode: the embedding
+/// application checks it and says so when it narrows it.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
