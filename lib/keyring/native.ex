@@ -77,6 +77,7 @@ defmodule Keyring.Native do
   def store_stats(_store), do: err()
   def store_reader_open(_store, _cid), do: err()
   def store_reader_read(_reader, _offset, _len), do: err()
+  def store_reader_read_all(_reader), do: err()
   def store_partial_info(_store, _cid), do: err()
   def store_partial_write(_store, _cid, _size, _ranges, _stream), do: err()
   def store_encode(_store, _cid, _ranges), do: err()

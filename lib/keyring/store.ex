@@ -214,10 +214,18 @@ defmodule Keyring.Store do
     verify = opts[:verify] == true
 
     # Hot small blobs come from the memory cache right here, on this
-    # scheduler; anything else is read by the store's reader threads.
+    # scheduler; others are looked up by the store's reader threads, which
+    # answer a small blob's bytes, or a large blob opened for reading whole
+    # on a dirty I/O scheduler.
     case not verify and Native.store_get_cached(handle, cid) do
-      {:ok, _} = hit -> hit
-      _ -> Reply.call(&Native.store_get_async(handle, &1, cid, verify), opts[:timeout])
+      {:ok, _} = hit ->
+        hit
+
+      _ ->
+        case Reply.call(&Native.store_get_async(handle, &1, cid, verify), opts[:timeout]) do
+          {:ok, {reader, _size}} -> Native.store_reader_read_all(reader)
+          other -> other
+        end
     end
   end
 

@@ -152,6 +152,13 @@ defmodule Keyring.StoreTest do
     assert {:ok, ^data} = Store.get(cid, k)
     assert {:ok, 1} = Store.check(k)
 
+    # Bytes changed behind the store's back: a verified read and check/1 see it.
+    <<head::binary-size(1000), byte, tail::binary>> = data
+    File.write!(file, <<head::binary, Bitwise.bxor(byte, 1), tail::binary>>)
+    assert {:error, :content_mismatch} = Store.get(cid, k ++ [verify: true])
+    assert {:error, {:corrupt_blobs, [^cid]}} = Store.check(k)
+    File.write!(file, data)
+
     # A stream that began before a delete reads the blob to its end.
     {:ok, stream} = Store.stream(cid, k ++ [chunk_size: 65_536])
     [first | _] = Enum.take(stream, 1)

@@ -78,6 +78,11 @@ impl OpenBlob {
         self.size
     }
 
+    /// Whether its bytes are in memory already (a small blob, from the index).
+    pub fn in_memory(&self) -> bool {
+        matches!(self.data, Bytes::Memory(_))
+    }
+
     /// Reads `buf.len()` bytes from `offset` (unchecked).
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), StoreError> {
         self.data.read_at(offset, buf)
