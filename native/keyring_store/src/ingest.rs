@@ -148,7 +148,7 @@ impl BlobWriter {
     }
 
     /// Hands the file (and outboard) over for linking: fsynced, or for a blob
-    /// up to 4 MiB bytes with its writeback started, to be
+    /// up to 4 MiB with its writeback started, to be
     /// fsynced with the rest of the writer's batch.
     pub fn finish(mut self) -> Result<Staged, StoreError> {
         let builder = std::mem::take(&mut self.outboard);
@@ -186,7 +186,7 @@ impl BlobWriter {
     }
 
     /// Copies the file at `source` into a new writer and finishes it, reading
-    /// through `buf` (grown to 1 MiB bytes).
+    /// through `buf` (grown to 1 MiB).
     pub fn import(tmp_dir: &Path, source: &Path, buf: &mut Vec<u8>) -> Result<Staged, StoreError> {
         let named = |e: std::io::Error| match StoreError::from(e) {
             StoreError::Io(msg) => StoreError::Io(format!("{}: {msg}", source.display())),
