@@ -24,7 +24,12 @@ defmodule Keyring do
       type: :keyword,
       doc: "discovery (see `Keyring.Cluster`; default `config :keyring, :cluster_topologies`)"
     ],
-    mesh: [type: :keyword, default: [], doc: "options for the mesh plane (see `Keyring.Mesh`)"]
+    mesh: [type: :keyword, default: [], doc: "options for the mesh plane (see `Keyring.Mesh`)"],
+    gateway: [
+      type: {:or, [:boolean, :keyword, {:in, [nil]}]},
+      default: false,
+      doc: "HTTP/SSE/MCP gateway and status page: `true` or options (see `Keyring.Gateway`)"
+    ]
   ]
 
   @moduledoc """
@@ -59,7 +64,8 @@ defmodule Keyring do
   under a `:one_for_one` supervisor of their own, so a crash in one never
   restarts the other: the cluster plane (presence CRDT, `Keyring.Coordinator`,
   ClusterHandler, `Keyring.Cluster` discovery) and the mesh plane
-  (`Keyring.Mesh`: keyrings, RPC, QUIC links).
+  (`Keyring.Mesh`: keyrings, RPC, QUIC links). The gateway
+  (`Keyring.Gateway`, when enabled) comes last: it serves both planes.
 
   `start_link/1` answers `{:error, :bad_passphrase}` when the passphrase does
   not open an existing key, and `{:error, {:store, reason}}` when the store
@@ -168,23 +174,32 @@ defmodule Keyring do
       {Keyring.Feed.Supervisor, name: name}
     ]
 
-    children = [
-      {Keyring.Identity, name: name, keypair: opts[:keypair], data_dir: opts[:data_dir]},
-      {Keyring.Store,
-       Keyword.merge(opts[:store],
-         keyring: name,
-         data_dir: opts[:data_dir],
-         handle: opts[:store_handle]
-       )},
-      {Keyring.PubSub, keyring: name},
-      %{
-        id: :planes,
-        type: :supervisor,
-        start: {Supervisor, :start_link, [planes, [strategy: :one_for_one]]}
-      }
-    ]
+    children =
+      [
+        {Keyring.Identity, name: name, keypair: opts[:keypair], data_dir: opts[:data_dir]},
+        {Keyring.Store,
+         Keyword.merge(opts[:store],
+           keyring: name,
+           data_dir: opts[:data_dir],
+           handle: opts[:store_handle]
+         )},
+        {Keyring.PubSub, keyring: name},
+        %{
+          id: :planes,
+          type: :supervisor,
+          start: {Supervisor, :start_link, [planes, [strategy: :one_for_one]]}
+        }
+      ] ++ gateway_children(name, opts)
 
     Supervisor.init(children, strategy: :rest_for_one)
+  end
+
+  # The gateway (Keyring.Gateway), last: it serves every subsystem above.
+  defp gateway_children(name, opts) do
+    case opts[:gateway] do
+      off when off in [nil, false] -> []
+      conf -> [{Keyring.Gateway, instance: name, data_dir: opts[:data_dir], gateway: conf}]
+    end
   end
 
   @doc "Joins a keyring with an invite. See `Keyring.Ring.join/2`."
@@ -214,6 +229,7 @@ defmodule Keyring do
     |> Keyword.update!(:coordinator, &Keyring.Coordinator.validate!/1)
     |> Keyword.update!(:store, &Keyring.Store.validate!/1)
     |> Keyword.update!(:mesh, &Keyring.Mesh.Options.validate!/1)
+    |> Keyword.update!(:gateway, &Keyring.Gateway.validate!/1)
     |> Keyword.put_new_lazy(:data_dir, fn -> default_data_dir() end)
   end
 

@@ -90,14 +90,49 @@ defmodule Keyring.Native do
   def gossip_encode(_ts_ms, _nonce, _public_key, _incarnation, _cluster, _node), do: err()
   def gossip_decode(_packet), do: err()
 
-  # keyrings (membership logs, invites)
+  # keyrings: ring resources (a verified log held in Rust, extended entry by
+  # entry; see native/keyring_nif/src/membership.rs for each answer's shape)
+  def ring_open(_entries), do: err()
   def ring_create(_root, _name, _admins, _now_ms), do: err()
-  def ring_verify(_entries, _now_ms), do: err()
-  def ring_append(_entries, _signer, _op, _now_ms), do: err()
-  def ring_merge(_current, _incoming), do: err()
+  def ring_append(_ring, _signer, _op, _now_ms), do: err()
+  def ring_ingest(_ring, _entries, _now_ms), do: err()
+  def ring_summary(_ring, _now_ms), do: err()
+  def ring_entries(_ring, _since), do: err()
+  def ring_heads(_ring), do: err()
+  def ring_admit(_ring, _invite, _joiner, _now_ms, _joins_per_hour), do: err()
 
-  def invite_create(_issuer, _ring_id, _token, _expires_at_ms, _one_time, _address, _roles),
-    do: err()
+  # strict linear logs as entry lists (the mesh process, until it holds rings)
+  def log_create(_root, _name, _admins, _now_ms), do: err()
+  def log_verify(_entries, _now_ms), do: err()
+  def log_append(_entries, _signer, _op, _now_ms), do: err()
+  def log_merge(_current, _incoming), do: err()
+
+  # invites: max_uses 1 = one time, 0 = no per-invite cap; bound_key nil or a key
+  def invite_create(
+        _issuer,
+        _ring_id,
+        _token,
+        _expires_at_ms,
+        _max_uses,
+        _address,
+        _roles,
+        _bound
+      ),
+      do: err()
+
+  def invite_create(issuer, ring_id, token, expires_at_ms, one_time, address, roles)
+      when is_boolean(one_time),
+      do:
+        invite_create(
+          issuer,
+          ring_id,
+          token,
+          expires_at_ms,
+          if(one_time, do: 1, else: 0),
+          address,
+          roles,
+          nil
+        )
 
   def invite_verify(_bytes, _now_ms), do: err()
 
@@ -149,4 +184,19 @@ defmodule Keyring.Native do
   def dag_decode_dirty(_bytes), do: err()
   def dag_walk_new(_roots, _blobs, _max_depth), do: err()
   def dag_walk_next(_store, _walk, _max_items), do: err()
+  # --- gateway (native/keyring_nif/src/gateway.rs, json.rs; Keyring.Gateway) ---
+  def gateway_start(_opts, _page), do: err()
+  def gateway_addr(_gateway), do: err()
+  def gateway_respond(_gateway, _id, _status, _headers, _body), do: err()
+  def gateway_respond_dirty(_gateway, _id, _status, _headers, _body), do: err()
+  def gateway_chunk(_gateway, _id, _ref, _data), do: err()
+  def gateway_finish(_gateway, _id), do: err()
+  def gateway_read(_gateway, _id, _ref), do: err()
+  def gateway_publish(_gateway, _kind, _subject, _json), do: err()
+  def gateway_stats(_gateway), do: err()
+  def gateway_close(_gateway), do: err()
+  def json_encode(_term), do: err()
+  def json_encode_dirty(_term), do: err()
+  def json_decode(_json), do: err()
+  def json_decode_dirty(_json), do: err()
 end

@@ -35,24 +35,24 @@ defmodule Keyring.Adversarial.AppSignatureConfusionTest do
     # A keyring in which this node is an admin.
     {:ok, root} = Native.keypair_generate()
     pk = Identity.public_key(ctx.name)
-    {:ok, entries} = Native.ring_create(root, "ops", [pk], ctx.now)
+    {:ok, entries} = Native.log_create(root, "ops", [pk], ctx.now)
     attacker = :crypto.strong_rand_bytes(32)
 
     # The entry the attacker wants: this node adding the attacker.
     {:ok, entry} =
-      Native.ring_append(entries, ctx.node_key, {:add_member, attacker, 0, []}, ctx.now)
+      Native.log_append(entries, ctx.node_key, {:add_member, attacker, 0, []}, ctx.now)
 
     <<len::16, body::binary-size(len), 1, 1, 64::16, genuine::binary-size(64)>> = entry
-    assert {:ok, _} = Native.ring_verify(entries ++ [entry], ctx.now)
+    assert {:ok, _} = Native.log_verify(entries ++ [entry], ctx.now)
 
     for asked <- asked_forms(@entry_domain, body) do
       signature = Identity.sign(asked, ctx.name)
       forged = <<len::16, body::binary, 1, 1, 64::16, signature::binary>>
-      assert {:error, _} = Native.ring_verify(entries ++ [forged], ctx.now)
+      assert {:error, _} = Native.log_verify(entries ++ [forged], ctx.now)
     end
 
     resigned = <<len::16, body::binary, 1, 1, 64::16, genuine::binary>>
-    assert {:ok, _} = Native.ring_verify(entries ++ [resigned], ctx.now)
+    assert {:ok, _} = Native.log_verify(entries ++ [resigned], ctx.now)
   end
 
   test "an application signature never passes as an invite signature", ctx do

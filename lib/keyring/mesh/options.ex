@@ -26,6 +26,11 @@ defmodule Keyring.Mesh.Options do
       default: 10_000,
       doc: "a connection silent this long is dead"
     ],
+    joins_per_issuer_per_hour: [
+      type: :pos_integer,
+      default: 100,
+      doc: "joins one admin's invites may admit per hour (counted from the log)"
+    ],
     max_handlers_per_peer: [
       type: :pos_integer,
       default: 64,

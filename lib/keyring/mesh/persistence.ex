@@ -2,8 +2,7 @@ defmodule Keyring.Mesh.Persistence do
   @moduledoc false
   # Where a node keeps its keyrings.
   #
-  #   * The membership log and local bookkeeping: in the instance's
-  #     Keyring.Store, one durable ref per keyring ("keyring/rings/<hex id>").
+  #   * The membership entries: in the instance's Keyring.Store (refs below).
   #     The value format is local (never read from a peer, never sent);
   #     entries are re-verified on load, so a tampered log is refused.
   #   * The root key (only on the node that created the keyring): never in
@@ -11,39 +10,51 @@ defmodule Keyring.Mesh.Persistence do
   #     `<data_dir>/root_keys/<hex id>.key` (0600 in a 0700 directory,
   #     sealed with the instance passphrase; see Keyring.Identity.KeyFile).
   #
-  # Records written before root keys had their own files (v1) carried the
-  # sealed root key inline: load_all/2 moves it into its file and the next
-  # save drops it from the store.
+  # Layout: "keyring/ring/<hex id>/root" says whether this node holds the
+  # root key; each change adds "keyring/ring/<hex id>/e/<hex hash>" holding
+  # the entries it added (so a change costs one small durable write, not a
+  # rewrite of the log). The entries of a keyring are the union of its
+  # batches, in any order: the ring verifies them once when it opens.
 
-  require Logger
-
-  alias Keyring.Identity.{KeyFile, PrivateFile}
-  alias Keyring.Mesh.Log
+  alias Keyring.Identity.KeyFile
   alias Keyring.Store
 
-  @prefix "keyring/rings/"
+  @prefix "keyring/ring/"
 
-  @type saved :: %{id: <<_::256>>, entries: [binary()], root: boolean(), spent: [binary()]}
+  @type saved :: %{id: <<_::256>>, entries: [binary()], root: boolean()}
 
-  @spec save(Keyring.instance(), Keyring.Mesh.Rings.ring()) :: :ok | {:error, term()}
-  def save(instance, ring) do
-    data = %{v: 2, entries: Log.entries(ring.log), root: ring.root, spent: ring.spent}
-    Store.put_ref(ref(Log.id(ring.log)), :erlang.term_to_binary(data), keyring: instance)
+  @doc "Saves the `entries` a change added to keyring `id` (and whether we hold its root key)."
+  @spec save(Keyring.instance(), <<_::256>>, boolean(), [binary()]) :: :ok | {:error, term()}
+  def save(instance, id, root, entries) do
+    with :ok <- Store.put_ref(ref(id, "root"), if(root, do: "1", else: "0"), keyring: instance) do
+      case entries do
+        [] ->
+          :ok
+
+        _ ->
+          batch = :erlang.term_to_binary(entries)
+          name = "e/" <> Base.encode16(:crypto.hash(:sha256, batch), case: :lower)
+          Store.put_ref(ref(id, name), batch, keyring: instance)
+      end
+    end
   end
 
   @doc """
-  Keeps a new keyring's root key in its own sealed file (never overwritten).
+  Keeps a keyring's root key in its own sealed file (a new keyring's file is
+  never overwritten; `replace` after a rotation).
   Without a passphrase the file mode alone protects it: that is logged as a
   warning the first time in this VM, then at debug level.
   """
-  @spec save_root_key(Path.t(), <<_::256>>, reference(), binary() | nil) :: :ok | {:error, term()}
-  def save_root_key(data_dir, id, keypair, passphrase) do
+  @spec save_root_key(Path.t(), <<_::256>>, reference(), binary() | nil, boolean()) ::
+          :ok | {:error, term()}
+  def save_root_key(data_dir, id, keypair, passphrase, replace) do
     warned = {__MODULE__, :unsealed_warned}
     level = if :persistent_term.get(warned, false), do: :debug, else: :warning
     if passphrase == nil, do: :persistent_term.put(warned, true)
 
     KeyFile.save_secret(KeyFile.root_key_path(data_dir, id), keypair, passphrase,
-      log_unsealed: level
+      log_unsealed: level,
+      replace: replace
     )
   end
 
@@ -53,49 +64,49 @@ defmodule Keyring.Mesh.Persistence do
   def load_root_key(data_dir, id, passphrase),
     do: KeyFile.load_secret(KeyFile.root_key_path(data_dir, id), passphrase)
 
-  @spec load_all(Keyring.instance(), Path.t()) :: [saved()]
-  def load_all(instance, data_dir) do
+  @spec load_all(Keyring.instance()) :: [saved()]
+  def load_all(instance) do
     case Store.list_refs(@prefix, keyring: instance) do
-      {:ok, refs} -> Enum.flat_map(refs, &decode(&1, data_dir))
-      {:error, _} -> []
+      {:ok, refs} ->
+        refs
+        |> Enum.flat_map(&parse/1)
+        |> Enum.group_by(&elem(&1, 0), &elem(&1, 1))
+        |> Enum.flat_map(fn {id, parts} -> assemble(id, parts) end)
+
+      {:error, _} ->
+        []
     end
   end
 
-  defp decode({@prefix <> hex, bytes}, data_dir) do
-    with {:ok, id} <- Base.decode16(hex, case: :lower),
-         %{entries: entries, spent: spent} = rec <- :erlang.binary_to_term(bytes, [:safe]) do
-      [%{id: id, entries: entries, root: root?(rec, id, data_dir), spent: spent}]
+  defp parse({@prefix <> rest, value}) do
+    with [hex, kind] <- String.split(rest, "/", parts: 2),
+         {:ok, <<_::256>> = id} <- Base.decode16(hex, case: :lower) do
+      case kind do
+        "root" -> [{id, {:root, value == "1"}}]
+        "e/" <> _ -> [{id, {:entries, :erlang.binary_to_term(value, [:safe])}}]
+        _ -> []
+      end
     else
       _ -> []
     end
   end
 
-  defp root?(%{v: 2, root: root}, _id, _data_dir), do: root
-  defp root?(%{v: 1, root_key: nil}, _id, _data_dir), do: false
-
-  defp root?(%{v: 1, root_key: sealed}, id, data_dir) when is_binary(sealed) do
-    path = KeyFile.root_key_path(data_dir, id)
-
-    case PrivateFile.write(path, sealed, create: true) do
-      :ok ->
-        Logger.warning("keyring: moved the root key of #{hex(id)} out of the store into #{path}")
-
-      {:error, {:exists, _}} ->
-        :ok
-
-      {:error, reason} ->
-        Logger.error("keyring: could not move the root key of #{hex(id)}: #{inspect(reason)}")
-    end
-
-    true
+  defp assemble(id, parts) do
+    root = Enum.find_value(parts, false, fn {kind, v} -> kind == :root && v end)
+    entries = for {:entries, list} <- parts, entry <- list, is_binary(entry), do: entry
+    if entries == [], do: [], else: [%{id: id, entries: entries, root: root}]
   end
 
   @spec delete(Keyring.instance(), <<_::256>>) :: :ok
   def delete(instance, id) do
-    Store.delete_ref(ref(id), keyring: instance)
+    case Store.list_refs(@prefix <> hex(id) <> "/", keyring: instance) do
+      {:ok, refs} -> for {name, _} <- refs, do: Store.delete_ref(name, keyring: instance)
+      _ -> :ok
+    end
+
     :ok
   end
 
-  defp ref(id), do: @prefix <> hex(id)
+  defp ref(id, name), do: @prefix <> hex(id) <> "/" <> name
   defp hex(id), do: Base.encode16(id, case: :lower)
 end

@@ -64,9 +64,10 @@ defmodule Keyring.Ring do
   end
 
   @doc """
-  Adds (or renews) a member. Options: `:roles` (list of strings of
-  `[a-z0-9_.:-]`, default `[]`), `:expires_at` (`DateTime` or Unix ms; default
-  never) or `:ttl` (ms from now).
+  Adds (or renews) a member: an admin's decision, unlike an invite, which
+  only ever admits a key the log has never seen. Options: `:roles` (list of
+  strings of `[a-z0-9_.:-]`, default `[]`), `:expires_at` (`DateTime` or Unix
+  ms; default never) or `:ttl` (ms from now).
   """
   @spec add_member(id() | String.t(), <<_::256>> | String.t(), keyword()) ::
           {:ok, info()} | {:error, term()}
@@ -82,11 +83,46 @@ defmodule Keyring.Ring do
   def remove_member(ring, key, opts \\ []),
     do: change(ring, {:remove_member, key!(key)}, Keyword.validate!(opts, instance: Keyring))
 
-  @doc "Grants admin rights (admins may sign log entries and invites)."
+  @doc """
+  Grants admin rights (admins may sign log entries and invites). With
+  `:expires_at` or `:ttl` the right ends then: the admin can no longer sign
+  (an admin whose right expired could still sign entries dated before the
+  expiry, so remove an admin you no longer trust with `remove_admin/3`).
+  """
   @spec add_admin(id() | String.t(), <<_::256>> | String.t(), keyword()) ::
           {:ok, info()} | {:error, term()}
-  def add_admin(ring, key, opts \\ []),
-    do: change(ring, {:add_admin, key!(key)}, Keyword.validate!(opts, instance: Keyring))
+  def add_admin(ring, key, opts \\ []) do
+    opts = Keyword.validate!(opts, [:expires_at, :ttl, instance: Keyring])
+    change(ring, {:add_admin, key!(key), expires_at(opts)}, opts)
+  end
+
+  @doc """
+  Hands the keyring's root role to a new key, generated here and kept in
+  place of the old one (same file, sealed the same way). This node must hold
+  the current root key. The keyring's id stays the same; the old root key is
+  no longer an admin, and a copy of it that leaked can be revoked with
+  `remove_member/3`.
+  """
+  @spec rotate_root(id() | String.t(), keyword()) :: {:ok, info()} | {:error, term()}
+  def rotate_root(ring, opts \\ []) do
+    opts = Keyword.validate!(opts, instance: Keyring)
+    GenServer.call(Server.server(opts[:instance]), {:rotate_root, id!(ring)})
+  end
+
+  @doc """
+  Revokes an invite (its text, as `invite/2` made it) before it is used up:
+  every admin refuses it from then on. This node must be an admin.
+  """
+  @spec revoke_invite(id() | String.t(), String.t(), keyword()) ::
+          {:ok, info()} | {:error, term()}
+  def revoke_invite(ring, invite, opts \\ []) do
+    opts = Keyword.validate!(opts, instance: Keyring)
+
+    with {:ok, bytes} <- Invite.decode(invite),
+         {:ok, parsed} <- Keyring.Native.invite_verify(bytes, 0) do
+      change(ring, {:revoke_invite, parsed.issuer, parsed.token}, opts)
+    end
+  end
 
   @doc "Withdraws admin rights."
   @spec remove_admin(id() | String.t(), <<_::256>> | String.t(), keyword()) ::
@@ -98,15 +134,39 @@ defmodule Keyring.Ring do
     do: GenServer.call(Server.server(opts[:instance]), {:change, id!(ring), op})
 
   @doc """
-  Makes an invite (text starting with `kr1`). Options: `:ttl` (ms, default
-  one day), `:one_time` (default `true`), `:roles` for the new member.
-  This node must be an admin of the keyring; joiners contact it.
+  Makes an invite (text starting with `kr1`). This node must be an admin of
+  the keyring; joiners contact it. Every join an invite admits is recorded in
+  the log, so every admin counts its uses.
+
+  Options: `:ttl` (ms, default one day), `:max_uses` (default 1; 0 = no cap
+  but the issuer's join budget), `:bind` (a node id or key: only that key may
+  use it), `:roles` for the new member. An invite only admits a key the log
+  has never seen: it never renews or changes a member.
   """
   @spec invite(id() | String.t(), keyword()) :: {:ok, String.t()} | {:error, term()}
   def invite(ring, opts \\ []) do
-    opts = Keyword.validate!(opts, instance: Keyring, ttl: 86_400_000, one_time: true, roles: [])
+    opts =
+      Keyword.validate!(opts, [
+        :bind,
+        :one_time,
+        :max_uses,
+        instance: Keyring,
+        ttl: 86_400_000,
+        roles: []
+      ])
 
-    opts = Keyword.update!(opts, :roles, fn roles -> Enum.map(roles, &to_string/1) end)
+    max_uses =
+      cond do
+        Keyword.has_key?(opts, :max_uses) -> opts[:max_uses]
+        opts[:one_time] == false -> 0
+        true -> 1
+      end
+
+    opts =
+      opts
+      |> Keyword.update!(:roles, fn roles -> Enum.map(roles, &to_string/1) end)
+      |> Keyword.put(:max_uses, max_uses)
+      |> Keyword.update(:bind, nil, &(&1 && key!(&1)))
 
     with {:ok, bytes} <-
            GenServer.call(Server.server(opts[:instance]), {:invite, id!(ring), opts}),

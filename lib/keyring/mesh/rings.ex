@@ -7,18 +7,23 @@ defmodule Keyring.Mesh.Rings do
   #
   #     {:ok, reply, state, effects} | {:error, reason}
   #
+  # (and, where part of an input was taken and part refused,
+  # `{:error, reason, state, effects}`: the caller hears the refusal, the
+  # accepted part is carried out).
+  #
   # without touching a socket, a file or a process. `Keyring.Mesh.Server`
   # carries the effects out, in order:
   #
-  #   {:root_key, id, keypair}      keep the new keyring's root key (its own sealed file)
-  #   {:save, ring}                 persist the keyring's log
+  #   {:root_key, id, keypair, replace?}  keep the keyring's root key (its own sealed file)
+  #   {:save, id, root?, entries}   persist new entries (and whether we hold the root key)
   #   {:members, id, [{key, exp}]}  give the transport the member snapshot
-  #   {:push_log, id, entries}      send the log to connected members
+  #   {:push_log, id, entries}      send entries to connected members
   #   {:forget, id}                 drop the keyring (transport, disk)
   #   {:event, message}             publish on Keyring.PubSub ("keyring:mesh")
   #
-  # A ring is `%{log: Log.t(), root: boolean(), spent: [token]}`; `root` says
-  # whether this node holds the keyring's root key (the node that created it).
+  # A ring is `%{log: Log.t(), root: boolean()}`; `root` says whether this
+  # node holds the keyring's root key (the node that created it, or the one
+  # it was rotated to).
 
   alias Keyring.Mesh.Log
   alias Keyring.Native
@@ -26,16 +31,17 @@ defmodule Keyring.Mesh.Rings do
   defstruct self: nil, rings: %{}
 
   @type key :: <<_::256>>
-  @type ring :: %{log: Log.t(), root: boolean(), spent: [binary()]}
+  @type ring :: %{log: Log.t(), root: boolean()}
   @type t :: %__MODULE__{self: key(), rings: %{key() => ring()}}
   @type effect ::
-          {:root_key, key(), reference()}
-          | {:save, ring()}
+          {:root_key, key(), reference(), boolean()}
+          | {:save, key(), boolean(), [binary()]}
           | {:members, key(), [{key(), non_neg_integer()}]}
           | {:push_log, key(), [binary()]}
           | {:forget, key()}
           | {:event, term()}
-  @type result(reply) :: {:ok, reply, t(), [effect()]} | {:error, term()}
+  @type result(reply) ::
+          {:ok, reply, t(), [effect()]} | {:error, term()} | {:error, term(), t(), [effect()]}
 
   @doc "An empty state for the node whose public key is `self`."
   @spec new(key()) :: t()
@@ -47,7 +53,7 @@ defmodule Keyring.Mesh.Rings do
     Enum.reduce(saved, {state, [], []}, fn rec, {state, effects, failed} ->
       case Log.open(rec.entries, now) do
         {:ok, log} ->
-          ring = %{log: log, root: rec.root, spent: rec.spent}
+          ring = %{log: log, root: rec.root}
           {put(state, ring), effects ++ announce(ring), failed}
 
         {:error, reason} ->
@@ -60,8 +66,10 @@ defmodule Keyring.Mesh.Rings do
   @spec create(t(), String.t(), reference(), non_neg_integer()) :: result(key())
   def create(state, name, root, now) do
     with {:ok, log} <- Log.create(root, name, [state.self], now) do
-      ring = %{log: log, root: true, spent: []}
-      {:ok, Log.id(log), put(state, ring), [{:root_key, Log.id(log), root} | changed(ring)]}
+      ring = %{log: log, root: true}
+
+      {:ok, Log.id(log), put(state, ring),
+       [{:root_key, Log.id(log), root, false} | changed(ring, Log.entries(log))]}
     end
   end
 
@@ -69,9 +77,27 @@ defmodule Keyring.Mesh.Rings do
   @spec change(t(), key(), reference(), Log.op(), non_neg_integer()) :: result(map())
   def change(state, id, signer, op, now) do
     with {:ok, ring} <- fetch(state, id),
-         {:ok, log, _entry} <- Log.append(ring.log, signer, op, now) do
+         {:ok, log, entry} <- Log.append(ring.log, signer, op, now) do
       ring = %{ring | log: log}
-      {:ok, Log.info(log), put(state, ring), changed(ring) ++ [push(ring)]}
+      {:ok, Log.info(log), put(state, ring), changed(ring, [entry]) ++ [push(ring, [entry])]}
+    end
+  end
+
+  @doc """
+  Hands the root role of keyring `id` to `new_root` (a key pair): signed by
+  the current root key `root`, which this node must hold.
+  """
+  @spec rotate_root(t(), key(), reference(), reference(), non_neg_integer()) :: result(map())
+  def rotate_root(state, id, root, new_root, now) do
+    new_key = Keyring.Native.keypair_public_key(new_root)
+
+    with {:ok, ring} <- fetch(state, id),
+         :ok <- check(ring.root, :not_the_root),
+         {:ok, log, entry} <- Log.append(ring.log, root, {:rotate_root, new_key}, now) do
+      ring = %{ring | log: log}
+
+      {:ok, Log.info(log), put(state, ring),
+       [{:root_key, id, new_root, true} | changed(ring, [entry])] ++ [push(ring, [entry])]}
     end
   end
 
@@ -84,63 +110,104 @@ defmodule Keyring.Mesh.Rings do
   end
 
   @doc """
-  A joiner `peer` presents `invite` (bytes): checks it against keyring state
-  and, if it holds, appends the new member signed by `signer`. Answers the log
-  to send back.
+  A joiner `peer` presents `invite` (bytes): the invite's signature and
+  expiry, then the log's rules (issuer an admin, not spent, not revoked, use
+  cap, bound key, a key the log has never seen, the issuer's join budget),
+  then this node (an admin) appends the join signed by `signer`. Answers the
+  log to send back.
   """
-  @spec admit(t(), key(), binary(), reference(), non_neg_integer()) :: result([binary()])
-  def admit(state, peer, invite_bytes, signer, now) do
+  @spec admit(t(), key(), binary(), reference(), non_neg_integer(), pos_integer()) ::
+          result([binary()])
+  def admit(state, peer, invite_bytes, signer, now, joins_per_hour) do
     with {:ok, invite} <- Native.invite_verify(invite_bytes, now),
          {:ok, ring} <- fetch(state, invite.keyring_id),
-         :ok <- check(Log.admin?(ring.log, invite.issuer), :issuer_not_admin),
          :ok <- check(Log.admin?(ring.log, state.self), :not_an_admin),
-         :ok <- check(not (invite.one_time and invite.token in ring.spent), :invite_spent),
-         :ok <- check(not Log.member?(ring.log, peer), :already_member),
-         {:ok, log, _} <-
-           Log.append(ring.log, signer, {:add_member, peer, 0, invite.roles}, now) do
-      spent = if invite.one_time, do: [invite.token | ring.spent], else: ring.spent
-      ring = %{ring | log: log, spent: spent}
-      {:ok, Log.entries(log), put(state, ring), changed(ring) ++ [push(ring)]}
+         {:ok, op} <- Log.admit(ring.log, invite_bytes, peer, now, joins_per_hour),
+         {:ok, log, entry} <- Log.append(ring.log, signer, op, now) do
+      ring = %{ring | log: log}
+      {:ok, Log.entries(log), put(state, ring), changed(ring, [entry]) ++ [push(ring, [entry])]}
     end
   end
 
-  @doc "A member pushed its log for keyring `id`: take what extends ours."
-  @spec merge(t(), key(), [binary()], non_neg_integer()) :: result(non_neg_integer())
-  def merge(state, id, incoming, now) do
-    with {:ok, ring} <- fetch(state, id),
-         {:ok, log, added} <- Log.ingest(ring.log, incoming, now) do
-      if added == 0 do
-        {:ok, 0, state, []}
-      else
+  @doc """
+  Entries a member sent for keyring `id`: takes what is new (each verified
+  once). A fork is reported as an event; when the effective chain moved to
+  another branch, operations this node signed on the losing one are signed
+  again on the new head (with `signer`).
+  """
+  @spec merge(t(), key(), [binary()], reference(), non_neg_integer()) :: result(map())
+  def merge(state, id, incoming, signer, now) do
+    with {:ok, ring} <- fetch(state, id) do
+      %{locator: before} = Log.heads(ring.log)
+
+      with {:ok, log, report} <- Log.ingest(ring.log, incoming, now) do
+        {log, reappended} = reappend(log, report, state.self, signer, now)
         ring = %{ring | log: log}
-        {:ok, added, put(state, ring), changed(ring)}
+        new = Log.entries_since(log, before)
+        forks = if report.forks == [], do: [], else: [{:event, {:fork, id, report}}]
+
+        if new == [] and forks == [] do
+          {:ok, report, state, []}
+        else
+          {:ok, report, put(state, ring),
+           changed(ring, new) ++ forks ++ push_if(ring, reappended)}
+        end
       end
     end
   end
 
+  # Our own operations that a fork resolution left on the losing branch.
+  defp reappend(log, %{switched: %{abandoned: abandoned}}, self, signer, now) do
+    Enum.reduce(abandoned, {log, []}, fn
+      {^self, op}, {log, entries} ->
+        case Log.append(log, signer, op, now) do
+          {:ok, log, entry} -> {log, entries ++ [entry]}
+          {:error, _} -> {log, entries}
+        end
+
+      _other, acc ->
+        acc
+    end)
+  end
+
+  defp reappend(log, _report, _self, _signer, _now), do: {log, []}
+
+  defp push_if(_ring, []), do: []
+  defp push_if(ring, entries), do: [push(ring, entries)]
+
   @doc "A whole log from elsewhere (an import, or the admin's answer to our join)."
-  @spec import(t(), [binary()], non_neg_integer()) :: result(map())
-  def import(state, entries, now) do
-    with {:ok, log} <- Log.open(entries, now) do
-      case fetch(state, Log.id(log)) do
-        {:ok, _ring} ->
-          with {:ok, _added, state, effects} <- merge(state, Log.id(log), entries, now),
-               do: {:ok, Log.info(state.rings[Log.id(log)].log), state, effects}
+  @spec import(t(), [binary()], reference(), non_neg_integer()) :: result(map())
+  def import(state, entries, signer, now) do
+    with {:ok, log} <- Log.open_remote(entries, now) do
+      id = Log.id(log)
+
+      case fetch(state, id) do
+        {:ok, ring} ->
+          # What verifies is kept; the caller hears of the first refusal.
+          with {:ok, report, state, effects} <- merge(state, id, entries, signer, now) do
+            %{log: log} = Map.get(state.rings, id, ring)
+
+            case Log.refused(report) do
+              :ok -> {:ok, Log.info(log), state, effects}
+              # The verified entries stay (they are valid); the state moves on.
+              {:error, reason} -> {:error, reason, state, effects}
+            end
+          end
 
         {:error, :not_found} ->
-          ring = %{log: log, root: false, spent: []}
-          {:ok, Log.info(log), put(state, ring), changed(ring)}
+          ring = %{log: log, root: false}
+          {:ok, Log.info(log), put(state, ring), changed(ring, Log.entries(log))}
       end
     end
   end
 
   @doc "The admin's answer to our join with an invite for `keyring_id`."
-  @spec joined(t(), [binary()], key(), non_neg_integer()) :: result(key())
-  def joined(state, entries, keyring_id, now) do
-    with {:ok, log} <- Log.open(entries, now),
+  @spec joined(t(), [binary()], key(), reference(), non_neg_integer()) :: result(key())
+  def joined(state, entries, keyring_id, signer, now) do
+    with {:ok, log} <- Log.open_remote(entries, now),
          :ok <- check(Log.id(log) == keyring_id, :wrong_keyring),
          :ok <- check(Log.member?(log, state.self), :not_admitted),
-         {:ok, _info, state, effects} <- import(state, entries, now) do
+         {:ok, _info, state, effects} <- import(state, entries, signer, now) do
       {:ok, keyring_id, state, effects}
     end
   end
@@ -188,8 +255,12 @@ defmodule Keyring.Mesh.Rings do
 
   defp announce(ring), do: [{:members, Log.id(ring.log), snapshot(ring)}]
 
-  defp changed(ring),
-    do: [{:save, ring}] ++ announce(ring) ++ [{:event, {:membership, Log.info(ring.log)}}]
+  defp changed(ring, new_entries) do
+    id = Log.id(ring.log)
 
-  defp push(ring), do: {:push_log, Log.id(ring.log), Log.entries(ring.log)}
+    [{:save, id, ring.root, new_entries}] ++
+      announce(ring) ++ [{:event, {:membership, Log.info(ring.log)}}]
+  end
+
+  defp push(ring, entries), do: {:push_log, Log.id(ring.log), entries}
 end

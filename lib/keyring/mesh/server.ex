@@ -49,6 +49,7 @@ defmodule Keyring.Mesh.Server do
           data_dir: opts[:data_dir],
           mesh: mesh,
           dispatch: %{instance: name, mesh: mesh, limit: mesh_opts[:max_handlers_per_peer]},
+          joins_per_hour: mesh_opts[:joins_per_issuer_per_hour],
           addresses: addresses,
           rings: Rings.new(Native.keypair_public_key(opts[:keypair])),
           joins: %{},
@@ -56,8 +57,7 @@ defmodule Keyring.Mesh.Server do
           book: %{}
         }
 
-        {rings, effects, failed} =
-          Rings.restore(state.rings, Persistence.load_all(name, state.data_dir), now())
+        {rings, effects, failed} = Rings.restore(state.rings, Persistence.load_all(name), now())
 
         for {id, reason} <- failed,
             do:
@@ -108,7 +108,17 @@ defmodule Keyring.Mesh.Server do
     do: apply_core(state, Rings.change(state.rings, id, state.keypair, op, now()))
 
   def handle_call({:import, entries}, _from, state),
-    do: apply_core(state, Rings.import(state.rings, entries, now()))
+    do: apply_core(state, Rings.import(state.rings, entries, state.keypair, now()))
+
+  def handle_call({:rotate_root, id}, _from, state) do
+    with {:ok, root} <- Persistence.load_root_key(state.data_dir, id, state.passphrase),
+         {:ok, new_root} <- Native.keypair_generate() do
+      apply_core(state, Rings.rotate_root(state.rings, id, root, new_root, now()))
+    else
+      {:error, {:not_found, _path}} -> {:reply, {:error, :not_the_root}, state}
+      error -> {:reply, error, state}
+    end
+  end
 
   def handle_call({:leave, id}, _from, state),
     do: apply_core(state, Rings.leave(state.rings, id))
@@ -123,9 +133,10 @@ defmodule Keyring.Mesh.Server do
           id,
           :crypto.strong_rand_bytes(16),
           now() + opts[:ttl],
-          opts[:one_time],
+          opts[:max_uses],
           "#{mesh_addr} #{join_addr}",
-          opts[:roles]
+          opts[:roles],
+          opts[:bind]
         )
       end
 
@@ -174,7 +185,9 @@ defmodule Keyring.Mesh.Server do
   end
 
   def handle_info({:keyring_mesh, {:join_request, id, peer, invite}}, state) do
-    case Rings.admit(state.rings, peer, invite, state.keypair, now()) do
+    budget = state.joins_per_hour
+
+    case Rings.admit(state.rings, peer, invite, state.keypair, now(), budget) do
       {:ok, entries, rings, effects} ->
         # Saved and admitted by the transport before the joiner hears of it.
         state = carry_out(%{state | rings: rings}, effects)
@@ -189,7 +202,7 @@ defmodule Keyring.Mesh.Server do
   end
 
   def handle_info({:keyring_mesh, {:log_update, id, _peer, entries}}, state) do
-    case Rings.merge(state.rings, id, entries, now()) do
+    case Rings.merge(state.rings, id, entries, state.keypair, now()) do
       {:ok, _added, rings, effects} ->
         {:noreply, carry_out(%{state | rings: rings}, effects)}
 
@@ -242,8 +255,11 @@ defmodule Keyring.Mesh.Server do
 
   defp apply_core(state, {:error, _} = error), do: {:reply, error, state}
 
+  defp apply_core(state, {:error, reason, rings, effects}),
+    do: {:reply, {:error, reason}, carry_out(%{state | rings: rings}, effects)}
+
   defp finish_join(state, from, {:ok, entries}, invite, mesh_addr) do
-    case Rings.joined(state.rings, entries, invite.keyring_id, now()) do
+    case Rings.joined(state.rings, entries, invite.keyring_id, state.keypair, now()) do
       {:ok, id, rings, effects} ->
         state = carry_out(%{state | rings: rings}, effects)
         Quic.add_address(state.mesh, invite.issuer, mesh_addr)
@@ -284,8 +300,8 @@ defmodule Keyring.Mesh.Server do
     |> publish_view()
   end
 
-  defp effect({:root_key, id, keypair}, state) do
-    case Persistence.save_root_key(state.data_dir, id, keypair, state.passphrase) do
+  defp effect({:root_key, id, keypair, replace}, state) do
+    case Persistence.save_root_key(state.data_dir, id, keypair, state.passphrase, replace) do
       :ok -> :ok
       {:error, reason} -> Logger.error("keyring: could not save a root key: #{inspect(reason)}")
     end
@@ -293,8 +309,8 @@ defmodule Keyring.Mesh.Server do
     state
   end
 
-  defp effect({:save, ring}, state) do
-    case Persistence.save(state.name, ring) do
+  defp effect({:save, id, root, entries}, state) do
+    case Persistence.save(state.name, id, root, entries) do
       :ok -> :ok
       {:error, reason} -> Logger.error("keyring: could not save keyring: #{inspect(reason)}")
     end
@@ -320,6 +336,17 @@ defmodule Keyring.Mesh.Server do
 
   defp effect({:event, {:membership, info}}, state) do
     notify(state, {:keyring_mesh, :membership, info})
+    state
+  end
+
+  defp effect({:event, {:fork, id, report}}, state) do
+    Logger.warning("keyring: keyring #{hex(id)} forked; the fork rule chose a branch")
+
+    notify(
+      state,
+      {:keyring_mesh, :fork, %{keyring: id, forks: report.forks, switched: report.switched}}
+    )
+
     state
   end
 

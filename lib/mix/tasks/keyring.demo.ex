@@ -13,6 +13,10 @@ defmodule Mix.Tasks.Keyring.Demo do
 
       mix keyring.demo            # three nodes
       mix keyring.demo --nodes 5
+      mix keyring.demo --stay     # keep the survivors up (and their status pages) until Ctrl-C
+
+  Every node serves its status page and gateway (`Keyring.Gateway`); the
+  demo prints their URLs.
 
   The demo VM is not part of the cluster: it drives the nodes over their
   standard I/O. The nodes start distribution as `mix keyring.start` does
@@ -25,7 +29,7 @@ defmodule Mix.Tasks.Keyring.Demo do
 
   @impl Mix.Task
   def run(args) do
-    {opts, _, _} = OptionParser.parse(args, strict: [nodes: :integer])
+    {opts, _, _} = OptionParser.parse(args, strict: [nodes: :integer, stay: :boolean])
     n = max(opts[:nodes] || 3, 2)
     Mix.Task.run("compile")
     Mix.Task.run("loadpaths")
@@ -54,7 +58,8 @@ defmodule Mix.Tasks.Keyring.Demo do
 
         say(
           "  #{node} started (node id #{id}; store: #{stats.blobs} blob, " <>
-            "#{stats.bytes} bytes, #{stats.commits} durable commit)"
+            "#{stats.bytes} bytes, #{stats.commits} durable commit)\n" <>
+            "    status page #{call(peer, Keyring.Gateway, :url, [])}"
         )
       end
 
@@ -103,6 +108,7 @@ defmodule Mix.Tasks.Keyring.Demo do
       )
 
       say("Done.")
+      if opts[:stay], do: stay(survivors)
     after
       for {peer, _} <- peers do
         try do
@@ -132,7 +138,8 @@ defmodule Mix.Tasks.Keyring.Demo do
       coordinator: [heartbeat: 1_000],
       cluster_topologies: [
         demo: [strategy: Keyring.Cluster.Strategy.Epmd, config: [hosts: hosts, interval: 500]]
-      ]
+      ],
+      gateway: [port: 0]
     ]
 
     {:ok, _} =
@@ -170,6 +177,13 @@ defmodule Mix.Tasks.Keyring.Demo do
   end
 
   defp call(peer, m, f, a), do: :peer.call(peer, m, f, a, 15_000)
+
+  # --stay: the surviving nodes keep running so a person can look at them.
+  defp stay(survivors) do
+    say("\nThe surviving nodes stay up (Ctrl-C twice to stop):")
+    for {peer, node} <- survivors, do: say("  #{node}  #{call(peer, Keyring.Gateway, :url, [])}")
+    Process.sleep(:infinity)
+  end
 
   defp wait_until(fun, deadline \\ nil) do
     deadline = deadline || now() + 30_000

@@ -55,6 +55,9 @@ defmodule Mix.Tasks.Keyring.Start do
     * `--heartbeat MS` — presence heartbeat (default 5000)
     * `--gossip-secret SECRET` — also discover nodes by LAN multicast
       (`Keyring.Cluster.Strategy.Gossip`); default `$KEYRING_GOSSIP_SECRET`
+    * `--gateway-port PORT` — HTTP gateway and status page on 127.0.0.1:PORT
+      (default: a free port, printed at start; see `Keyring.Gateway`)
+    * `--no-gateway` — no gateway
   """
   use Mix.Task
   require Logger
@@ -71,7 +74,9 @@ defmodule Mix.Tasks.Keyring.Start do
     tls_dist_ca: :string,
     connect: :keep,
     heartbeat: :integer,
-    gossip_secret: :string
+    gossip_secret: :string,
+    gateway_port: :integer,
+    gateway: :boolean
   ]
 
   # Set in the environment of the VM this task restarts itself as.
@@ -108,6 +113,7 @@ defmodule Mix.Tasks.Keyring.Start do
       incarnation  #{incarnation()}
       distribution #{describe_listen()}
       cookie       #{Cookie.describe(cookie_source)}
+      status page  #{Keyring.Gateway.url() || "off"}
     Watching connections and presence (Ctrl-C twice to stop).
     """)
 
@@ -122,7 +128,8 @@ defmodule Mix.Tasks.Keyring.Start do
     Application.put_env(:keyring, :instance,
       data_dir: opts[:data_dir] || Path.join(".keyring", name),
       coordinator: coordinator,
-      cluster_topologies: topologies(opts)
+      cluster_topologies: topologies(opts),
+      gateway: if(opts[:gateway] != false, do: [port: opts[:gateway_port] || 0], else: false)
     )
 
     Mix.Task.run("app.start")

@@ -7,9 +7,11 @@
 mod atoms;
 mod dag;
 mod feed;
+mod gateway;
 mod gossip;
 mod hash;
 mod identity;
+mod json;
 mod lent;
 mod membership;
 mod mesh;

@@ -54,32 +54,93 @@ defmodule Keyring.RingTest do
     assert {:error, :not_an_admin} = Ring.invite(ring, instance: b)
   end
 
-  test "forged log entries are rejected with the rule they break" do
-    [a, b] = [start_instance(:a), start_instance(:b)]
+  test "forged log entries are refused with the rule they break" do
+    [a, b, c] = [start_instance(:a), start_instance(:b), start_instance(:c)]
     ring = ring_with(a, [b])
-    {:ok, log} = Ring.log(ring, instance: a)
-    [genesis, add_b] = log
+    {:ok, [genesis, join]} = Ring.log(ring, instance: a)
     # Flip one byte of the signature: strict verification refuses it.
-    <<head::binary-size(byte_size(add_b) - 1), last>> = add_b
+    <<head::binary-size(byte_size(join) - 1), last>> = join
     forged = head <> <<Bitwise.bxor(last, 1)>>
-    assert {:error, {:bad_signature, 1}} = Ring.import_log([genesis, forged], instance: b)
-    # Change the member key inside the signed body.
-    <<prefix::binary-size(124), _::binary-size(32), rest::binary>> = add_b
-    tampered = prefix <> :crypto.strong_rand_bytes(32) <> rest
-    assert {:error, {:bad_signature, 1}} = Ring.import_log([genesis, tampered], instance: b)
-    assert {:error, :no_genesis} = Ring.import_log([add_b], instance: b)
-    assert {:error, {:malformed, "entry", _}} = Ring.import_log([genesis, "garbage"], instance: b)
+    assert {:error, {:bad_signature, 1}} = Ring.import_log([genesis, forged], instance: c)
+    assert {:error, :no_genesis} = Ring.import_log([join], instance: c)
+    assert {:error, {:malformed, "entry", _}} = Ring.import_log([genesis, "garbage"], instance: c)
+    assert Ring.list(instance: c) == []
+    # The genuine log imports.
+    assert {:ok, %{length: 2}} = Ring.import_log([genesis, join], instance: c)
   end
 
-  test "a forked log is rejected" do
+  test "a fork between two admins resolves the same way on every member, and is reported" do
     [a, b] = [start_instance(:a), start_instance(:b)]
     ring = ring_with(a, [b])
-    {:ok, [genesis | _]} = Ring.log(ring, instance: a)
-    # A different, validly signed entry at position 1 (A is an admin).
-    keypair = Keyring.Instance.fetch!(a, :keypair)
-    op = {:add_member, :crypto.strong_rand_bytes(32), 0, []}
-    {:ok, other} = Native.ring_append([genesis], keypair, op, System.os_time(:millisecond))
-    assert {:error, {:fork, 1}} = Ring.import_log([genesis, other], instance: b)
+    {:ok, _} = Ring.add_admin(ring, key(b), instance: a)
+    eventually(fn -> match?({:ok, %{length: 3}}, Ring.info(ring, instance: b)) end)
+    :ok = Keyring.Mesh.subscribe(instance: a)
+
+    # Cut the link (closed on purpose: nobody redials), then both admins
+    # change the keyring at the same position.
+    Keyring.Native.mesh_disconnect(mesh(a), ring, key(b))
+    Keyring.Native.mesh_disconnect(mesh(b), ring, key(a))
+    eventually(fn -> connected(a, ring) == [] and connected(b, ring) == [] end)
+    {:ok, _} = Ring.add_member(ring, :crypto.strong_rand_bytes(32), instance: a, roles: ["a"])
+    {:ok, _} = Ring.add_member(ring, :crypto.strong_rand_bytes(32), instance: b, roles: ["b"])
+
+    # They meet again: each pushes its log, both see the fork.
+    {b_addr, _} = Ring.addresses(instance: b)
+    :ok = Keyring.RPC.connect(id(b), b_addr, instance: a, keyring: ring)
+    assert_receive {:keyring_mesh, :fork, %{keyring: ^ring}}, 10_000
+
+    # Both end with the same membership, and neither change is lost: the
+    # author of the losing branch signs its operation again on the winner.
+    eventually(fn ->
+      {:ok, ia} = Ring.info(ring, instance: a)
+      {:ok, ib} = Ring.info(ring, instance: b)
+      roles = ia.members |> Enum.flat_map(& &1.roles)
+      ia == ib and "a" in roles and "b" in roles
+    end)
+  end
+
+  test "the root role rotates to a new key kept in the same sealed file" do
+    dir = Path.join(System.tmp_dir!(), "kr_rotate_#{System.unique_integer([:positive])}")
+    a = start_instance(:a, data_dir: dir, passphrase: "pw")
+    {:ok, ring} = Ring.create("ops", instance: a)
+    path = Keyring.Identity.KeyFile.root_key_path(dir, ring)
+    old = File.read!(path)
+    assert {:ok, %{id: ^ring, root: new_root}} = Ring.rotate_root(ring, instance: a)
+    refute new_root == ring
+    {:ok, kp} = Native.keypair_open(File.read!(path), "pw")
+    assert Native.keypair_public_key(kp) == new_root
+    refute File.read!(path) == old
+    # The old root key is no admin any more and can be revoked.
+    {:ok, info} = Ring.remove_member(ring, ring, instance: a)
+    assert ring in info.revoked
+    # A member without the root key cannot rotate.
+    b = start_instance(:b)
+    {:ok, invite} = Ring.invite(ring, instance: a)
+    {:ok, ^ring} = Keyring.join(invite, instance: b)
+    assert {:error, :not_the_root} = Ring.rotate_root(ring, instance: b)
+  end
+
+  test "invites: capped uses, revocation, binding, and never a renewal" do
+    [a, b, c, d] = for t <- [:a, :b, :c, :d], do: start_instance(t)
+    {:ok, ring} = Ring.create("ops", instance: a)
+    {:ok, twice} = Ring.invite(ring, instance: a, max_uses: 2, roles: ["web"])
+    assert {:ok, ^ring} = Keyring.join(twice, instance: b)
+    assert {:ok, ^ring} = Keyring.join(twice, instance: c)
+    assert {:error, {:refused, :bad_invite}} = Keyring.join(twice, instance: d)
+
+    {:ok, revoked} = Ring.invite(ring, instance: a, max_uses: 0)
+    {:ok, _} = Ring.revoke_invite(ring, revoked, instance: a)
+    assert {:error, {:refused, :bad_invite}} = Keyring.join(revoked, instance: d)
+
+    {:ok, bound} = Ring.invite(ring, instance: a, bind: id(d))
+    assert {:error, {:refused, :bad_invite}} = Keyring.join(bound, instance: start_instance(:e))
+    assert {:ok, ^ring} = Keyring.join(bound, instance: d)
+
+    # A member cannot renew or change itself with an invite.
+    {:ok, open} = Ring.invite(ring, instance: a, max_uses: 0, roles: ["ops"])
+    assert {:error, {:refused, :bad_invite}} = Keyring.join(open, instance: b)
+    {:ok, info} = Ring.info(ring, instance: a)
+    assert Enum.find(info.members, &(&1.key == key(b))).roles == ["web"]
   end
 
   test "keyrings survive a restart of the instance" do
@@ -108,7 +169,7 @@ defmodule Keyring.RingTest do
 
     {:ok, refs} = Keyring.Store.list_refs("", keyring: a)
     refute Enum.any?(refs, fn {_name, value} -> String.contains?(value, sealed) end)
-    assert [%{id: ^ring, root: true}] = Keyring.Mesh.Persistence.load_all(a, dir)
+    assert [%{id: ^ring, root: true}] = Keyring.Mesh.Persistence.load_all(a)
   end
 
   test "bad arguments raise ArgumentError" do

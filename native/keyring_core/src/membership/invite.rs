@@ -1,26 +1,29 @@
 //! Invites: a compact, admin-signed token that lets a new node ask to join.
 //!
 //! ```text
-//! invite = version:u8(=1) keyring_id:[32] issuer:[32] token:[16]
-//!          expires_at_ms:u64 flags:u8 addr_len:u8 addr role_count:u8
-//!          (role_len:u8 role)* signature:[64]
+//! invite = version:u8(=2) keyring_id:[32] issuer:[32] token:[16]
+//!          expires_at_ms:u64 max_uses:u16 flags:u8 [bound_key:[32]]
+//!          addr_len:u8 addr role_count:u8 (role_len:u8 role)* signature:[64]
 //! ```
 //!
-//! The keyring id is the root public key. The signature (by `issuer`, an admin)
-//! covers `INVITE_DOMAIN || everything before the signature`. `flags` bit 0 marks
-//! a one-time invite; other bits must be zero. The address hint is where an
-//! admin node accepts joins (`host:port`).
+//! The keyring id is the genesis root public key. The signature (by `issuer`,
+//! an admin) covers `INVITE_DOMAIN || everything before the signature`.
+//! `max_uses` caps the joins that may spend it, counted from the log (1 = one
+//! time, 0 = no per-invite cap; the admitting node's per-issuer budget still
+//! applies). `flags` bit 0 says a `bound_key` follows: only that key may join
+//! with it. Other flag bits must be zero. The address hint is where an admin
+//! node accepts joins. Version 1 invites are refused (`UnsupportedVersion(1)`).
 
 use crate::identity::{verify_strict, KeyPair, SIGNATURE_LEN};
 use crate::wire::reader::Reader;
 
-use super::entry::{valid_role, PublicKey, MAX_ROLES};
+use super::entry::{valid_role, InviteToken, PublicKey, MAX_ROLES};
 use super::MembershipError;
 
 /// Domain-separation prefix of invite signatures.
 pub const INVITE_DOMAIN: &[u8] = b"keyring/invite/v1\0";
-const VERSION: u8 = 1;
-const FLAG_ONE_TIME: u8 = 1;
+const VERSION: u8 = 2;
+const FLAG_BOUND: u8 = 1;
 /// Longest address hint.
 pub const MAX_ADDR_LEN: usize = 255;
 
@@ -31,12 +34,14 @@ pub struct Invite {
     pub keyring_id: PublicKey,
     /// The admin who signed it.
     pub issuer: PublicKey,
-    /// Random token; one-time invites are spent by token.
-    pub token: [u8; 16],
-    /// Unix ms after which it is refused.
+    /// Random token: joins record it, so every admin counts its uses.
+    pub token: InviteToken,
+    /// Unix ms from which it is refused.
     pub expires_at_ms: u64,
-    /// Whether it can be used only once.
-    pub one_time: bool,
+    /// Joins it allows (1 = one time; 0 = no per-invite cap).
+    pub max_uses: u16,
+    /// The only key that may join with it, if bound.
+    pub bound_key: Option<PublicKey>,
     /// Where to send the join request (`host:port`).
     pub address_hint: String,
     /// Roles the new member receives.
@@ -50,11 +55,13 @@ pub struct InviteFields {
     /// The keyring.
     pub keyring_id: PublicKey,
     /// Random token.
-    pub token: [u8; 16],
+    pub token: InviteToken,
     /// Expiry (Unix ms).
     pub expires_at_ms: u64,
-    /// One use only.
-    pub one_time: bool,
+    /// Joins it allows (1 = one time; 0 = no per-invite cap).
+    pub max_uses: u16,
+    /// The only key that may join with it, if any.
+    pub bound_key: Option<PublicKey>,
     /// `host:port` of an admin node.
     pub address_hint: String,
     /// Roles for the new member.
@@ -81,7 +88,8 @@ impl Invite {
             issuer: issuer.public_key(),
             token: fields.token,
             expires_at_ms: fields.expires_at_ms,
-            one_time: fields.one_time,
+            max_uses: fields.max_uses,
+            bound_key: fields.bound_key,
             address_hint: fields.address_hint,
             roles,
             signature: [0; SIGNATURE_LEN],
@@ -97,7 +105,14 @@ impl Invite {
         out.extend_from_slice(&self.issuer);
         out.extend_from_slice(&self.token);
         out.extend_from_slice(&self.expires_at_ms.to_be_bytes());
-        out.push(if self.one_time { FLAG_ONE_TIME } else { 0 });
+        out.extend_from_slice(&self.max_uses.to_be_bytes());
+        match &self.bound_key {
+            Some(key) => {
+                out.push(FLAG_BOUND);
+                out.extend_from_slice(key);
+            }
+            None => out.push(0),
+        }
         out.push(self.address_hint.len() as u8);
         out.extend_from_slice(self.address_hint.as_bytes());
         out.push(self.roles.len() as u8);
@@ -128,10 +143,16 @@ impl Invite {
         let issuer = r.array().map_err(t)?;
         let token = r.array().map_err(t)?;
         let expires_at_ms = r.u64().map_err(t)?;
+        let max_uses = r.u16().map_err(t)?;
         let flags = r.u8().map_err(t)?;
-        if flags & !FLAG_ONE_TIME != 0 {
+        if flags & !FLAG_BOUND != 0 {
             return Err(bad("unknown flags"));
         }
+        let bound_key = if flags & FLAG_BOUND != 0 {
+            Some(r.array().map_err(t)?)
+        } else {
+            None
+        };
         let n = r.u8().map_err(t)? as usize;
         let address_hint = String::from_utf8(r.take(n).map_err(t)?.to_vec())
             .map_err(|_| bad("address hint is not UTF-8"))?;
@@ -161,15 +182,22 @@ impl Invite {
             issuer,
             token,
             expires_at_ms,
-            one_time: flags & FLAG_ONE_TIME != 0,
+            max_uses,
+            bound_key,
             address_hint,
             roles,
             signature,
         })
     }
 
+    /// Whether only one join may spend it.
+    pub fn one_time(&self) -> bool {
+        self.max_uses == 1
+    }
+
     /// Checks the issuer's signature (strict rule) and the expiry. Whether the
-    /// issuer is an admin is the log's call (`Log::is_admin`).
+    /// issuer is an admin, and whether the invite is spent or revoked, is the
+    /// log's call (`Ring::admit`).
     pub fn verify(&self, now_ms: u64) -> Result<(), MembershipError> {
         let ok = verify_strict(
             &self.issuer,

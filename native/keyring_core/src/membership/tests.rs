@@ -1,3 +1,5 @@
+//! Codec and rule tests; ring scenarios live in `tests/membership_*.rs`.
+
 use super::*;
 use crate::identity::KeyPair;
 
@@ -15,274 +17,136 @@ fn add(key: &KeyPair, roles: &[&str], expires_at_ms: u64) -> Op {
     }
 }
 
-fn encoded(log: &Log) -> Vec<Vec<u8>> {
-    log.entries().iter().map(Entry::encode).collect()
+fn encoded(ring: &Ring) -> Vec<Vec<u8>> {
+    ring.entries().iter().map(|e| e.encode()).collect()
 }
 
-fn replay(entries: &[Vec<u8>]) -> Result<Log, MembershipError> {
-    Log::from_encoded(entries.iter().map(Vec::as_slice))
-}
-
-#[test]
-fn root_creates_keyring_and_admin_adds_member() {
-    let (root, admin, alice) = (kp(), kp(), kp());
-    let mut log = Log::create(&root, "ops", vec![admin.public_key()], T0).unwrap();
-    log.append_op(&admin, T0 + 1, add(&alice, &["db", "web"], 0))
-        .unwrap();
-    let snap = log.snapshot(T0 + 2);
-    assert_eq!(snap.keyring_id, root.public_key());
-    let keys: Vec<_> = snap.members.iter().map(|m| m.key).collect();
-    assert!(keys.contains(&alice.public_key()));
-    assert!(keys.contains(&admin.public_key()));
-    assert!(keys.contains(&root.public_key()));
-    let a = snap
-        .members
-        .iter()
-        .find(|m| m.key == alice.public_key())
-        .unwrap();
-    assert_eq!(a.roles, vec!["db", "web"]);
-    assert!(!a.admin);
-    assert_eq!(log.name(), "ops");
-}
-
-#[test]
-fn every_node_replays_the_same_state_from_bytes() {
-    let (root, alice) = (kp(), kp());
-    let mut log = Log::create(&root, "ops", vec![], T0).unwrap();
-    log.append_op(&root, T0, add(&alice, &[], 0)).unwrap();
-    let replayed = replay(&encoded(&log)).unwrap();
-    assert_eq!(replayed.head(), log.head());
-    assert_eq!(replayed.snapshot(T0), log.snapshot(T0));
-    for e in log.entries() {
-        assert_eq!(Entry::decode(&e.encode()).unwrap(), *e);
+fn next_body(ring: &Ring, signer: &KeyPair, op: Op) -> Body {
+    let head = ring.chain().last().unwrap().clone();
+    Body {
+        keyring_id: ring.keyring_id(),
+        seq: head.body.seq + 1,
+        prev_hash: head.hash(),
+        timestamp_ms: head.body.timestamp_ms,
+        signer: signer.public_key(),
+        op,
     }
 }
 
 #[test]
-fn entry_signed_by_non_admin_is_rejected() {
-    let (root, alice, mallory) = (kp(), kp(), kp());
-    let mut log = Log::create(&root, "ops", vec![], T0).unwrap();
-    log.append_op(&root, T0, add(&alice, &[], 0)).unwrap();
-    // alice is a member, not an admin.
-    let body = log.next_body(alice.public_key(), T0, add(&mallory, &[], 0));
-    let forged = Entry::sign(body, &alice).unwrap();
-    assert_eq!(
-        log.append(forged),
-        Err(MembershipError::NotAnAdmin { seq: 2 })
-    );
-}
-
-#[test]
-fn forged_signature_is_rejected() {
-    let (root, mallory) = (kp(), kp());
-    let log = Log::create(&root, "ops", vec![], T0).unwrap();
-    // mallory signs a body that claims root as its signer.
-    let body = log.next_body(mallory.public_key(), T0, add(&mallory, &[], 0));
-    let mut bytes = Entry::sign(body, &mallory).unwrap().encode();
-    // Swap the signer field (offset 2 + 1 + 32 + 8 + 32 + 8) for root's key.
-    let at = 2 + 1 + 32 + 8 + 32 + 8;
-    bytes[at..at + 32].copy_from_slice(&root.public_key());
-    let mut entries = encoded(&log);
-    entries.push(bytes);
-    assert_eq!(
-        replay(&entries).unwrap_err(),
-        MembershipError::BadSignature { seq: 1 }
-    );
-}
-
-#[test]
-fn fork_at_an_existing_position_is_rejected() {
-    let (root, alice, bob) = (kp(), kp(), kp());
-    let mut log = Log::create(&root, "ops", vec![], T0).unwrap();
-    let base = log.clone();
-    log.append_op(&root, T0, add(&alice, &[], 0)).unwrap();
-    let mut other = base.clone();
-    let fork = other
-        .append_op(&root, T0, add(&bob, &[], 0))
-        .unwrap()
-        .clone();
-    assert_eq!(log.append(fork), Err(MembershipError::Fork { seq: 1 }));
-    let same = log.entries()[1].clone();
-    assert_eq!(log.append(same), Ok(Appended::Duplicate));
-}
-
-#[test]
-fn gap_and_broken_chain_are_rejected() {
-    let (root, alice, bob) = (kp(), kp(), kp());
-    let mut log = Log::create(&root, "ops", vec![], T0).unwrap();
-    let mut ahead = log.clone();
-    ahead.append_op(&root, T0, add(&alice, &[], 0)).unwrap();
-    let second = ahead
-        .append_op(&root, T0, add(&bob, &[], 0))
-        .unwrap()
-        .clone();
-    assert_eq!(
-        log.append(second),
-        Err(MembershipError::Gap { seq: 2, len: 1 })
-    );
-    let mut body = log.next_body(root.public_key(), T0, add(&alice, &[], 0));
-    body.prev_hash = [7; 32];
-    let unlinked = Entry::sign(body, &root).unwrap();
-    assert_eq!(
-        log.append(unlinked),
-        Err(MembershipError::BrokenChain { seq: 1 })
-    );
-}
-
-#[test]
-fn entry_for_another_keyring_is_rejected() {
-    let (root, other_root, alice) = (kp(), kp(), kp());
-    let mut log = Log::create(&root, "ops", vec![], T0).unwrap();
-    let other = Log::create(&other_root, "ops", vec![], T0).unwrap();
-    let body = other.next_body(other_root.public_key(), T0, add(&alice, &[], 0));
-    let entry = Entry::sign(body, &other_root).unwrap();
-    assert_eq!(
-        log.append(entry),
-        Err(MembershipError::WrongKeyring { seq: 1 })
-    );
-}
-
-#[test]
-fn revoked_member_leaves_the_snapshot_and_cannot_be_re_added() {
-    let (root, alice) = (kp(), kp());
-    let mut log = Log::create(&root, "ops", vec![], T0).unwrap();
-    log.append_op(&root, T0, add(&alice, &[], 0)).unwrap();
-    log.append_op(
-        &root,
-        T0 + 5,
-        Op::RemoveMember {
-            key: alice.public_key(),
+fn every_op_roundtrips_through_the_canonical_encoding() {
+    let (root, a, b) = (kp(), kp(), kp());
+    let mut ring = Ring::create(&root, "ops", vec![a.public_key()], T0).unwrap();
+    let ops = vec![
+        add(&b, &["db", "web"], T0 + 5),
+        Op::AddAdmin {
+            key: b.public_key(),
+            expires_at_ms: T0 + 9,
         },
-    )
-    .unwrap();
-    assert!(log.is_revoked(&alice.public_key()));
-    assert!(!log
-        .snapshot(T0 + 6)
-        .members
-        .iter()
-        .any(|m| m.key == alice.public_key()));
-    assert!(matches!(
-        log.append_op(&root, T0 + 7, add(&alice, &[], 0)),
-        Err(MembershipError::InvalidOperation { seq: 3, .. })
-    ));
-}
-
-#[test]
-fn revoked_admin_can_no_longer_sign() {
-    let (root, admin, alice) = (kp(), kp(), kp());
-    let mut log = Log::create(&root, "ops", vec![admin.public_key()], T0).unwrap();
-    log.append_op(
-        &root,
-        T0,
-        Op::RemoveMember {
-            key: admin.public_key(),
+        Op::RemoveAdmin {
+            key: b.public_key(),
         },
-    )
-    .unwrap();
-    assert_eq!(
-        log.append_op(&admin, T0, add(&alice, &[], 0)).unwrap_err(),
-        MembershipError::NotAnAdmin { seq: 2 }
-    );
+        Op::Join {
+            key: kp().public_key(),
+            roles: vec!["x".into()],
+            issuer: a.public_key(),
+            token: [7; 16],
+            max_uses: 3,
+        },
+        Op::RevokeInvite {
+            issuer: a.public_key(),
+            token: [7; 16],
+        },
+        Op::RemoveMember {
+            key: b.public_key(),
+        },
+        Op::RotateRoot {
+            new_root: kp().public_key(),
+        },
+    ];
+    for op in ops {
+        let signer = if matches!(op, Op::RotateRoot { .. }) {
+            &root
+        } else {
+            &a
+        };
+        ring.append(signer, op, T0 + 1).unwrap();
+    }
+    for e in ring.entries() {
+        let bytes = e.encode();
+        assert_eq!(bytes.len(), e.encoded_len());
+        let back = Entry::decode(&bytes).unwrap();
+        assert_eq!(&back, e);
+        assert!(back.signature_valid());
+    }
+    let reopened = Ring::open(encoded(&ring).iter().map(Vec::as_slice)).unwrap();
+    assert_eq!(reopened.summary(T0 + 2), ring.summary(T0 + 2));
 }
 
 #[test]
-fn expired_member_is_not_in_the_snapshot() {
-    let (root, alice) = (kp(), kp());
-    let mut log = Log::create(&root, "ops", vec![], T0).unwrap();
-    log.append_op(&root, T0, add(&alice, &[], T0 + 1000))
-        .unwrap();
-    let has = |t| {
-        log.snapshot(t)
-            .members
-            .iter()
-            .any(|m| m.key == alice.public_key())
-    };
-    assert!(has(T0 + 999));
-    assert!(!has(T0 + 1000));
-}
-
-#[test]
-fn root_cannot_be_revoked_or_demoted() {
+fn version_1_entries_and_invites_are_refused_by_version() {
     let root = kp();
-    let mut log = Log::create(&root, "ops", vec![], T0).unwrap();
-    let key = root.public_key();
-    assert!(log.append_op(&root, T0, Op::RemoveMember { key }).is_err());
-    assert!(log.append_op(&root, T0, Op::RemoveAdmin { key }).is_err());
-    assert_eq!(log.entries().len(), 1);
-}
-
-#[test]
-fn entry_going_back_in_time_is_rejected() {
-    let (root, alice, bob) = (kp(), kp(), kp());
-    let mut log = Log::create(&root, "ops", vec![], T0).unwrap();
-    log.append_op(&root, T0 + 100, add(&alice, &[], 0)).unwrap();
-    let mut body = log.next_body(root.public_key(), T0, add(&bob, &[], 0));
-    body.timestamp_ms = T0;
-    let entry = Entry::sign(body, &root).unwrap();
+    let ring = Ring::create(&root, "ops", vec![], T0).unwrap();
+    let mut bytes = ring.entries()[0].encode();
+    bytes[2] = 1;
     assert_eq!(
-        log.append(entry),
-        Err(MembershipError::TimeWentBackwards { seq: 2 })
+        Entry::decode(&bytes),
+        Err(MembershipError::UnsupportedVersion(1))
+    );
+    let mut invite = invite_for(&root, 1, None).encode();
+    invite[0] = 1;
+    assert_eq!(
+        Invite::decode(&invite),
+        Err(MembershipError::UnsupportedVersion(1))
     );
 }
 
-#[test]
-fn log_must_start_with_genesis_signed_by_root() {
-    let (root, mallory) = (kp(), kp());
-    let mut log = Log::create(&root, "ops", vec![], T0).unwrap();
-    log.append_op(&root, T0, add(&mallory, &[], 0)).unwrap();
-    let entries = encoded(&log);
-    assert_eq!(
-        replay(&entries[1..]).unwrap_err(),
-        MembershipError::NoGenesis
-    );
-    assert_eq!(replay(&[]).unwrap_err(), MembershipError::NoGenesis);
+fn invite_for(issuer: &KeyPair, max_uses: u16, bound_key: Option<PublicKey>) -> Invite {
+    Invite::sign(
+        InviteFields {
+            keyring_id: issuer.public_key(),
+            token: [9; 16],
+            expires_at_ms: T0 + 60_000,
+            max_uses,
+            bound_key,
+            address_hint: "127.0.0.1:4433".into(),
+            roles: vec!["web".into(), "db".into()],
+        },
+        issuer,
+    )
+    .unwrap()
 }
 
 #[test]
 fn invite_roundtrips_and_verifies() {
     let root = kp();
-    let fields = InviteFields {
-        keyring_id: root.public_key(),
-        token: [9; 16],
-        expires_at_ms: T0 + 60_000,
-        one_time: true,
-        address_hint: "127.0.0.1:4433".into(),
-        roles: vec!["web".into(), "db".into()],
-    };
-    let invite = Invite::sign(fields, &root).unwrap();
-    let decoded = Invite::decode(&invite.encode()).unwrap();
-    assert_eq!(decoded, invite);
-    assert_eq!(decoded.roles, vec!["db", "web"]);
-    decoded.verify(T0).unwrap();
-    assert_eq!(
-        decoded.verify(T0 + 60_000),
-        Err(MembershipError::InviteExpired)
-    );
-    let mut tampered = invite.encode();
-    tampered[1 + 32 + 32] ^= 1; // token
-    assert!(Invite::decode(&tampered).unwrap().verify(T0).is_err());
+    let bound = kp().public_key();
+    for (max_uses, bound_key) in [(1, None), (0, Some(bound)), (500, Some(bound))] {
+        let invite = invite_for(&root, max_uses, bound_key);
+        let decoded = Invite::decode(&invite.encode()).unwrap();
+        assert_eq!(decoded, invite);
+        assert_eq!(decoded.roles, vec!["db", "web"]);
+        assert_eq!(decoded.one_time(), max_uses == 1);
+        assert_eq!(decoded.bound_key, bound_key);
+        decoded.verify(T0).unwrap();
+        assert_eq!(
+            decoded.verify(T0 + 60_000),
+            Err(MembershipError::InviteExpired)
+        );
+        let mut tampered = invite.encode();
+        tampered[1 + 32 + 32] ^= 1; // token
+        assert!(Invite::decode(&tampered).unwrap().verify(T0).is_err());
+    }
 }
 
 /// Malformed inputs: every one must give a typed error, never a panic.
 #[test]
 fn malformed_entry_and_invite_corpus_is_rejected() {
     let root = kp();
-    let mut log = Log::create(&root, "ops", vec![], T0).unwrap();
-    log.append_op(&root, T0, add(&kp(), &["a"], 0)).unwrap();
-    let good = log.entries()[1].encode();
-    let invite = Invite::sign(
-        InviteFields {
-            keyring_id: root.public_key(),
-            token: [1; 16],
-            expires_at_ms: T0,
-            one_time: false,
-            address_hint: "h:1".into(),
-            roles: vec!["x".into()],
-        },
-        &root,
-    )
-    .unwrap()
-    .encode();
+    let mut ring = Ring::create(&root, "ops", vec![], T0).unwrap();
+    ring.append(&root, add(&kp(), &["a"], 0), T0).unwrap();
+    let good = ring.entries()[1].encode();
+    let invite = invite_for(&root, 1, Some([3; 32])).encode();
     let mut corpus: Vec<Vec<u8>> = vec![
         vec![],
         vec![0],
@@ -293,14 +157,13 @@ fn malformed_entry_and_invite_corpus_is_rejected() {
     for cut in 0..good.len() {
         corpus.push(good[..cut].to_vec());
     }
-    // Wrong version, unknown op, unsorted roles, bad signature block.
-    let mut v = good.clone();
-    v[2] = 2;
-    corpus.push(v);
+    // Unknown op, unsorted roles, bad signature block.
     let op_at = 2 + 1 + 32 + 8 + 32 + 8 + 32;
-    let mut v = good.clone();
-    v[op_at] = 9;
-    corpus.push(v);
+    for code in [8u8, 0xff] {
+        let mut v = good.clone();
+        v[op_at] = code;
+        corpus.push(v);
+    }
     let sig_block = good.len() - 68;
     for (off, val) in [(0, 2u8), (1, 7), (2, 1)] {
         let mut v = good.clone();
@@ -314,7 +177,7 @@ fn malformed_entry_and_invite_corpus_is_rejected() {
         assert!(Invite::decode(&invite[..cut]).is_err());
     }
     let mut v = invite.clone();
-    v[1 + 32 + 32 + 16 + 8] = 0x80; // unknown flag
+    v[1 + 32 + 32 + 16 + 8 + 2] = 0x80; // unknown flag
     assert!(Invite::decode(&v).is_err());
     assert!(Invite::decode(&[invite, vec![1]].concat()).is_err());
 }
@@ -322,9 +185,111 @@ fn malformed_entry_and_invite_corpus_is_rejected() {
 #[test]
 fn role_names_are_restricted() {
     let root = kp();
-    let log = Log::create(&root, "ops", vec![], T0).unwrap();
+    let ring = Ring::create(&root, "ops", vec![], T0).unwrap();
     for bad in ["", "UPPER", "with space", &"x".repeat(33)] {
-        let body = log.next_body(root.public_key(), T0, add(&kp(), &[bad], 0));
+        let body = next_body(&ring, &root, add(&kp(), &[bad], 0));
         assert!(Entry::sign(body, &root).is_err(), "accepted role {bad:?}");
     }
+}
+
+#[test]
+fn forged_signature_is_rejected_and_costs_one_verification() {
+    let (root, mallory) = (kp(), kp());
+    let mut ring = Ring::create(&root, "ops", vec![], T0).unwrap();
+    // mallory signs a body that claims root as its signer.
+    let body = next_body(&ring, &mallory, add(&mallory, &[], 0));
+    let mut bytes = Entry::sign(body, &mallory).unwrap().encode();
+    let at = 2 + 1 + 32 + 8 + 32 + 8;
+    bytes[at..at + 32].copy_from_slice(&root.public_key());
+    let before = ring.verifications();
+    let report = ring.ingest([bytes.as_slice()], T0);
+    assert_eq!(
+        report.errors,
+        vec![MembershipError::BadSignature { seq: 1 }]
+    );
+    assert_eq!(ring.verifications(), before + 1);
+    assert_eq!(ring.len(), 1);
+}
+
+/// An entry's hash does not cover its signature: a copy with a forged
+/// signature, offered first (held or verified), must not shadow the real one.
+#[test]
+fn a_forged_copy_offered_first_does_not_shadow_the_real_entry() {
+    let (root, alice) = (kp(), kp());
+    let mut source = Ring::create(&root, "ops", vec![], T0).unwrap();
+    let genesis = source.entries()[0].encode();
+    let first = source
+        .append(&root, add(&alice, &[], 0), T0)
+        .unwrap()
+        .encode();
+    let second = source
+        .append(&root, add(&kp(), &[], 0), T0)
+        .unwrap()
+        .encode();
+    let forge = |bytes: &[u8]| {
+        let mut f = bytes.to_vec();
+        let last = f.len() - 1;
+        f[last] ^= 1;
+        f
+    };
+    for held in [false, true] {
+        let mut ring = Ring::open([genesis.as_slice()]).unwrap();
+        if held {
+            // Both copies of `second` wait for `first`.
+            ring.ingest([forge(&second).as_slice(), second.as_slice()], T0);
+            assert_eq!(ring.pending_len(), 2);
+        } else {
+            let report = ring.ingest([forge(&first).as_slice()], T0);
+            assert_eq!(
+                report.errors,
+                vec![MembershipError::BadSignature { seq: 1 }]
+            );
+        }
+        ring.ingest([first.as_slice()], T0);
+        ring.ingest([second.as_slice()], T0);
+        assert_eq!(ring.head_hash(), source.head_hash(), "held: {held}");
+        assert_eq!(ring.pending_len(), 0);
+    }
+}
+
+#[test]
+fn strict_linear_logs_refuse_forks_gaps_and_broken_links() {
+    let (root, alice, bob) = (kp(), kp(), kp());
+    let mut ring = Ring::create(&root, "ops", vec![], T0).unwrap();
+    let genesis = encoded(&ring)[0].clone();
+    let mut other = Ring::open([genesis.as_slice()]).unwrap();
+    ring.append(&root, add(&alice, &[], 0), T0).unwrap();
+    ring.append(&root, add(&kp(), &[], 0), T0).unwrap();
+    other.append(&root, add(&bob, &[], 0), T0).unwrap();
+    let ours = encoded(&ring);
+    let theirs = encoded(&other);
+    let slices = |v: &[Vec<u8>]| v.iter().map(|b| b.to_vec()).collect::<Vec<_>>();
+    let merge = |a: &[Vec<u8>], b: &[Vec<u8>]| {
+        let (a, b) = (slices(a), slices(b));
+        merge_linear(a.iter().map(Vec::as_slice), b.iter().map(Vec::as_slice))
+    };
+    assert_eq!(
+        merge(&ours, &theirs).unwrap_err(),
+        MembershipError::Fork { seq: 1 }
+    );
+    assert_eq!(merge(&ours, &ours[..2]).unwrap().len(), 3);
+    assert_eq!(merge(&ours[..1], &ours).unwrap().len(), 3);
+    let gap = [ours[0].clone(), ours[2].clone()];
+    assert_eq!(
+        open_linear(gap.iter().map(Vec::as_slice)).unwrap_err(),
+        MembershipError::Gap { seq: 2, len: 1 }
+    );
+    let broken = [ours[0].clone(), ours[1].clone(), {
+        let mut body = next_body(&other, &root, add(&kp(), &[], 0));
+        body.seq = 2;
+        Entry::sign(body, &root).unwrap().encode()
+    }];
+    assert_eq!(
+        open_linear(broken.iter().map(Vec::as_slice)).unwrap_err(),
+        MembershipError::BrokenChain { seq: 2 }
+    );
+    assert_eq!(
+        open_linear(ours[1..].iter().map(Vec::as_slice)).unwrap_err(),
+        MembershipError::NoGenesis
+    );
 }
