@@ -1,10 +1,8 @@
 defmodule Keyring.Store do
   @moduledoc """
-  Content-addressed blob storage on an embedded redb database.
-
-  A blob's id (its cid) is the BLAKE3 hash of its bytes, written as 64 hex
-  characters (see `Keyring.Store.Cid`). Storing the same bytes twice is a
-  no-op that returns the same cid.
+  Content-addressed blob storage: a blob's id (its cid) is the BLAKE3 hash
+  of its bytes, written as 64 hex characters (see `Keyring.Store.Cid`).
+  Storing the same bytes twice is a no-op that returns the same cid.
 
       iex> dir = Path.join(System.tmp_dir!(), "keyring-store-#{Base.encode16(:crypto.strong_rand_bytes(6))}")
       iex> {:ok, _} = Keyring.start_link(name: StoreDoc, data_dir: dir)
@@ -20,17 +18,48 @@ defmodule Keyring.Store do
 
   ## Durability
 
-  `put/2`, `put_stream/2`, `delete/2` and `put_ref/3` answer only once their
-  write is on disk (fsynced by a redb commit): an acknowledged write survives
-  `kill -9` and power loss. Concurrent writers are grouped into one
-  transaction by a native writer thread (group commit), so 64 concurrent
-  callers share one fsync instead of queueing for 64.
+  Every write answers only once it is on disk: an acknowledged write
+  survives `kill -9` and power loss, and a write interrupted by a crash
+  leaves nothing visible. Concurrent writers share one transaction and one
+  fsync (group commit).
 
-  ## Large blobs
+  ## Small and large blobs
 
-  `put_stream/2` and `put_file/2` take data piece by piece (spooled to a
-  temporary file while hashed) and `stream/2` reads a blob back in 256 KiB
-  chunks, so neither side holds a large blob whole in memory.
+  Blobs up to 16 KiB live inside the store's index (redb); hot ones are also
+  served from a memory cache on the caller's scheduler. Larger blobs are
+  files beside the index (`<data_dir>/store/blobs/`, mode 0600, directories
+  0700), written in one pass that hashes them, builds their *outboard* (the
+  BLAKE3 tree's parent hashes at 16 KiB groups, 0.39 % of the size, for
+  verified streaming to peers) and writes them; the kernel writes the file
+  back while the pass goes on, so one fsync at the end finishes it.
+  `put_file/2` reads the file in native code; `put_stream/2` takes pieces;
+  `get/2` reads a blob into one binary with one copy; `stream/2` reads it in
+  pieces.
+
+  ## Sharing and pinning
+
+  Blobs are shared *into keyrings*: `share(cid, ring)` (or `put(data, share:
+  ring)`) puts a tag `{ring, name} → cid`. **A blob is served to a peer only
+  when it is shared in a keyring both are in, over that keyring's
+  connection.** A member of keyring A who guesses the cid of a blob shared
+  only in keyring B, or not shared at all, gets the same answer as for a cid
+  that does not exist. Tags are named; a tag without a name is named after
+  its cid, so `share(cid, ring)` twice is one tag. Moving a named tag
+  (`share(new_cid, ring, name: "latest")`) unshares the old cid unless
+  another tag shares it. `pin/2` keeps a blob locally without sharing it.
+  A tag may name a blob the store does not hold yet: share or pin first,
+  then download, and the blob is protected from its first byte.
+
+  ## Garbage collection
+
+  Tags (shares and pins) are what keep blobs: `gc/1` deletes every blob and
+  partial blob no tag names (and no download in progress holds), and the
+  files of crashed writes. It never runs by itself unless `gc_interval` is
+  set. It works in bounded steps, each a single commit in the same queue as
+  every put and tag, so a blob put or tagged while GC runs is never lost: a
+  put with `pin:` or `share:` is protected the moment it is acknowledged.
+  Blobs put without a tag are garbage once GC runs. `delete/2` removes a
+  blob whatever tags name it.
 
   ## Errors
 
@@ -39,103 +68,83 @@ defmodule Keyring.Store do
 
   | reason | meaning |
   |---|---|
-  | `:not_found` | no such blob or ref |
+  | `:not_found` | no such blob, ref or partial blob |
   | `:content_mismatch` | a verified read found bytes that do not hash to the cid |
   | `:no_space` | the disk is full; the write was not made |
-  | `:busy` | the write queue, or the queue of reads waiting for a reader thread (65,536 each), is full |
+  | `:busy` | a queue of the store (65,536 entries) is full |
   | `:closed` | the store is shutting down |
   | `:timeout` | no answer within `:timeout` |
-  | `{:too_large, what}` | a ref name (> 1 KiB) or value (> 64 KiB) is too large |
+  | `{:too_large, what}` | a ref name (> 1 KiB), value (> 64 KiB) or tag name (> 1 KiB) |
   | `{:io, message}` | any other I/O error |
 
   Starting a Keyring whose store cannot be opened returns
   `{:error, {:store, :already_open}}` (another node uses the data dir) or
   `{:error, {:store, {:corrupted, message}}}`.
 
-  ## Reads and the blob cache
-
-  Small blobs (up to 16 KiB) that were read recently are kept in a memory
-  cache (an LRU with a byte budget, default 64 MiB). `get/2` asks the cache
-  first, on the caller's scheduler: a hit costs a hash lookup and a copy.
-  A miss is queued to the store's reader threads (two by default), which
-  read redb, fill the cache and answer by message, so a read that waits for
-  the disk never holds up a scheduler. A small fixed pool rather than the
-  BEAM's ten dirty I/O schedulers: on a small machine, ten threads reading
-  at once crowd the scheduler threads off the cores. Blobs
-  never change, so the cache is never stale; a delete removes the blob from
-  it before the delete is acknowledged. `verify: true` always reads and hashes
-  what is on disk. `stats/1` reports the cache's size, hits and misses.
-
   ## Options
 
   Every function takes `keyring:` (the instance, default `Keyring`); writes
-  and `get/2` take `timeout:` (default 60 s); `get/2` and `stream/2` take `verify:`
-  (default `false`).
+  and `get/2` take `timeout:` (default 60 s). The store itself is configured
+  by the `store:` option of `Keyring`:
 
-  The store itself is configured by the `store:` option of `Keyring`:
-
-    * `:cache_bytes` - budget of the blob cache in bytes (default 64 MiB;
-      `0` turns it off).
-    * `:read_threads` - reader threads serving blob reads that miss the
-      cache (default 2; more helps when reads wait on a slow disk).
+    * `:cache_bytes` - budget of the small-blob cache (default 64 MiB; `0`: off).
+    * `:read_threads` - threads reading blobs that miss the cache (default 2).
+    * `:ingest_threads` - threads writing large blobs to files (default 2).
+    * `:gc_interval` - run `gc/1` every so many ms (default `nil`: never).
+    * `:gc_budget` - records per step of that periodic GC (default 1,000).
   """
 
   alias Keyring.{Instance, Native}
   alias Keyring.Native.Reply
-  alias Keyring.Store.{Cid, CorruptBlobError}
+  alias Keyring.Store.{Cid, GC, Partials, Reader, Refs, Tags}
 
   @type cid :: Cid.t()
+  @type ring :: <<_::256>> | String.t()
   @type stats :: %{
           blobs: non_neg_integer(),
           bytes: non_neg_integer(),
           file_bytes: non_neg_integer(),
+          partials: non_neg_integer(),
+          shares: non_neg_integer(),
+          pins: non_neg_integer(),
           commits: non_neg_integer(),
           writes: non_neg_integer(),
-          cache: %{bytes: non_neg_integer(), hits: non_neg_integer(), misses: non_neg_integer()}
+          cache: %{bytes: non_neg_integer(), hits: non_neg_integer(), misses: non_neg_integer()},
+          gc: %{
+            steps: non_neg_integer(),
+            blobs: non_neg_integer(),
+            partials: non_neg_integer(),
+            bytes: non_neg_integer(),
+            orphans: non_neg_integer()
+          }
         }
 
   @default_timeout 60_000
-  @default_cache_bytes 64 * 1024 * 1024
-  @list_page 1_000
-  @max_ref_name 1024
-  @max_ref_value 64 * 1024
+  @piece 1_048_576
+  @put_opts [keyring: Keyring, timeout: @default_timeout, pin: nil, share: nil]
 
   @doc false
   @spec validate!(keyword()) :: keyword()
-  def validate!(opts) do
-    opts = Keyword.validate!(opts, cache_bytes: @default_cache_bytes, read_threads: 2)
-
-    unless is_integer(opts[:cache_bytes]) and opts[:cache_bytes] >= 0,
-      do:
-        raise(
-          ArgumentError,
-          ":cache_bytes must be a non-negative integer, got: #{inspect(opts[:cache_bytes])}"
-        )
-
-    unless is_integer(opts[:read_threads]) and opts[:read_threads] in 1..64,
-      do:
-        raise(
-          ArgumentError,
-          ":read_threads must be an integer in 1..64, got: #{inspect(opts[:read_threads])}"
-        )
-
-    opts
-  end
+  defdelegate validate!(opts), to: Keyring.Store.Options
 
   @doc false
   def child_spec(opts) do
     %{id: __MODULE__, start: {Keyring.Store.Server, :start_link, [opts]}}
   end
 
-  @doc "Stores `data`; returns its cid once the write is durable."
+  @doc """
+  Stores `data`; returns its cid once the write is durable. `pin: true | name`
+  and `share: ring | {ring, name} | [...]` tag it in the same commit.
+  """
   @spec put(binary(), keyword()) :: {:ok, cid()} | {:error, term()}
   def put(data, opts \\ [])
 
   def put(data, opts) when is_binary(data) do
-    opts = Keyword.validate!(opts, keyring: Keyring, timeout: @default_timeout)
+    opts = Keyword.validate!(opts, @put_opts)
     handle = handle(opts)
+    tags = Tags.from_put_opts(opts)
 
-    fn ref -> Native.store_put(handle, ref, data) end
+    fn ref -> Native.store_put(handle, ref, data, tags) end
     |> Reply.call(opts[:timeout])
     |> encode_cid()
   end
@@ -145,14 +154,15 @@ defmodule Keyring.Store do
 
   @doc """
   Stores a blob given as an enumerable of binaries (or iodata), without
-  holding it whole in memory.
+  holding it whole in memory. Takes the options of `put/2`.
 
       Keyring.Store.put_stream(File.stream!("big.iso", [], 1_048_576))
   """
   @spec put_stream(Enumerable.t(), keyword()) :: {:ok, cid()} | {:error, term()}
   def put_stream(enumerable, opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring, timeout: @default_timeout)
+    opts = Keyword.validate!(opts, @put_opts)
     handle = handle(opts)
+    tags = Tags.from_put_opts(opts)
 
     with {:ok, writer} <- Native.blob_writer_new(handle) do
       try do
@@ -164,7 +174,7 @@ defmodule Keyring.Store do
         end)
       else
         :ok ->
-          fn ref -> Native.blob_writer_finish(handle, writer, ref) end
+          fn ref -> Native.blob_writer_finish(handle, writer, ref, tags) end
           |> Reply.call(opts[:timeout])
           |> encode_cid()
 
@@ -179,20 +189,20 @@ defmodule Keyring.Store do
     end
   end
 
-  @doc "Stores the contents of the file at `path` (streamed)."
+  @doc """
+  Stores the contents of the file at `path`. The file is read, hashed and
+  copied by a native thread, never by the caller. Takes the options of `put/2`.
+  """
   @spec put_file(Path.t(), keyword()) :: {:ok, cid()} | {:error, term()}
   def put_file(path, opts \\ []) do
-    case File.open(path, [:read, :binary]) do
-      {:ok, file} ->
-        try do
-          file |> IO.binstream(1_048_576) |> put_stream(opts)
-        after
-          File.close(file)
-        end
+    opts = Keyword.validate!(opts, @put_opts)
+    handle = handle(opts)
+    tags = Tags.from_put_opts(opts)
+    path = path |> Path.expand() |> to_string()
 
-      {:error, reason} ->
-        {:error, {:io, "#{path}: #{:file.format_error(reason)}"}}
-    end
+    fn ref -> Native.store_import_file(handle, ref, path, tags) end
+    |> Reply.call(opts[:timeout])
+    |> encode_cid()
   end
 
   @doc "Reads the whole blob. With `verify: true` the bytes are checked against the cid."
@@ -204,20 +214,27 @@ defmodule Keyring.Store do
     verify = opts[:verify] == true
 
     # Hot small blobs come from the memory cache right here, on this
-    # scheduler; anything else is read by the store's reader threads.
+    # scheduler; others are looked up by the store's reader threads, which
+    # answer a small blob's bytes, or a large blob opened for reading whole
+    # on a dirty I/O scheduler.
     case not verify and Native.store_get_cached(handle, cid) do
-      {:ok, _} = hit -> hit
-      _ -> Reply.call(&Native.store_get_async(handle, &1, cid, verify), opts[:timeout])
+      {:ok, _} = hit ->
+        hit
+
+      _ ->
+        case Reply.call(&Native.store_get_async(handle, &1, cid, verify), opts[:timeout]) do
+          {:ok, {reader, _size}} -> Native.store_reader_read_all(reader)
+          other -> other
+        end
     end
   end
 
-  @doc "Whether the blob is stored."
+  @doc "Whether the blob is stored (complete)."
   @spec has?(cid() | <<_::256>>, keyword()) :: boolean()
   def has?(cid, opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
-
-    case Native.store_size(handle(opts), Cid.parse!(cid)) do
-      {:ok, size} -> size != nil
+    case size(cid, opts) do
+      {:ok, _} -> true
+      {:error, :not_found} -> false
       {:error, reason} -> raise "Keyring.Store.has?/2 failed: #{inspect(reason)}"
     end
   end
@@ -233,97 +250,71 @@ defmodule Keyring.Store do
     end
   end
 
-  @doc "Deletes the blob; `{:ok, false}` when it was not there."
+  @doc """
+  Deletes the blob (and any partial blob of it), whatever tags name it;
+  `{:ok, false}` when there was nothing.
+  """
   @spec delete(cid() | <<_::256>>, keyword()) :: {:ok, boolean()} | {:error, term()}
   def delete(cid, opts \\ []) do
     opts = Keyword.validate!(opts, keyring: Keyring, timeout: @default_timeout)
     raw = Cid.parse!(cid)
     handle = handle(opts)
-    Reply.call(fn ref -> Native.store_delete(handle, ref, raw) end, opts[:timeout])
+    Reply.call(&Native.store_delete(handle, &1, raw), opts[:timeout])
   end
 
   @doc """
-  Streams the blob in chunks of up to 256 KiB. With `verify: true` the chunks
-  are hashed as they pass and `Keyring.Store.CorruptBlobError` is raised at
-  the end if they do not match the cid.
+  Streams the blob in pieces of `chunk_size` bytes (default 1 MiB). The
+  stream keeps reading the blob it opened even if it is deleted meanwhile.
+  With `verify: true` the pieces are hashed as they pass and
+  `Keyring.Store.CorruptBlobError` is raised at the end if they do not
+  match the cid.
   """
   @spec stream(cid() | <<_::256>>, keyword()) :: {:ok, Enumerable.t()} | {:error, term()}
   def stream(cid, opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring, verify: false)
-    raw = Cid.parse!(cid)
-    handle = handle(opts)
+    opts = Keyword.validate!(opts, keyring: Keyring, verify: false, chunk_size: @piece)
 
-    case Native.store_size(handle, raw) do
-      {:ok, nil} -> {:error, :not_found}
-      {:ok, size} -> {:ok, chunk_stream(handle, raw, size, opts[:verify])}
-      error -> error
-    end
-  end
+    unless is_integer(opts[:chunk_size]) and opts[:chunk_size] in 1..(16 * @piece),
+      do: raise(ArgumentError, ":chunk_size must be an integer in 1..16 MiB")
 
-  defp chunk_stream(handle, raw, size, verify?) do
-    Stream.resource(
-      fn -> {0, 0, if(verify?, do: Keyring.Hash.new())} end,
-      fn
-        :done ->
-          {:halt, :done}
-
-        {index, read, hasher} ->
-          case Native.store_read_chunk(handle, raw, index) do
-            {:ok, chunk} ->
-              hasher && Keyring.Hash.update(hasher, chunk)
-              {[chunk], {index + 1, read + byte_size(chunk), hasher}}
-
-            :eof ->
-              if read != size or (hasher && Keyring.Hash.finalize(hasher) != raw),
-                do: raise(CorruptBlobError, cid: Cid.encode(raw))
-
-              {:halt, :done}
-
-            {:error, reason} ->
-              raise "Keyring.Store.stream/2 failed reading #{Cid.encode(raw)}: #{inspect(reason)}"
-          end
-      end,
-      fn _ -> :ok end
-    )
+    Reader.stream(handle(opts), Cid.parse!(cid), opts[:chunk_size], opts[:verify] == true)
   end
 
   @doc "A lazy stream of every cid in the store, in cid order (read in pages)."
   @spec list(keyword()) :: Enumerable.t()
   def list(opts \\ []) do
     opts = Keyword.validate!(opts, keyring: Keyring)
-    handle = handle(opts)
-
-    Stream.resource(
-      fn -> nil end,
-      fn
-        :done ->
-          {:halt, :done}
-
-        after_cid ->
-          case Native.store_list(handle, after_cid, @list_page) do
-            {:ok, []} -> {:halt, :done}
-            {:ok, page} -> {Enum.map(page, &Cid.encode/1), List.last(page)}
-            {:error, reason} -> raise "Keyring.Store.list/1 failed: #{inspect(reason)}"
-          end
-      end,
-      fn _ -> :ok end
-    )
+    Reader.list(handle(opts))
   end
 
-  @doc "Counts: blobs, bytes, database file size, durable commits and writes so far."
+  @doc """
+  Counts: blobs, bytes, index file size, partial blobs, share and pin tags,
+  durable commits and writes, the cache's figures and GC's totals since start.
+  """
   @spec stats(keyword()) :: stats()
   def stats(opts \\ []) do
     opts = Keyword.validate!(opts, keyring: Keyring)
 
     case Native.store_stats(handle(opts)) do
-      {:ok, {{blobs, bytes, file_bytes}, {commits, writes}, {cache_bytes, hits, misses}}} ->
+      {:ok,
+       {{blobs, bytes, file_bytes, partials, shares, pins}, {commits, writes},
+        {cache_bytes, hits, misses}, {steps, gc_blobs, gc_partials, gc_bytes, orphans}}} ->
         %{
           blobs: blobs,
           bytes: bytes,
           file_bytes: file_bytes,
+          partials: partials,
+          shares: shares,
+          pins: pins,
           commits: commits,
           writes: writes,
-          cache: %{bytes: cache_bytes, hits: hits, misses: misses}
+          cache: %{bytes: cache_bytes, hits: hits, misses: misses},
+          gc: %{
+            steps: steps,
+            blobs: gc_blobs,
+            partials: gc_partials,
+            bytes: gc_bytes,
+            orphans: orphans
+          }
         }
 
       {:error, reason} ->
@@ -332,84 +323,105 @@ defmodule Keyring.Store do
   end
 
   @doc """
-  Verifies every blob against its cid, one blob at a time. Returns
-  `{:ok, checked_count}` or `{:error, {:corrupt_blobs, cids}}`.
+  Verifies every blob (and every large blob's outboard) against its cid,
+  one blob at a time. Returns `{:ok, checked_count}` or
+  `{:error, {:corrupt_blobs, cids}}`.
   """
   @spec check(keyword()) :: {:ok, non_neg_integer()} | {:error, {:corrupt_blobs, [cid()]}}
   def check(opts \\ []) do
     opts = Keyword.validate!(opts, keyring: Keyring)
-    handle = handle(opts)
-
-    {count, bad} =
-      opts
-      |> list()
-      |> Enum.reduce({0, []}, fn cid, {count, bad} ->
-        case Native.store_verify(handle, Cid.parse!(cid)) do
-          {:ok, false} -> {count + 1, [cid | bad]}
-          {:error, :content_mismatch} -> {count + 1, [cid | bad]}
-          _ -> {count + 1, bad}
-        end
-      end)
-
-    if bad == [], do: {:ok, count}, else: {:error, {:corrupt_blobs, Enum.reverse(bad)}}
+    Reader.check(handle(opts))
   end
 
   @doc """
-  Sets the ref `name` to `value` (durably). Refs are small mutable pointers
-  (a log head, a root cid) beside the immutable blobs.
+  Shares the blob into keyring `ring` (its 32-byte id or its text form)
+  under `name:` (default: named after the cid). Returns the cid the tag
+  named before, if any. See "Sharing and pinning".
   """
-  @spec put_ref(binary(), binary(), keyword()) :: :ok | {:error, term()}
-  def put_ref(name, value, opts \\ [])
+  @spec share(cid() | <<_::256>>, ring(), keyword()) :: {:ok, cid() | nil} | {:error, term()}
+  defdelegate share(cid, ring, opts \\ []), to: Tags
 
-  def put_ref(name, value, opts) when is_binary(name) and is_binary(value) do
-    opts = Keyword.validate!(opts, keyring: Keyring, timeout: @default_timeout)
-    handle = handle(opts)
+  @doc """
+  Removes the blob's tag in keyring `ring` (the one named `name:`, default
+  the one named after the cid), if it names this blob. `{:ok, false}` when
+  there was none.
+  """
+  @spec unshare(cid() | <<_::256>>, ring(), keyword()) :: {:ok, boolean()} | {:error, term()}
+  defdelegate unshare(cid, ring, opts \\ []), to: Tags
 
-    # Checked here too, so an oversized value is refused before it is copied
-    # on a normal scheduler.
-    cond do
-      byte_size(name) > @max_ref_name ->
-        {:error, {:too_large, "ref name"}}
+  @doc "Whether the blob is shared into keyring `ring` (the rule for serving its members)."
+  @spec shared_in?(cid() | <<_::256>>, ring(), keyword()) :: boolean()
+  defdelegate shared_in?(cid, ring, opts \\ []), to: Tags
 
-      byte_size(value) > @max_ref_value ->
-        {:error, {:too_large, "ref value"}}
+  @doc """
+  The tags of keyring `ring`, `[{name, cid}]` in name order (`nil` for tags
+  named after their cid); at most `:limit` (default 10,000) after `:after`.
+  """
+  @spec tags(ring(), keyword()) :: [{binary() | nil, cid()}]
+  defdelegate tags(ring, opts \\ []), to: Tags
 
-      true ->
-        Reply.call(fn ref -> Native.store_put_ref(handle, ref, name, value) end, opts[:timeout])
-    end
+  @doc "Pins the blob locally under `name:` (default: named after the cid)."
+  @spec pin(cid() | <<_::256>>, keyword()) :: {:ok, cid() | nil} | {:error, term()}
+  defdelegate pin(cid, opts \\ []), to: Tags
+
+  @doc "Removes the blob's pin named `name:` (default: the one named after the cid)."
+  @spec unpin(cid() | <<_::256>>, keyword()) :: {:ok, boolean()} | {:error, term()}
+  defdelegate unpin(cid, opts \\ []), to: Tags
+
+  @doc "The pins, `[{name, cid}]` in name order (as `tags/2`)."
+  @spec pins(keyword()) :: [{binary() | nil, cid()}]
+  defdelegate pins(opts \\ []), to: Tags
+
+  @doc """
+  Collects garbage to the end, in steps of `:budget` records (default
+  1,000). Returns what it did: `%{steps, examined, blobs,
+  partials, bytes, orphans}`. See "Garbage collection".
+  """
+  @spec gc(keyword()) :: {:ok, GC.totals()} | {:error, term()}
+  def gc(opts \\ []) do
+    opts = Keyword.validate!(opts, keyring: Keyring, budget: 1_000, timeout: @default_timeout)
+
+    unless is_integer(opts[:budget]) and opts[:budget] in 1..1_000_000,
+      do: raise(ArgumentError, ":budget must be an integer in 1..1_000_000")
+
+    GC.run(handle(opts), opts[:budget], opts[:timeout])
   end
 
-  def put_ref(name, value, _opts),
-    do: raise(ArgumentError, "ref name and value must be binaries: #{inspect({name, value})}")
+  @doc """
+  What the store holds of a blob being downloaded: `%{size, size_verified,
+  have, missing}`, with `have` and `missing` as `{first, stop}` ranges of
+  16 KiB groups (`stop` excluded). `size_verified` says whether the size was
+  proven by the blob's last group. `{:error, :not_found}` when there is no
+  partial blob.
+  """
+  @spec partial(cid() | <<_::256>>, keyword()) :: {:ok, map()} | {:error, term()}
+  defdelegate partial(cid, opts \\ []), to: Partials
+
+  @doc false
+  defdelegate verified_stream(cid, ranges, opts \\ []), to: Partials
+
+  @doc false
+  defdelegate put_verified(cid, size, ranges, stream, opts \\ []), to: Partials
+
+  @doc """
+  Sets the ref `name` to `value` (durably). Refs are small mutable pointers
+  (a log head, a root cid) beside the immutable blobs: names up to 1 KiB,
+  values up to 64 KiB.
+  """
+  @spec put_ref(binary(), binary(), keyword()) :: :ok | {:error, term()}
+  defdelegate put_ref(name, value, opts \\ []), to: Refs
 
   @doc "The value of ref `name`."
   @spec get_ref(binary(), keyword()) :: {:ok, binary()} | {:error, term()}
-  def get_ref(name, opts \\ []) when is_binary(name) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
-
-    case Native.store_get_ref(handle(opts), name) do
-      {:ok, nil} -> {:error, :not_found}
-      other -> other
-    end
-  end
+  defdelegate get_ref(name, opts \\ []), to: Refs
 
   @doc "Deletes ref `name`; `{:ok, false}` when it was not set."
   @spec delete_ref(binary(), keyword()) :: {:ok, boolean()} | {:error, term()}
-  def delete_ref(name, opts \\ []) when is_binary(name) do
-    opts = Keyword.validate!(opts, keyring: Keyring, timeout: @default_timeout)
-    handle = handle(opts)
-
-    if byte_size(name) > @max_ref_name,
-      do: {:ok, false},
-      else: Reply.call(fn ref -> Native.store_delete_ref(handle, ref, name) end, opts[:timeout])
-  end
+  defdelegate delete_ref(name, opts \\ []), to: Refs
 
   @doc "Refs whose names start with `prefix`, as `{name, value}` pairs (at most `:limit`, default 10,000)."
   @spec list_refs(binary(), keyword()) :: {:ok, [{binary(), binary()}]} | {:error, term()}
-  def list_refs(prefix, opts \\ []) when is_binary(prefix) do
-    opts = Keyword.validate!(opts, keyring: Keyring, limit: 10_000)
-    Native.store_list_refs(handle(opts), prefix, opts[:limit])
-  end
+  defdelegate list_refs(prefix, opts \\ []), to: Refs
 
   defp handle(opts), do: Instance.fetch!(opts[:keyring], :store)
 

@@ -106,6 +106,14 @@ defmodule Keyring.StoreTest do
     assert_raise ArgumentError, ~r/read_threads/, fn ->
       Keyring.start_link(name: Bad, data_dir: dir <> "-bad", store: [read_threads: 0])
     end
+
+    assert_raise ArgumentError, ~r/ingest_threads/, fn ->
+      Keyring.start_link(name: Bad, data_dir: dir <> "-bad", store: [ingest_threads: 100])
+    end
+
+    assert_raise ArgumentError, ~r/gc_interval/, fn ->
+      Keyring.start_link(name: Bad, data_dir: dir <> "-bad", store: [gc_interval: 0])
+    end
   end
 
   test "a large blob goes in from a stream and comes back as a stream", %{k: k, dir: dir} do
@@ -117,14 +125,47 @@ defmodule Keyring.StoreTest do
     assert cid == Cid.of(data)
     assert {:ok, stream} = Store.stream(cid, k ++ [verify: true])
     chunks = Enum.to_list(stream)
-    assert Enum.all?(chunks, &(byte_size(&1) <= 256 * 1024))
+    assert Enum.all?(chunks, &(byte_size(&1) <= 1_048_576))
     assert IO.iodata_to_binary(chunks) == data
+    {:ok, small} = Store.stream(cid, k ++ [chunk_size: 100_000])
+    assert Enum.map(small, &byte_size/1) |> Enum.max() == 100_000
 
     path = Path.join(dir, "blob.bin")
     File.write!(path, data)
     assert {:ok, ^cid} = Store.put_file(path, k)
-    assert {:error, {:io, _}} = Store.put_file(Path.join(dir, "missing"), k)
+    assert {:error, {:io, message}} = Store.put_file(Path.join(dir, "missing"), k)
+    assert message =~ "missing"
     assert File.ls!(Path.join([dir, "store", "tmp"])) == []
+    assert {:ok, ^data} = Store.get(cid, k ++ [verify: true])
+  end
+
+  test "a large blob is an owner-only file beside the index", %{k: k, dir: dir} do
+    data = :crypto.strong_rand_bytes(300_000)
+    {:ok, cid} = Store.put(data, k)
+    <<shard::binary-size(2), _::binary>> = cid
+    file = Path.join([dir, "store", "blobs", shard, cid <> ".data"])
+    assert File.read!(file) == data
+    assert %File.Stat{mode: mode} = File.stat!(file)
+    assert Bitwise.band(mode, 0o777) == 0o600
+    assert %File.Stat{mode: dir_mode} = File.stat!(Path.join(dir, "store"))
+    assert Bitwise.band(dir_mode, 0o777) == 0o700
+    assert {:ok, ^data} = Store.get(cid, k)
+    assert {:ok, 1} = Store.check(k)
+
+    # Bytes changed behind the store's back: a verified read and check/1 see it.
+    <<head::binary-size(1000), byte, tail::binary>> = data
+    File.write!(file, <<head::binary, Bitwise.bxor(byte, 1), tail::binary>>)
+    assert {:error, :content_mismatch} = Store.get(cid, k ++ [verify: true])
+    assert {:error, {:corrupt_blobs, [^cid]}} = Store.check(k)
+    File.write!(file, data)
+
+    # A stream that began before a delete reads the blob to its end.
+    {:ok, stream} = Store.stream(cid, k ++ [chunk_size: 65_536])
+    [first | _] = Enum.take(stream, 1)
+    assert {:ok, true} = Store.delete(cid, k)
+    refute File.exists?(file)
+    assert IO.iodata_to_binary(Enum.to_list(stream)) == data
+    assert first == binary_part(data, 0, 65_536)
   end
 
   test "listing is lazy and complete", %{k: k} do

@@ -9,10 +9,10 @@
 //! - [`gossip`]: LAN discovery packet codec (size-limited, never panics).
 //! - [`membership`]: keyrings (trust groups): the signed membership log and invites.
 //! - [`wire`]: typed frames and the restricted term codec for bytes from peers.
+//! - [`verified`]: verified streaming (BLAKE3 trees at 16 KiB groups, outboards, range sets).
 //! - [`refs`]: signed refs (named, author-signed pointers to a root cid).
 //! - [`feed`]: signed, hash-chained per-author feeds (Egregore's model).
 //! - [`reconcile`]: negentropy (protocol v1) range-based set reconciliation.
-//! - [`store`]: the content-addressed blob store on redb with group commit.
 //! - [`dag`]: Merkle DAG nodes (directories, event chains), traversal, DAG sync.
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![deny(unsafe_code)]
@@ -25,5 +25,5 @@ pub mod identity;
 pub mod membership;
 pub mod reconcile;
 pub mod refs;
-pub mod store;
+pub mod verified;
 pub mod wire;

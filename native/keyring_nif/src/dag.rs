@@ -19,12 +19,12 @@ use keyring_core::dag::{
     TraversalSpec, MAX_LINKS, MAX_NODE_BYTES,
 };
 use keyring_core::hash::digest;
-use keyring_core::store::BlobStore;
+use keyring_store::{BlobStore, StoreError};
 use rustler::{Atom, Binary, Encoder, Env, Resource, ResourceArc, Term};
 
 use crate::atoms;
 use crate::hash::digest_binary;
-use crate::store::{with_open, StoreResource};
+use crate::store::{with_store, StoreResource};
 use crate::timeslice::Charge;
 
 mod names {
@@ -264,10 +264,7 @@ fn dag_walk_new(
 
 /// A node's bytes if stored, of a plausible node size and hashing to its
 /// cid; anything else counts as missing.
-fn read_node(
-    store: &BlobStore,
-    cid: &Cid,
-) -> Result<Option<Vec<u8>>, keyring_core::store::StoreError> {
+fn read_node(store: &BlobStore, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
     match store.size(cid)? {
         Some(size) if size as usize <= MAX_NODE_BYTES => {}
         _ => return Ok(None),
@@ -285,7 +282,7 @@ fn dag_walk_next<'a>(
     max_items: usize,
 ) -> Term<'a> {
     let mut traversal = walk.0.lock().unwrap_or_else(|e| e.into_inner());
-    let result = with_open(&store, |open| {
+    let result = with_store(&store, |s| {
         let mut items: Vec<Term<'a>> = Vec::new();
         let mut bytes = 0;
         while items.len() < max_items && bytes < WALK_STEP_BYTES {
@@ -295,7 +292,7 @@ fn dag_walk_next<'a>(
             let cid = digest_binary(env, &visit.cid);
             let value = match visit.kind {
                 LinkKind::Node => {
-                    let read = read_node(&open.store, &visit.cid)?;
+                    let read = read_node(s.blobs(), &visit.cid)?;
                     match read.as_deref().map(NodeRef::decode) {
                         Some(Ok(node)) => match node_term(env, &node) {
                             Ok(term) => {
@@ -308,7 +305,7 @@ fn dag_walk_next<'a>(
                         _ => names::missing().encode(env),
                     }
                 }
-                LinkKind::Blob => match open.store.size(&visit.cid)? {
+                LinkKind::Blob => match s.blobs().size(&visit.cid)? {
                     Some(size) => (names::blob(), size).encode(env),
                     None => names::missing().encode(env),
                 },

@@ -1,7 +1,9 @@
 defmodule Keyring.Store.CrashTest do
   # Durability under kill -9: a writer OS process is killed in a loop while
-  # 16 processes write; every cid it acknowledged must be readable (and
-  # verify) afterwards, and the database must always open.
+  # 16 processes write small blobs and two write large ones (files beside the
+  # index, through put/2 and put_file/2); every cid it acknowledged must be
+  # readable (and verify) afterwards, the database must always open, no half
+  # blob is ever visible, and GC leaves no file without its blob.
   use ExUnit.Case, async: true
 
   alias Keyring.Test.TmpDir
@@ -116,6 +118,22 @@ defmodule Keyring.Store.CrashTest do
 
       assert {:ok, count} = Keyring.Store.check(keyring: name)
       assert count >= MapSet.size(acked)
+      assert File.ls!(Path.join([dir, "store", "tmp"])) == []
+
+      # Every acknowledged blob is pinned: GC keeps them all and removes only
+      # files a crash left without a committed blob.
+      assert {:ok, %{blobs: 0}} = Keyring.Store.gc(keyring: name)
+      listed = MapSet.new(Keyring.Store.list(keyring: name))
+
+      for file <- Path.wildcard(Path.join([dir, "store", "blobs", "*", "*.data"])) do
+        assert MapSet.member?(listed, Path.basename(file, ".data")),
+               "round #{round}: #{file} has no blob after GC"
+      end
+
+      large =
+        Enum.count(listed, fn cid -> elem(Keyring.Store.size(cid, keyring: name), 1) > 16_384 end)
+
+      assert large > 0
     after
       Supervisor.stop(pid)
     end

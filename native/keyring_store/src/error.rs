@@ -25,6 +25,36 @@ pub enum StoreError {
     /// A name or value exceeds the store's limits.
     #[error("{0} is too large")]
     TooLarge(&'static str),
+    /// A partial blob's size differs from the one the caller gave.
+    #[error("the blob's size is {known}, not {claimed}")]
+    SizeMismatch {
+        /// The size the store holds (proven by the blob's last group).
+        known: u64,
+        /// The size the caller gave.
+        claimed: u64,
+    },
+    /// A verified group or stream belongs to another blob or tree.
+    #[error("the verified data belongs to another blob")]
+    WrongBlob,
+    /// Partial blobs are for blobs of more than one chunk group (16 KiB);
+    /// smaller ones are put whole.
+    #[error("a blob of {0} bytes is one chunk group: put it whole")]
+    TooSmallForPartial(u64),
+    /// A partial blob cannot complete while groups are missing.
+    #[error("{missing} chunk groups are still missing")]
+    Incomplete {
+        /// Groups not written yet.
+        missing: u64,
+    },
+    /// A verified stream failed verification (or ended early).
+    #[error("the stream was refused: {0}")]
+    BadStream(keyring_core::verified::DecodeError),
+    /// The partial blob is gone (garbage-collected, dropped or completed elsewhere).
+    #[error("the partial blob is gone")]
+    PartialGone,
+    /// Memory for the answer could not be allocated.
+    #[error("out of memory")]
+    NoMemory,
     /// Any other I/O or database error.
     #[error("I/O error: {0}")]
     Io(String),

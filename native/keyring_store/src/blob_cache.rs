@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, TryLockError};
 
 use lru::LruCache;
 
-use super::schema::INLINE_MAX;
-use crate::hash::Digest;
+use crate::schema::INLINE_MAX;
+use keyring_core::hash::Digest;
 
 const SHARDS: usize = 16;
 

@@ -8,32 +8,38 @@
 //! threads: the benchmark's latency probe saw 5 ms wake-up delays. A small
 //! fixed pool bounds how many threads compete for the cores.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::{BlobStore, StoreError};
-use crate::hash::Digest;
+use keyring_core::hash::Digest;
 
-/// Where a reader thread sends the result of one read.
+use crate::{BlobStore, OpenBlob, StoreError};
+
+/// Where a reader thread sends the result of one read. It runs on the reader
+/// thread, so it may read the opened blob's bytes itself (straight into the
+/// buffer it answers with: one copy from the page cache).
 pub trait ReadReply: Send + 'static {
-    /// Delivers the blob (`None` when it is not stored) or the error.
-    fn send(self, result: Result<Option<Vec<u8>>, StoreError>);
+    /// Delivers the opened blob (`None` when it is not stored) or the error.
+    fn send(self: Box<Self>, result: Result<Option<OpenBlob>, StoreError>);
+    /// The read was refused before it was queued; nothing will be sent.
+    fn cancel(self: Box<Self>) {}
 }
 
-struct Job<R> {
+struct Job {
     cid: Digest,
     verify: bool,
-    reply: R,
+    reply: Box<dyn ReadReply>,
 }
 
 /// See the module docs.
-pub struct ReadPool<R: ReadReply> {
-    queue: Mutex<Option<SyncSender<Job<R>>>>,
+pub struct ReadPool {
+    queue: Mutex<Option<SyncSender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
-impl<R: ReadReply> ReadPool<R> {
+impl ReadPool {
     /// Starts `threads` reader threads (at least one) for `store`, with a
     /// queue of `capacity` reads.
     pub fn start(store: &BlobStore, threads: usize, capacity: usize) -> Result<Self, StoreError> {
@@ -53,11 +59,16 @@ impl<R: ReadReply> ReadPool<R> {
         })
     }
 
-    /// Queues a read of `cid` without blocking. The read goes to redb
-    /// ([`BlobStore::read`]): callers ask the cache before they queue. On failure
-    /// ([`StoreError::Busy`] when the queue is full, [`StoreError::Closed`]
-    /// after [`ReadPool::close`]) the reply is handed back unsent.
-    pub fn submit(&self, cid: Digest, verify: bool, reply: R) -> Result<(), (StoreError, R)> {
+    /// Queues a read of `cid` without blocking. Callers ask the cache before
+    /// they queue. On failure ([`StoreError::Busy`] when the queue is full,
+    /// [`StoreError::Closed`] after [`ReadPool::close`]) the reply is handed
+    /// back unsent.
+    pub fn submit(
+        &self,
+        cid: Digest,
+        verify: bool,
+        reply: Box<dyn ReadReply>,
+    ) -> Result<(), (StoreError, Box<dyn ReadReply>)> {
         let guard = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         let Some(tx) = guard.as_ref() else {
             return Err((StoreError::Closed, reply));
@@ -81,7 +92,7 @@ impl<R: ReadReply> ReadPool<R> {
     }
 }
 
-impl<R: ReadReply> Drop for ReadPool<R> {
+impl Drop for ReadPool {
     fn drop(&mut self) {
         // Never join here (Drop may run on a BEAM scheduler): without a
         // sender the threads drain the queue and exit on their own.
@@ -89,16 +100,16 @@ impl<R: ReadReply> Drop for ReadPool<R> {
     }
 }
 
-fn serve<R: ReadReply>(store: &BlobStore, rx: &Mutex<Receiver<Job<R>>>) {
+fn serve(store: &BlobStore, rx: &Mutex<Receiver<Job>>) {
     loop {
         // The lock is held only while waiting for the next job.
         let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok(Job { cid, verify, reply }) = job else {
             return;
         };
-        let result =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.read(&cid, verify)))
-                .unwrap_or_else(|_| Err(StoreError::Io("store reader panicked".into())));
-        reply.send(result);
+        let result = catch_unwind(AssertUnwindSafe(|| store.open_blob(&cid, verify)))
+            .unwrap_or_else(|_| Err(StoreError::Io("store reader panicked".into())));
+        // A panicking reply is dropped; its own Drop answers the caller.
+        let _ = catch_unwind(AssertUnwindSafe(|| reply.send(result)));
     }
 }
