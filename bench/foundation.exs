@@ -371,7 +371,7 @@ keys =
     fn i ->
       data = <<i::32, 0::size(4092 * 8)>>
       {:ok, cid} = Keyring.Store.put(data)
-      {:ok, ^cid} = Keyring.Store.put(data, keyring: NoCache)
+      {:ok, ^cid} = Keyring.Store.put(data, instance: NoCache)
       :ok = :dets.insert(dets, {cid, data})
       cid
     end,
@@ -411,7 +411,7 @@ uncached =
     _ <- 1..3,
     do:
       in_phase.(:kr_gets_nocache, fn ->
-        Bench.Store.gets(&Keyring.Store.get(&1, keyring: NoCache), 64)
+        Bench.Store.gets(&Keyring.Store.get(&1, instance: NoCache), 64)
       end)
   )
   |> Bench.median()

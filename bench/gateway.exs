@@ -48,8 +48,8 @@ defmodule GatewayBench do
     %{
       instance: BenchGw,
       authorized: true,
-      url: Keyring.Gateway.url(BenchGw),
-      stats: fn -> Keyring.Gateway.stats(BenchGw) end
+      url: Keyring.Gateway.url(instance: BenchGw),
+      stats: fn -> Keyring.Gateway.stats(instance: BenchGw) end
     }
   end
 
@@ -274,11 +274,11 @@ tmp = Path.join(System.tmp_dir!(), "keyring-gateway-bench-#{System.os_time()}")
 {:ok, invite} = Keyring.Ring.invite(ring, instance: BenchPeer)
 {:ok, ^ring} = Keyring.join(invite, instance: BenchGw)
 :ok = Keyring.expose(:echo, & &1, instance: BenchPeer)
-peer = Keyring.Identity.node_id(BenchPeer)
+peer = Keyring.Identity.node_id(instance: BenchPeer)
 {:ok, "hi"} = Keyring.call(peer, :echo, "hi", instance: BenchGw, timeout: 10_000)
 
-port = URI.parse(Keyring.Gateway.url(BenchGw)).port
-token = Keyring.Gateway.token(BenchGw)
+port = URI.parse(Keyring.Gateway.url(instance: BenchGw)).port
+token = Keyring.Gateway.token(instance: BenchGw)
 
 {:ok, inets} =
   :inets.start(:httpd,
@@ -364,6 +364,6 @@ for round <- 1..2 do
   )
 end
 
-IO.puts("\nGateway counters: #{inspect(Keyring.Gateway.stats(BenchGw))}")
+IO.puts("\nGateway counters: #{inspect(Keyring.Gateway.stats(instance: BenchGw))}")
 :inets.stop(:httpd, inets)
 File.rm_rf(tmp)

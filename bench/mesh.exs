@@ -67,9 +67,16 @@ defmodule MeshBench do
         instance: BenchB
       )
 
-    b = Keyring.Identity.node_id(BenchB)
+    b = Keyring.Identity.node_id(instance: BenchB)
     {:ok, "x"} = Keyring.call(b, :echo, "x", instance: BenchA)
-    %{ring: ring, b: b, b_key: Keyring.Identity.public_key(BenchB), counter: counter, tmp: tmp}
+
+    %{
+      ring: ring,
+      b: b,
+      b_key: Keyring.Identity.public_key(instance: BenchB),
+      counter: counter,
+      tmp: tmp
+    }
   end
 
   def keyring_handshakes(ctx, n) do

@@ -185,7 +185,7 @@ defmodule SyncBench do
     IO.puts("load average #{load()} (2 shared cores); data in #{dir}")
 
     {:ok, _} = Keyring.start_link(name: SyncBench.K, data_dir: Path.join(dir, "node"))
-    k = [keyring: SyncBench.K]
+    k = [instance: SyncBench.K]
 
     try do
       IO.puts("\n== ingest 256 MiB (put_file vs dd conv=fsync, same run)")

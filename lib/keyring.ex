@@ -48,7 +48,7 @@ defmodule Keyring do
         {Keyring, name: MyApp.Keyring, data_dir: "/var/lib/my_app/keyring"}
       ]
 
-  and pass the instance name to the API functions (`keyring: MyApp.Keyring`).
+  and pass the instance name to the API functions (`instance: MyApp.Keyring`).
   Every API function defaults to the instance named `Keyring`.
 
   ## Options
@@ -76,10 +76,10 @@ defmodule Keyring do
 
       iex> dir = Path.join(System.tmp_dir!(), "keyring-doc-#{Base.encode16(:crypto.strong_rand_bytes(6))}")
       iex> {:ok, _pid} = Keyring.start_link(name: DocKeyring, data_dir: dir)
-      iex> {:ok, cid} = Keyring.Store.put("hello", keyring: DocKeyring)
-      iex> Keyring.Store.get(cid, keyring: DocKeyring)
+      iex> {:ok, cid} = Keyring.Store.put("hello", instance: DocKeyring)
+      iex> Keyring.Store.get(cid, instance: DocKeyring)
       {:ok, "hello"}
-      iex> byte_size(Keyring.Identity.node_id(DocKeyring))
+      iex> byte_size(Keyring.Identity.node_id(instance: DocKeyring))
       52
   """
   use Supervisor
@@ -179,11 +179,11 @@ defmodule Keyring do
         {Keyring.Identity, name: name, keypair: opts[:keypair], data_dir: opts[:data_dir]},
         {Keyring.Store,
          Keyword.merge(opts[:store],
-           keyring: name,
+           instance: name,
            data_dir: opts[:data_dir],
            handle: opts[:store_handle]
          )},
-        {Keyring.PubSub, keyring: name},
+        {Keyring.PubSub, instance: name},
         %{
           id: :planes,
           type: :supervisor,

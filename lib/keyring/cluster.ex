@@ -34,14 +34,14 @@ defmodule Keyring.Cluster do
 
   @doc false
   def start_link(opts) do
-    keyring = Keyword.fetch!(opts, :keyring)
-    name = Keyring.Instance.child_name(keyring, __MODULE__)
+    instance = Keyword.fetch!(opts, :instance)
+    name = Keyring.Instance.child_name(instance, __MODULE__)
     Supervisor.start_link(__MODULE__, opts, name: name)
   end
 
   @impl Supervisor
   def init(opts) do
-    keyring = opts[:keyring]
+    instance = opts[:instance]
 
     children =
       for {topology, spec} <- opts[:topologies] || [] do
@@ -51,7 +51,7 @@ defmodule Keyring.Cluster do
         unless is_atom(strategy) and Code.ensure_loaded?(strategy),
           do: raise(ArgumentError, "unknown cluster strategy #{inspect(spec[:strategy])}")
 
-        args = [keyring: keyring, topology: topology, config: spec[:config]]
+        args = [instance: instance, topology: topology, config: spec[:config]]
         Supervisor.child_spec({strategy, args}, id: {strategy, topology})
       end
 

@@ -21,21 +21,21 @@ defmodule Keyring.ClusterHandler do
 
   @doc false
   def start_link(opts) do
-    keyring = Keyword.fetch!(opts, :keyring)
-    GenServer.start_link(__MODULE__, keyring, name: Instance.child_name(keyring, __MODULE__))
+    instance = Keyword.fetch!(opts, :instance)
+    GenServer.start_link(__MODULE__, instance, name: Instance.child_name(instance, __MODULE__))
   end
 
   @impl GenServer
-  def init(keyring) do
+  def init(instance) do
     :ok = :net_kernel.monitor_nodes(true, node_type: :visible)
-    {:ok, %{keyring: keyring}}
+    {:ok, %{instance: instance}}
   end
 
   @impl GenServer
   def handle_info({kind, node, _info}, state) when kind in [:nodeup, :nodedown] do
     Logger.info("[Keyring.ClusterHandler] #{kind} #{node}")
     message = {:keyring_topology, kind, node}
-    PubSub.local_broadcast(PubSub.topology_topic(), message, keyring: state.keyring)
+    PubSub.local_broadcast(PubSub.topology_topic(), message, instance: state.instance)
     {:noreply, state}
   end
 

@@ -25,8 +25,8 @@ defmodule Keyring.ClusterPlane do
     children =
       Keyring.Coordinator.children(name, opts[:data_dir], opts[:coordinator]) ++
         [
-          {Keyring.ClusterHandler, keyring: name},
-          {Keyring.Cluster, keyring: name, topologies: opts[:cluster_topologies]}
+          {Keyring.ClusterHandler, instance: name},
+          {Keyring.Cluster, instance: name, topologies: opts[:cluster_topologies]}
         ]
 
     Supervisor.init(children, strategy: :rest_for_one)

@@ -57,62 +57,60 @@ defmodule Keyring.Coordinator do
   ## Public API
 
   @doc "Healthy (`:up`) nodes, sorted by node name."
-  @spec active_nodes(Keyring.instance()) :: [Presence.t()]
-  def active_nodes(keyring \\ Keyring) do
-    keyring |> all() |> Enum.filter(&(&1.status == :up))
+  @spec active_nodes(keyword()) :: [Presence.t()]
+  def active_nodes(opts \\ []) do
+    opts |> instance!() |> all() |> Enum.filter(&(&1.status == :up))
   end
 
   @doc """
   The presence map, `%{node_id => %Presence{}}`, of healthy nodes
   (`include_down: true` to see down ones too).
   """
-  @spec presence(Keyring.instance() | keyword()) :: %{String.t() => Presence.t()}
-  def presence(keyring_or_opts \\ Keyring)
-  def presence(keyring) when is_atom(keyring), do: presence(keyring: keyring)
+  @spec presence(keyword()) :: %{String.t() => Presence.t()}
+  def presence(opts \\ []) when is_list(opts) do
+    opts = Keyword.validate!(opts, instance: Keyring, include_down: false)
 
-  def presence(opts) when is_list(opts) do
-    opts = Keyword.validate!(opts, keyring: Keyring, include_down: false)
-
-    for p <- all(opts[:keyring]), opts[:include_down] or p.status == :up, into: %{} do
+    for p <- all(opts[:instance]), opts[:include_down] or p.status == :up, into: %{} do
       {p.node_id, p}
     end
   end
 
   @doc "Subscribes the caller to presence events (see `Keyring.PubSub`)."
-  @spec subscribe(Keyring.instance()) :: :ok
-  def subscribe(keyring \\ Keyring),
-    do: PubSub.subscribe(PubSub.presence_topic(), keyring: keyring)
+  @spec subscribe(keyword()) :: :ok
+  def subscribe(opts \\ []),
+    do: PubSub.subscribe(PubSub.presence_topic(), instance: instance!(opts))
 
   @doc """
   Registers `handler` (`fun/1` or `{m, f, extra_args}`, called as
   `apply(m, f, [task | extra_args])`) for `capability` on this node and
   publishes the capability.
   """
-  @spec register(term(), (term() -> term()) | {module(), atom(), list()}, Keyring.instance()) ::
-          :ok
-  def register(capability, handler, keyring \\ Keyring) do
+  @spec register(term(), (term() -> term()) | {module(), atom(), list()}, keyword()) :: :ok
+  def register(capability, handler, opts \\ []) do
+    instance = instance!(opts)
+
     unless is_function(handler, 1) or
              match?({m, f, a} when is_atom(m) and is_atom(f) and is_list(a), handler),
            do: raise(ArgumentError, "handler must be a fun/1 or {m, f, args}")
 
-    GenServer.call(server(keyring), {:register, capability, handler})
+    GenServer.call(server(instance), {:register, capability, handler})
   end
 
   @doc "Removes this node's handler for `capability`."
-  @spec unregister(term(), Keyring.instance()) :: :ok
-  def unregister(capability, keyring \\ Keyring),
-    do: GenServer.call(server(keyring), {:unregister, capability})
+  @spec unregister(term(), keyword()) :: :ok
+  def unregister(capability, opts \\ []),
+    do: GenServer.call(server(instance!(opts)), {:unregister, capability})
 
   @doc false
   # Called by the mesh plane when its address or keyrings change.
   @spec set_mesh(String.t() | nil, [<<_::256>>], Keyring.instance()) :: :ok
-  def set_mesh(addr, keyrings, keyring \\ Keyring),
-    do: GenServer.cast(server(keyring), {:set_mesh, addr, Enum.sort(keyrings)})
+  def set_mesh(addr, keyrings, instance),
+    do: GenServer.cast(server(instance), {:set_mesh, addr, Enum.sort(keyrings)})
 
   @doc """
   Runs `task` on a healthy node that registered `capability`.
 
-  Options: `:keyring` (default `Keyring`), `:timeout` (ms, default 5_000),
+  Options: `:instance` (default `Keyring`), `:timeout` (ms, default 5_000),
   `:strategy` (a `Keyring.Coordinator.RoutingStrategy`, default least loaded).
   """
   @spec route(term(), term(), keyword()) ::
@@ -120,12 +118,13 @@ defmodule Keyring.Coordinator do
   def route(capability, task, opts \\ []) do
     opts =
       Keyword.validate!(opts,
-        keyring: Keyring,
+        instance: Keyring,
         timeout: 5_000,
         strategy: Keyring.Coordinator.RoutingStrategy.LeastLoaded
       )
 
-    candidates = opts[:keyring] |> active_nodes() |> Enum.filter(&(capability in &1.capabilities))
+    candidates =
+      active_nodes(instance: opts[:instance]) |> Enum.filter(&(capability in &1.capabilities))
 
     case candidates do
       [] ->
@@ -137,18 +136,18 @@ defmodule Keyring.Coordinator do
     end
   end
 
-  defp all(keyring) do
-    table = Instance.child_name(keyring, __MODULE__)
+  defp all(instance) do
+    table = Instance.child_name(instance, __MODULE__)
 
     try do
       table |> :ets.tab2list() |> Enum.map(&elem(&1, 1)) |> Enum.sort_by(& &1.node)
     rescue
       ArgumentError ->
-        raise ArgumentError, "no Keyring instance #{inspect(keyring)} is running"
+        raise ArgumentError, "no Keyring instance #{inspect(instance)} is running"
     end
   end
 
-  defp server(keyring), do: Instance.child_name(keyring, __MODULE__)
+  defp server(instance), do: Instance.child_name(instance, __MODULE__)
 
   ## Server
 
@@ -165,21 +164,21 @@ defmodule Keyring.Coordinator do
         CRDT,
         # Deltas are pushed and beats show liveness: anti-entropy is a backstop.
         name: presence_crdt(instance),
-        keyring: instance,
+        instance: instance,
         group: :keyring_presence,
         sync_interval: 30_000,
         on_change: fn diffs ->
           if pid = Process.whereis(coordinator), do: send(pid, {:presence_changed, diffs})
         end
       },
-      {__MODULE__, keyring: instance, data_dir: data_dir, coordinator: conf}
+      {__MODULE__, instance: instance, data_dir: data_dir, coordinator: conf}
     ]
   end
 
   @doc false
   def start_link(opts) do
-    keyring = Keyword.fetch!(opts, :keyring)
-    GenServer.start_link(__MODULE__, opts, name: server(keyring))
+    instance = Keyword.fetch!(opts, :instance)
+    GenServer.start_link(__MODULE__, opts, name: server(instance))
   end
 
   @doc false
@@ -201,38 +200,38 @@ defmodule Keyring.Coordinator do
   end
 
   @doc false
-  def presence_crdt(keyring), do: Instance.child_name(keyring, Keyring.PresenceMap)
+  def presence_crdt(instance), do: Instance.child_name(instance, Keyring.PresenceMap)
 
   @impl GenServer
   def init(opts) do
-    keyring = opts[:keyring]
+    instance = opts[:instance]
     conf = validate!(Keyword.get(opts, :coordinator, []))
-    table = server(keyring)
+    table = server(instance)
     :ets.new(table, [:named_table, :protected, :set, read_concurrency: true])
-    scope = PubSub.scope(keyring)
+    scope = PubSub.scope(instance)
     :ok = :pg.join(scope, @coordinators, self())
     {ref, members} = :pg.monitor(scope, @coordinators)
-    :ok = PubSub.subscribe(PubSub.topology_topic(), keyring: keyring)
+    :ok = PubSub.subscribe(PubSub.topology_topic(), instance: instance)
 
     Process.flag(:trap_exit, true)
     incarnation = Incarnation.bump(opts[:data_dir])
-    Instance.put(keyring, :incarnation, incarnation)
+    Instance.put(instance, :incarnation, incarnation)
 
     me = %Presence{
-      node_id: Keyring.Identity.node_id(keyring),
+      node_id: Keyring.Identity.node_id(instance: instance),
       node: node(),
       incarnation: incarnation,
       pid: self(),
-      mesh_addr: mesh_addr(keyring),
-      keyrings: keyring |> Instance.get(:rings, %{}) |> Map.keys() |> Enum.sort(),
+      mesh_addr: mesh_addr(instance),
+      keyrings: instance |> Instance.get(:rings, %{}) |> Map.keys() |> Enum.sort(),
       version: to_string(Application.spec(:keyring, :vsn) || "dev"),
       health: Presence.sample_health(%{})
     }
 
     state = %{
-      keyring: keyring,
+      instance: instance,
       table: table,
-      crdt: presence_crdt(keyring),
+      crdt: presence_crdt(instance),
       conf: conf,
       pg_ref: ref,
       peers: MapSet.new(members -- [self()]),
@@ -335,7 +334,7 @@ defmodule Keyring.Coordinator do
   # Graceful leave: remove our entry so others see :leave rather than :down.
   @impl GenServer
   def terminate(_reason, state) do
-    Instance.erase(state.keyring, :incarnation)
+    Instance.erase(state.instance, :incarnation)
     CRDT.delete(state.crdt, key(state.me))
   catch
     :exit, _ -> :ok
@@ -343,9 +342,11 @@ defmodule Keyring.Coordinator do
 
   ## Internals
 
+  defp instance!(opts), do: Keyword.validate!(opts, instance: Keyring)[:instance]
+
   # The mesh plane may be up already (this process restarted on its own).
-  defp mesh_addr(keyring) do
-    case Instance.get(keyring, :mesh_addresses, nil) do
+  defp mesh_addr(instance) do
+    case Instance.get(instance, :mesh_addresses, nil) do
       {mesh, _join} -> mesh
       nil -> nil
     end
@@ -430,6 +431,6 @@ defmodule Keyring.Coordinator do
     level = if kind == :update, do: :debug, else: :info
     Logger.log(level, "[Keyring.Coordinator] #{kind} #{p.node} (incarnation #{p.incarnation})")
     message = {:keyring_presence, kind, p}
-    PubSub.local_broadcast(PubSub.presence_topic(), message, keyring: state.keyring)
+    PubSub.local_broadcast(PubSub.presence_topic(), message, instance: state.instance)
   end
 end

@@ -5,7 +5,7 @@ defmodule Keyring.CRDT do
   presence runs on it; use it for anything else the cluster shares (a task
   board, feature flags, ...). It replaces `delta_crdt`.
 
-      {Keyring.CRDT, name: MyApp.Board, keyring: Keyring, on_change: &MyApp.board_changed/1}
+      {Keyring.CRDT, name: MyApp.Board, instance: Keyring, on_change: &MyApp.board_changed/1}
 
       iex> {:ok, _} = Keyring.CRDT.start_link(name: DocBoard, scope: DocScope)
       iex> :ok = Keyring.CRDT.put(DocBoard, "task-1", %{state: :open})
@@ -52,7 +52,7 @@ defmodule Keyring.CRDT do
   ## Options
 
     * `:name` (required) — registered name, ETS table name and replication group.
-    * `:keyring` — instance whose `:pg` scope to use (default `Keyring`), or
+    * `:instance` — instance whose `:pg` scope to use (default `Keyring`), or
     * `:scope` — an explicit `:pg` scope (started if not running).
     * `:on_change` — `fun/1` or `{m, f, a}` called in the replica process with
       `[{:put, key, value} | {:delete, key}]` for every visible change, local
@@ -85,7 +85,7 @@ defmodule Keyring.CRDT do
         :on_change,
         :replica,
         :group,
-        keyring: Keyring,
+        instance: Keyring,
         sync_interval: 10_000,
         max_message_bytes: 256 * 1024
       ])
@@ -152,7 +152,7 @@ defmodule Keyring.CRDT do
     Process.flag(:message_queue_data, :off_heap)
     Process.flag(:trap_exit, true)
     name = opts[:name]
-    scope = opts[:scope] || Keyring.PubSub.scope(opts[:keyring])
+    scope = opts[:scope] || Keyring.PubSub.scope(opts[:instance])
     ensure_scope(scope)
     group = {__MODULE__, opts[:group] || name}
     :ets.new(name, [:named_table, :protected, :set, read_concurrency: true])

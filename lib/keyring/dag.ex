@@ -63,7 +63,7 @@ defmodule Keyring.DAG do
     opts = Keyword.validate!(opts, instance: Keyring)
 
     with {:ok, {raw, bytes}} <- Codec.encode(node),
-         {:ok, cid} <- Store.put(bytes, keyring: opts[:instance]) do
+         {:ok, cid} <- Store.put(bytes, instance: opts[:instance]) do
       ^cid = Cid.encode(raw)
       {:ok, cid}
     end
@@ -74,7 +74,7 @@ defmodule Keyring.DAG do
   def get_node(cid, opts \\ []) do
     opts = Keyword.validate!(opts, instance: Keyring)
 
-    with {:ok, bytes} <- Store.get(Cid.parse!(cid), keyring: opts[:instance]) do
+    with {:ok, bytes} <- Store.get(Cid.parse!(cid), instance: opts[:instance]) do
       Codec.decode(bytes)
     end
   end
@@ -178,7 +178,7 @@ defmodule Keyring.DAG do
   @spec put_all([binary()], atom()) :: :ok | {:error, term()}
   def put_all(encoded, instance) do
     encoded
-    |> Task.async_stream(&Store.put(&1, keyring: instance),
+    |> Task.async_stream(&Store.put(&1, instance: instance),
       max_concurrency: 64,
       ordered: false,
       timeout: :infinity

@@ -202,7 +202,7 @@ defmodule Keyring.Feed do
     opts = Keyword.validate!(opts, instance: Keyring)
     prefix = Layout.forks(Ring.id!(keyring))
 
-    with {:ok, pairs} <- Store.list_refs(prefix, keyring: opts[:instance], limit: 100_000),
+    with {:ok, pairs} <- Store.list_refs(prefix, instance: opts[:instance], limit: 100_000),
          {:ok, decoded} <- Native.feed_decode(Enum.map(pairs, &elem(&1, 1))) do
       {:ok,
        Enum.zip_with(pairs, decoded, fn {name, _}, fields ->
@@ -224,7 +224,9 @@ defmodule Keyring.Feed do
   def follow(keyring, author, opts \\ []) do
     opts = Keyword.validate!(opts, instance: Keyring)
 
-    Store.put_ref(Layout.follow(Ring.id!(keyring), Ring.id!(author)), "", keyring: opts[:instance])
+    Store.put_ref(Layout.follow(Ring.id!(keyring), Ring.id!(author)), "",
+      instance: opts[:instance]
+    )
   end
 
   @doc "Stops following `author` in `keyring`."
@@ -234,7 +236,7 @@ defmodule Keyring.Feed do
     opts = Keyword.validate!(opts, instance: Keyring)
     name = Layout.follow(Ring.id!(keyring), Ring.id!(author))
 
-    with {:ok, _} <- Store.delete_ref(name, keyring: opts[:instance]), do: :ok
+    with {:ok, _} <- Store.delete_ref(name, instance: opts[:instance]), do: :ok
   end
 
   @doc "The authors followed in `keyring` (empty: every author is wanted)."
@@ -242,7 +244,7 @@ defmodule Keyring.Feed do
   def follows(keyring, opts \\ []) do
     opts = Keyword.validate!(opts, instance: Keyring)
     prefix = Layout.follows(Ring.id!(keyring))
-    {:ok, pairs} = Store.list_refs(prefix, keyring: opts[:instance], limit: 100_000)
+    {:ok, pairs} = Store.list_refs(prefix, instance: opts[:instance], limit: 100_000)
     Enum.map(pairs, fn {name, _} -> Layout.key_after(prefix, name) end)
   end
 
@@ -250,7 +252,7 @@ defmodule Keyring.Feed do
   @spec subscribe(keyword()) :: :ok
   def subscribe(opts \\ []) do
     opts = Keyword.validate!(opts, instance: Keyring)
-    Keyring.PubSub.subscribe(Server.topic(), keyring: opts[:instance])
+    Keyring.PubSub.subscribe(Server.topic(), instance: opts[:instance])
   end
 
   defp member(ring, instance) do
@@ -260,13 +262,13 @@ defmodule Keyring.Feed do
   defp content(data, _instance) when byte_size(data) <= @max_inline, do: {:ok, data}
 
   defp content(data, instance) do
-    with {:ok, cid} <- Store.put(data, keyring: instance),
+    with {:ok, cid} <- Store.put(data, instance: instance),
          do: {:ok, {Keyring.Store.Cid.parse!(cid), byte_size(data)}}
   end
 
   defp feeds(ring, instance) do
     prefix = Layout.feeds(ring)
-    {:ok, pairs} = Store.list_refs(prefix, keyring: instance, limit: 1_000_000)
+    {:ok, pairs} = Store.list_refs(prefix, instance: instance, limit: 1_000_000)
 
     for {name, _} <- pairs do
       <<"keyring/feeds/", r::binary-size(64), "/", a::binary-size(64)>> = name
@@ -279,7 +281,7 @@ defmodule Keyring.Feed do
     {prefix, first} = Layout.block(ring, author, from)
     full = if first == 0, do: Layout.block_size() - 1, else: Layout.block_size()
 
-    with {:ok, pairs} <- Store.list_refs(prefix, keyring: instance, limit: Layout.block_size()),
+    with {:ok, pairs} <- Store.list_refs(prefix, instance: instance, limit: Layout.block_size()),
          {:ok, decoded} <- Native.feed_decode(Enum.map(pairs, &elem(&1, 1))) do
       got =
         decoded

@@ -140,21 +140,23 @@ defmodule Keyring.Gateway do
   alias Keyring.Instance
 
   @doc "The gateway's URL (`http://127.0.0.1:PORT/`), or `nil` when it is off."
-  @spec url(Keyring.instance()) :: String.t() | nil
-  def url(instance \\ Keyring) do
-    Instance.fetch!(instance, :gateway).url
+  @spec url(keyword()) :: String.t() | nil
+  def url(opts \\ []) do
+    Instance.fetch!(instance!(opts), :gateway).url
   rescue
     ArgumentError -> nil
   end
 
   @doc "The bearer token mutations need (also in `<data_dir>/gateway.token`)."
-  @spec token(Keyring.instance()) :: String.t()
-  def token(instance \\ Keyring), do: Instance.fetch!(instance, :gateway).token
+  @spec token(keyword()) :: String.t()
+  def token(opts \\ []), do: Instance.fetch!(instance!(opts), :gateway).token
 
   @doc "Counters: requests, refusals, timeouts, connections, SSE clients, events, lagged notices."
-  @spec stats(Keyring.instance()) :: %{atom() => non_neg_integer()}
-  def stats(instance \\ Keyring),
-    do: Keyring.Native.gateway_stats(Instance.fetch!(instance, :gateway).handle)
+  @spec stats(keyword()) :: %{atom() => non_neg_integer()}
+  def stats(opts \\ []),
+    do: Keyring.Native.gateway_stats(Instance.fetch!(instance!(opts), :gateway).handle)
+
+  defp instance!(opts), do: Keyword.validate!(opts, instance: Keyring)[:instance]
 
   @doc """
   Publishes an event of `type` (`[a-z0-9._-]`, at most 64 characters) with

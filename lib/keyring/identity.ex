@@ -13,13 +13,13 @@ defmodule Keyring.Identity do
 
       iex> dir = Path.join(System.tmp_dir!(), "keyring-id-#{Base.encode16(:crypto.strong_rand_bytes(6))}")
       iex> {:ok, _} = Keyring.start_link(name: IdDoc, data_dir: dir)
-      iex> sig = Keyring.Identity.sign("hello", IdDoc)
-      iex> Keyring.Identity.verify(Keyring.Identity.public_key(IdDoc), "hello", sig)
+      iex> sig = Keyring.Identity.sign("hello", instance: IdDoc)
+      iex> Keyring.Identity.verify(Keyring.Identity.public_key(instance: IdDoc), "hello", sig)
       true
-      iex> receipt = Keyring.Identity.sign("paid 42", keyring: IdDoc, domain: "shop/receipt")
-      iex> Keyring.Identity.verify(Keyring.Identity.public_key(IdDoc), "paid 42", receipt, domain: "shop/receipt")
+      iex> receipt = Keyring.Identity.sign("paid 42", instance: IdDoc, domain: "shop/receipt")
+      iex> Keyring.Identity.verify(Keyring.Identity.public_key(instance: IdDoc), "paid 42", receipt, domain: "shop/receipt")
       true
-      iex> Keyring.Identity.verify(Keyring.Identity.public_key(IdDoc), "paid 42", receipt)
+      iex> Keyring.Identity.verify(Keyring.Identity.public_key(instance: IdDoc), "paid 42", receipt)
       false
 
   Application signatures are domain-separated (see `sign/2`): the node key
@@ -45,12 +45,14 @@ defmodule Keyring.Identity do
   end
 
   @doc "The node's 32-byte Ed25519 public key."
-  @spec public_key(Keyring.instance()) :: <<_::256>>
-  def public_key(keyring \\ Keyring), do: Instance.fetch!(keyring, :public_key)
+  @spec public_key(keyword()) :: <<_::256>>
+  def public_key(opts \\ []), do: Instance.fetch!(instance!(opts), :public_key)
 
   @doc "The node id (52-character text form, see `Keyring.Identity.NodeId`)."
-  @spec node_id(Keyring.instance()) :: NodeId.t()
-  def node_id(keyring \\ Keyring), do: Instance.fetch!(keyring, :node_id)
+  @spec node_id(keyword()) :: NodeId.t()
+  def node_id(opts \\ []), do: Instance.fetch!(instance!(opts), :node_id)
+
+  defp instance!(opts), do: Keyword.validate!(opts, instance: Keyring)[:instance]
 
   @doc """
   Signs `message` with the node's key; returns a 64-byte signature.
@@ -63,18 +65,15 @@ defmodule Keyring.Identity do
   characters of `[A-Za-z0-9._:/-]`; use one per purpose (`"myapp/receipt"`),
   so a signature made for one purpose never verifies for another.
 
-  The second argument is the instance name, or options: `:keyring` (the
-  instance, default `Keyring`) and `:domain`.
+  Options: `:instance` (default `Keyring`) and `:domain`.
   """
-  @spec sign(binary(), Keyring.instance() | keyword()) :: <<_::512>>
+  @spec sign(binary(), keyword()) :: <<_::512>>
   def sign(message, opts \\ [])
 
-  def sign(message, instance) when is_atom(instance), do: sign(message, keyring: instance)
-
   def sign(message, opts) when is_binary(message) and is_list(opts) do
-    opts = Keyword.validate!(opts, [:domain, keyring: Keyring])
+    opts = Keyword.validate!(opts, [:domain, instance: Keyring])
     domain = domain!(opts[:domain])
-    keypair = Instance.fetch!(opts[:keyring], :keypair)
+    keypair = Instance.fetch!(opts[:instance], :keypair)
 
     {:ok, signature} =
       if byte_size(message) <= @dirty_threshold,

@@ -58,7 +58,7 @@ defmodule Keyring.Mesh do
   @spec subscribe(keyword()) :: :ok
   def subscribe(opts \\ []) do
     opts = Keyword.validate!(opts, instance: Keyring)
-    Keyring.PubSub.subscribe(@topic, keyring: opts[:instance])
+    Keyring.PubSub.subscribe(@topic, instance: opts[:instance])
   end
 
   @doc false

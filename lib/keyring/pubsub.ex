@@ -28,8 +28,8 @@ defmodule Keyring.PubSub do
 
       iex> dir = Path.join(System.tmp_dir!(), "keyring-pubsub-doc-#{System.unique_integer([:positive])}")
       iex> {:ok, _} = Keyring.start_link(name: PubSubDoc, data_dir: dir)
-      iex> :ok = Keyring.PubSub.subscribe("keyring:presence", keyring: PubSubDoc)
-      iex> Keyring.PubSub.local_broadcast("keyring:presence", {:keyring_presence, :join, :example}, keyring: PubSubDoc)
+      iex> :ok = Keyring.PubSub.subscribe("keyring:presence", instance: PubSubDoc)
+      iex> Keyring.PubSub.local_broadcast("keyring:presence", {:keyring_presence, :join, :example}, instance: PubSubDoc)
       :ok
       iex> receive do {:keyring_presence, kind, _entry} -> kind end
       :join
@@ -52,19 +52,19 @@ defmodule Keyring.PubSub do
 
   @doc false
   def child_spec(opts) do
-    scope = scope(Keyword.fetch!(opts, :keyring))
+    scope = scope(Keyword.fetch!(opts, :instance))
     %{id: __MODULE__, start: {:pg, :start_link, [scope]}}
   end
 
   @doc "The `:pg` scope of an instance (`<instance>.PubSub`)."
   @spec scope(Keyring.instance()) :: atom()
-  def scope(keyring), do: Instance.child_name(keyring, __MODULE__)
+  def scope(instance), do: Instance.child_name(instance, __MODULE__)
 
   @doc """
   Subscribes the calling process to `topic` (any term; Keyring's own topics
   are strings). Subscribing twice delivers every message twice.
 
-  Options: `:keyring` (instance, default `Keyring`).
+  Options: `:instance` (default `Keyring`).
   """
   @spec subscribe(term(), keyword()) :: :ok
   def subscribe(topic, opts \\ []) do
@@ -97,8 +97,8 @@ defmodule Keyring.PubSub do
   def subscribers(topic, opts \\ []), do: :pg.get_members(scope!(opts), topic)
 
   defp scope!(opts) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
-    scope = scope(opts[:keyring])
+    opts = Keyword.validate!(opts, instance: Keyring)
+    scope = scope(opts[:instance])
 
     unless Process.whereis(scope) do
       raise ArgumentError,

@@ -14,11 +14,11 @@ defmodule Keyring.Refs do
       iex> dir = Path.join(System.tmp_dir!(), "keyring-refs-doc-#{System.unique_integer([:positive])}")
       iex> {:ok, _} = Keyring.start_link(name: RefsDoc, data_dir: dir)
       iex> {:ok, ring} = Keyring.Ring.create("site", instance: RefsDoc)
-      iex> {:ok, cid} = Keyring.Store.put("v1", keyring: RefsDoc)
+      iex> {:ok, cid} = Keyring.Store.put("v1", instance: RefsDoc)
       iex> {:ok, ref} = Keyring.Refs.publish(ring, "www", cid, instance: RefsDoc)
       iex> {ref.seq, ref.root == cid}
       {1, true}
-      iex> me = Keyring.Identity.public_key(RefsDoc)
+      iex> me = Keyring.Identity.public_key(instance: RefsDoc)
       iex> {:ok, %Keyring.Refs.Ref{seq: 1}} = Keyring.Refs.get(ring, me, "www", instance: RefsDoc)
 
   Refs are stored durably; every publish and every accepted ref from
@@ -61,7 +61,7 @@ defmodule Keyring.Refs do
 
     with {:ok, bytes} <-
            Store.get_ref(Layout.ref(Ring.id!(keyring), Ring.id!(author), name),
-             keyring: opts[:instance]
+             instance: opts[:instance]
            ),
          {:ok, fields} <- Native.ref_decode(bytes),
          do: {:ok, Ref.from_native(fields)}
@@ -74,7 +74,7 @@ defmodule Keyring.Refs do
     author = opts[:author] && Ring.id!(opts[:author])
     prefix = Layout.refs(Ring.id!(keyring), author)
 
-    with {:ok, pairs} <- Store.list_refs(prefix, keyring: opts[:instance], limit: opts[:limit]) do
+    with {:ok, pairs} <- Store.list_refs(prefix, instance: opts[:instance], limit: opts[:limit]) do
       {:ok,
        for {_, bytes} <- pairs, {:ok, fields} = Native.ref_decode(bytes) do
          Ref.from_native(fields)

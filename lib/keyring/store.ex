@@ -6,14 +6,14 @@ defmodule Keyring.Store do
 
       iex> dir = Path.join(System.tmp_dir!(), "keyring-store-#{Base.encode16(:crypto.strong_rand_bytes(6))}")
       iex> {:ok, _} = Keyring.start_link(name: StoreDoc, data_dir: dir)
-      iex> {:ok, cid} = Keyring.Store.put("hello", keyring: StoreDoc)
+      iex> {:ok, cid} = Keyring.Store.put("hello", instance: StoreDoc)
       iex> cid
       "ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f"
-      iex> Keyring.Store.get(cid, keyring: StoreDoc, verify: true)
+      iex> Keyring.Store.get(cid, instance: StoreDoc, verify: true)
       {:ok, "hello"}
-      iex> Keyring.Store.has?(cid, keyring: StoreDoc)
+      iex> Keyring.Store.has?(cid, instance: StoreDoc)
       true
-      iex> Keyring.Store.stats(keyring: StoreDoc).blobs
+      iex> Keyring.Store.stats(instance: StoreDoc).blobs
       1
 
   ## Durability
@@ -83,7 +83,7 @@ defmodule Keyring.Store do
 
   ## Options
 
-  Every function takes `keyring:` (the instance, default `Keyring`); writes
+  Every function takes `instance:` (the local instance, default `Keyring`); writes
   and `get/2` take `timeout:` (default 60 s). The store itself is configured
   by the `store:` option of `Keyring`:
 
@@ -121,7 +121,7 @@ defmodule Keyring.Store do
 
   @default_timeout 60_000
   @piece 1_048_576
-  @put_opts [keyring: Keyring, timeout: @default_timeout, pin: nil, share: nil]
+  @put_opts [instance: Keyring, timeout: @default_timeout, pin: nil, share: nil]
 
   @doc false
   @spec validate!(keyword()) :: keyword()
@@ -208,7 +208,7 @@ defmodule Keyring.Store do
   @doc "Reads the whole blob. With `verify: true` the bytes are checked against the cid."
   @spec get(cid() | <<_::256>>, keyword()) :: {:ok, binary()} | {:error, term()}
   def get(cid, opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring, verify: false, timeout: @default_timeout)
+    opts = Keyword.validate!(opts, instance: Keyring, verify: false, timeout: @default_timeout)
     handle = handle(opts)
     cid = Cid.parse!(cid)
     verify = opts[:verify] == true
@@ -242,7 +242,7 @@ defmodule Keyring.Store do
   @doc "The blob's size in bytes."
   @spec size(cid() | <<_::256>>, keyword()) :: {:ok, non_neg_integer()} | {:error, term()}
   def size(cid, opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
+    opts = Keyword.validate!(opts, instance: Keyring)
 
     case Native.store_size(handle(opts), Cid.parse!(cid)) do
       {:ok, nil} -> {:error, :not_found}
@@ -256,7 +256,7 @@ defmodule Keyring.Store do
   """
   @spec delete(cid() | <<_::256>>, keyword()) :: {:ok, boolean()} | {:error, term()}
   def delete(cid, opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring, timeout: @default_timeout)
+    opts = Keyword.validate!(opts, instance: Keyring, timeout: @default_timeout)
     raw = Cid.parse!(cid)
     handle = handle(opts)
     Reply.call(&Native.store_delete(handle, &1, raw), opts[:timeout])
@@ -271,7 +271,7 @@ defmodule Keyring.Store do
   """
   @spec stream(cid() | <<_::256>>, keyword()) :: {:ok, Enumerable.t()} | {:error, term()}
   def stream(cid, opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring, verify: false, chunk_size: @piece)
+    opts = Keyword.validate!(opts, instance: Keyring, verify: false, chunk_size: @piece)
 
     unless is_integer(opts[:chunk_size]) and opts[:chunk_size] in 1..(16 * @piece),
       do: raise(ArgumentError, ":chunk_size must be an integer in 1..16 MiB")
@@ -282,7 +282,7 @@ defmodule Keyring.Store do
   @doc "A lazy stream of every cid in the store, in cid order (read in pages)."
   @spec list(keyword()) :: Enumerable.t()
   def list(opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
+    opts = Keyword.validate!(opts, instance: Keyring)
     Reader.list(handle(opts))
   end
 
@@ -292,7 +292,7 @@ defmodule Keyring.Store do
   """
   @spec stats(keyword()) :: stats()
   def stats(opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
+    opts = Keyword.validate!(opts, instance: Keyring)
 
     case Native.store_stats(handle(opts)) do
       {:ok,
@@ -329,7 +329,7 @@ defmodule Keyring.Store do
   """
   @spec check(keyword()) :: {:ok, non_neg_integer()} | {:error, {:corrupt_blobs, [cid()]}}
   def check(opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
+    opts = Keyword.validate!(opts, instance: Keyring)
     Reader.check(handle(opts))
   end
 
@@ -379,7 +379,7 @@ defmodule Keyring.Store do
   """
   @spec gc(keyword()) :: {:ok, GC.totals()} | {:error, term()}
   def gc(opts \\ []) do
-    opts = Keyword.validate!(opts, keyring: Keyring, budget: 1_000, timeout: @default_timeout)
+    opts = Keyword.validate!(opts, instance: Keyring, budget: 1_000, timeout: @default_timeout)
 
     unless is_integer(opts[:budget]) and opts[:budget] in 1..1_000_000,
       do: raise(ArgumentError, ":budget must be an integer in 1..1_000_000")
@@ -423,7 +423,7 @@ defmodule Keyring.Store do
   @spec list_refs(binary(), keyword()) :: {:ok, [{binary(), binary()}]} | {:error, term()}
   defdelegate list_refs(prefix, opts \\ []), to: Refs
 
-  defp handle(opts), do: Instance.fetch!(opts[:keyring], :store)
+  defp handle(opts), do: Instance.fetch!(opts[:instance], :store)
 
   defp encode_cid({:ok, raw}), do: {:ok, Cid.encode(raw)}
   defp encode_cid(other), do: other

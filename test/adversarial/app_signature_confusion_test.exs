@@ -34,7 +34,7 @@ defmodule Keyring.Adversarial.AppSignatureConfusionTest do
   test "an application signature never passes as a membership entry signature", ctx do
     # A keyring in which this node is an admin.
     {:ok, root} = Native.keypair_generate()
-    pk = Identity.public_key(ctx.name)
+    pk = Identity.public_key(instance: ctx.name)
     {:ok, entries} = Native.log_create(root, "ops", [pk], ctx.now)
     attacker = :crypto.strong_rand_bytes(32)
 
@@ -46,7 +46,7 @@ defmodule Keyring.Adversarial.AppSignatureConfusionTest do
     assert {:ok, _} = Native.log_verify(entries ++ [entry], ctx.now)
 
     for asked <- asked_forms(@entry_domain, body) do
-      signature = Identity.sign(asked, ctx.name)
+      signature = Identity.sign(asked, instance: ctx.name)
       forged = <<len::16, body::binary, 1, 1, 64::16, signature::binary>>
       assert {:error, _} = Native.log_verify(entries ++ [forged], ctx.now)
     end
@@ -64,7 +64,7 @@ defmodule Keyring.Adversarial.AppSignatureConfusionTest do
     assert {:ok, _} = Native.invite_verify(invite, ctx.now)
 
     for asked <- asked_forms(@invite_domain, unsigned), domain <- [nil, "keyring/invite/v1"] do
-      opts = if domain, do: [keyring: ctx.name, domain: domain], else: ctx.name
+      opts = if domain, do: [instance: ctx.name, domain: domain], else: [instance: ctx.name]
       assert {:error, _} = Native.invite_verify(unsigned <> Identity.sign(asked, opts), ctx.now)
     end
 
@@ -72,18 +72,18 @@ defmodule Keyring.Adversarial.AppSignatureConfusionTest do
   end
 
   test "a signature made in one application domain does not verify in another", ctx do
-    pk = Identity.public_key(ctx.name)
-    receipt = Identity.sign("paid 42", keyring: ctx.name, domain: "shop/receipt")
+    pk = Identity.public_key(instance: ctx.name)
+    receipt = Identity.sign("paid 42", instance: ctx.name, domain: "shop/receipt")
     assert Identity.verify(pk, "paid 42", receipt, domain: "shop/receipt")
     refute Identity.verify(pk, "paid 42", receipt, domain: "shop/refund")
     refute Identity.verify(pk, "paid 42", receipt)
 
-    refute Identity.verify(pk, "paid 42", Identity.sign("paid 42", ctx.name),
+    refute Identity.verify(pk, "paid 42", Identity.sign("paid 42", instance: ctx.name),
              domain: "shop/receipt"
            )
 
     for bad <- ["", "has space", "nul\0byte", String.duplicate("a", 65)] do
-      assert_raise ArgumentError, fn -> Identity.sign("m", keyring: ctx.name, domain: bad) end
+      assert_raise ArgumentError, fn -> Identity.sign("m", instance: ctx.name, domain: bad) end
     end
   end
 end

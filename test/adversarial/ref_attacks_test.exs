@@ -16,8 +16,8 @@ defmodule Keyring.Adversarial.RefAttacksTest do
     ]
 
     ring = ring_with(alice, [bob])
-    {:ok, v1} = Keyring.Store.put("v1", keyring: alice)
-    {:ok, v2} = Keyring.Store.put("v2", keyring: alice)
+    {:ok, v1} = Keyring.Store.put("v1", instance: alice)
+    {:ok, v2} = Keyring.Store.put("v2", instance: alice)
     %{alice: alice, bob: bob, mallory: mallory, ring: ring, v1: v1, v2: v2}
   end
 

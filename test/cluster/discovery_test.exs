@@ -12,7 +12,7 @@ defmodule Keyring.Cluster.DiscoveryTest do
     suffix = "#{System.pid()}_#{System.unique_integer([:positive])}"
     hosts = for i <- 1..3, do: node_name(:epmd, i, suffix)
     topo = [keyring: [strategy: Cluster.Strategy.Epmd, config: [hosts: hosts, interval: 200]]]
-    opts = [coordinator: [heartbeat: 300], keyring: [cluster_topologies: topo]]
+    opts = [coordinator: [heartbeat: 300], instance_opts: [cluster_topologies: topo]]
     [a, b, c] = peers = for i <- 1..3, do: Peers.start(:"epmd#{i}_#{suffix}", opts)
     on_exit(fn -> Peers.stop_all(peers) end)
 
@@ -44,7 +44,7 @@ defmodule Keyring.Cluster.DiscoveryTest do
     ]
 
     topo = [lan: [strategy: Keyring.Cluster.Strategy.Gossip, config: config]]
-    opts = [coordinator: [heartbeat: 300], keyring: [cluster_topologies: topo]]
+    opts = [coordinator: [heartbeat: 300], instance_opts: [cluster_topologies: topo]]
     peers = for i <- 1..3, do: Peers.start(:"gossip#{i}_#{suffix}", opts)
     on_exit(fn -> Peers.stop_all(peers) end)
     want = peers |> Enum.map(& &1.node) |> Enum.sort()

@@ -14,8 +14,8 @@ defmodule Keyring.Cluster.MeshReconnectTest do
     # Short liveness settings so the loss shows within seconds.
     mesh = fn port -> [mesh: [port: port, keep_alive_ms: 300, idle_timeout_ms: 1_500]] end
     b_port = Ports.free_udp()
-    a = Peers.start(:"redial_a_#{u}", dir: Enum.at(dirs, 0), keyring: mesh.(0))
-    b = Peers.start(:"redial_b_#{u}", dir: Enum.at(dirs, 1), keyring: mesh.(b_port))
+    a = Peers.start(:"redial_a_#{u}", dir: Enum.at(dirs, 0), instance_opts: mesh.(0))
+    b = Peers.start(:"redial_b_#{u}", dir: Enum.at(dirs, 1), instance_opts: mesh.(b_port))
 
     on_exit(fn ->
       Peers.stop_all([a, b])
@@ -33,7 +33,7 @@ defmodule Keyring.Cluster.MeshReconnectTest do
     eventually(fn -> not connected?.() end, 20_000, "A to notice B is gone")
 
     # Same data dir (identity, keyring) and port; nobody calls anybody.
-    b = Peers.start(:"redial_b2_#{u}", dir: Enum.at(dirs, 1), keyring: mesh.(b_port))
+    b = Peers.start(:"redial_b2_#{u}", dir: Enum.at(dirs, 1), instance_opts: mesh.(b_port))
     on_exit(:b_again, fn -> Peers.stop(b) end)
     eventually(connected?, 20_000, "A to dial B again")
     a_key = Peers.call(a, Keyring.Identity, :public_key, [])

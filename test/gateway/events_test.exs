@@ -63,7 +63,7 @@ defmodule Keyring.Gateway.EventsTest do
 
     {text, _} = HTTP.sse_until(slow, "event: done", 30_000)
     assert text =~ "event: lagged"
-    assert Keyring.Gateway.stats(gw.name).lagged >= 1
+    assert Keyring.Gateway.stats(instance: gw.name).lagged >= 1
   end
 
   test "1,000 concurrent clients each get every event and the node keeps serving" do
@@ -85,7 +85,7 @@ defmodule Keyring.Gateway.EventsTest do
       )
       |> Enum.map(fn {:ok, s} -> s end)
 
-    assert Keyring.Gateway.stats(gw.name).sse_clients == 1_000
+    assert Keyring.Gateway.stats(instance: gw.name).sse_clients == 1_000
     assert serving?(gw)
 
     for i <- 1..5,

@@ -29,7 +29,7 @@ defmodule Keyring.Gateway.ExternalToolsTest do
 
     assert legacy["protocol_version"] == "2025-11-25"
     assert modern["protocol_version"] == "2026-07-28"
-    me = Keyring.Identity.node_id(gw.name)
+    me = Keyring.Identity.node_id(instance: gw.name)
 
     for r <- [legacy, modern] do
       assert r["server_name"] == "keyring"
@@ -43,7 +43,7 @@ defmodule Keyring.Gateway.ExternalToolsTest do
 
   test "schemathesis finds the running server conforming to the OpenAPI document" do
     gw = start_gateway(:schemathesis)
-    :ok = Keyring.Coordinator.register(:upcase, &Function.identity/1, gw.name)
+    :ok = Keyring.Coordinator.register(:upcase, &Function.identity/1, instance: gw.name)
     {:ok, ring} = Keyring.Ring.create("schema", instance: gw.name)
     _ = ring
 

@@ -8,8 +8,8 @@ defmodule Keyring.GatewayHelpers do
     name =
       Keyring.Test.Instances.start_instance(tag, [gateway: [port: 0] ++ gateway_opts] ++ opts)
 
-    url = Keyring.Gateway.url(name)
-    %{name: name, url: url, port: HTTP.port(url), token: Keyring.Gateway.token(name)}
+    url = Keyring.Gateway.url(instance: name)
+    %{name: name, url: url, port: HTTP.port(url), token: Keyring.Gateway.token(instance: name)}
   end
 
   def get(gw, path, headers \\ []), do: HTTP.request(gw.port, "GET", path, headers)

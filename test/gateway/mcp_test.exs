@@ -100,7 +100,10 @@ defmodule Keyring.Gateway.MCPTest do
       )
 
     assert r.json["result"]["isError"] == false
-    assert r.json["result"]["structuredContent"]["node_id"] == Keyring.Identity.node_id(gw.name)
+
+    assert r.json["result"]["structuredContent"]["node_id"] ==
+             Keyring.Identity.node_id(instance: gw.name)
+
     # An unknown version in initialize is answered with ours.
     r =
       rpc(gw, %{
@@ -129,7 +132,9 @@ defmodule Keyring.Gateway.MCPTest do
       modern(gw, 3, "tools/call", %{"name" => "keyring_status", "arguments" => %{}})
 
     assert call["resultType"] == "complete" and call["isError"] == false
-    assert call["structuredContent"]["node"]["node_id"] == Keyring.Identity.node_id(gw.name)
+
+    assert call["structuredContent"]["node"]["node_id"] ==
+             Keyring.Identity.node_id(instance: gw.name)
   end
 
   test "modern header checks and unknown methods", %{gw: gw} do

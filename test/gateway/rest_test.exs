@@ -12,13 +12,16 @@ defmodule Keyring.Gateway.RESTTest do
 
   test "status, health and identity describe this node", %{gw: gw} do
     %{status: 200, json: status} = get(gw, "/v1/status")
-    assert status["node"]["node_id"] == Keyring.Identity.node_id(gw.name)
+    assert status["node"]["node_id"] == Keyring.Identity.node_id(instance: gw.name)
     assert status["node"]["addresses"]["gateway"] == gw.url
     assert status["store"]["blobs"] >= 0
     assert status["gateway"]["requests"] >= 1
     assert %{status: 200, json: %{"status" => "ok"}} = get(gw, "/v1/health")
     %{status: 200, json: id} = get(gw, "/v1/identity")
-    assert id["public_key"] == Base.encode16(Keyring.Identity.public_key(gw.name), case: :lower)
+
+    assert id["public_key"] ==
+             Base.encode16(Keyring.Identity.public_key(instance: gw.name), case: :lower)
+
     %{status: 200, json: %{"nodes" => [me]}} = get(gw, "/v1/presence")
     assert me["self"] and me["status"] == "up"
   end
@@ -63,7 +66,7 @@ defmodule Keyring.Gateway.RESTTest do
 
     assert up.status == 201
     cid = up.json["cid"]
-    assert {:ok, ^cid} = Keyring.Store.put(data, keyring: gw.name)
+    assert {:ok, ^cid} = Keyring.Store.put(data, instance: gw.name)
     assert up.json["size"] == 5_000_000
     down = get(gw, "/v1/blobs/#{cid}")
     assert down.status == 200
@@ -95,7 +98,7 @@ defmodule Keyring.Gateway.RESTTest do
   end
 
   test "tasks are routed to a registered capability", %{gw: gw} do
-    :ok = Keyring.Coordinator.register(:gw_upcase, {String, :upcase, []}, gw.name)
+    :ok = Keyring.Coordinator.register(:gw_upcase, {String, :upcase, []}, instance: gw.name)
 
     assert %{status: 200, json: %{"result" => "HELLO"}} =
              post(gw, "/v1/tasks/gw_upcase", %{"task" => "hello"})

@@ -16,7 +16,7 @@ defmodule Keyring.Gateway.StatusPageBrowserTest do
     peers =
       Peers.start_many(:page, 3,
         coordinator: [heartbeat: 1_000],
-        keyring: [gateway: [port: 0]]
+        instance_opts: [gateway: [port: 0]]
       )
 
     Peers.connect_all(peers)

@@ -15,7 +15,7 @@ defmodule Keyring.DAGTest do
   end
 
   test "raw, directory and event nodes round trip through the store", %{i: i} do
-    {:ok, blob} = Store.put("file body", keyring: i[:instance])
+    {:ok, blob} = Store.put("file body", instance: i[:instance])
     {:ok, leaf} = DAG.put_node(%Raw{data: "leaf"}, i)
     raw = %Raw{data: <<0, 1, 2>>, links: [{:node, leaf}, {:blob, blob}]}
     assert {:ok, raw_cid} = DAG.put_node(raw, i)
@@ -42,7 +42,7 @@ defmodule Keyring.DAGTest do
   end
 
   test "nodes that break the format are refused and nothing is stored", %{i: i} do
-    blobs = Store.stats(keyring: i[:instance]).blobs
+    blobs = Store.stats(instance: i[:instance]).blobs
     cid = String.duplicate("ab", 32)
 
     for bad <- [
@@ -62,11 +62,11 @@ defmodule Keyring.DAGTest do
       assert is_binary(why)
     end
 
-    assert Store.stats(keyring: i[:instance]).blobs == blobs
+    assert Store.stats(instance: i[:instance]).blobs == blobs
     assert_raise ArgumentError, fn -> DAG.put_node(%Raw{links: [{:node, "nope"}]}, i) end
     assert_raise ArgumentError, fn -> DAG.put_node(%{data: "x"}, i) end
     assert {:error, :not_found} = DAG.get_node(cid, i)
-    {:ok, not_a_node} = Store.put("plain bytes", keyring: i[:instance])
+    {:ok, not_a_node} = Store.put("plain bytes", instance: i[:instance])
     assert {:error, {:invalid_node, _}} = DAG.get_node(not_a_node, i)
   end
 
@@ -80,7 +80,7 @@ defmodule Keyring.DAGTest do
 
   test "an event chain counts up from zero and walks back to its start", %{i: i} do
     assert {:ok, e0} = DAG.append_event(nil, "boot", i)
-    {:ok, blob} = Store.put("attachment", keyring: i[:instance])
+    {:ok, blob} = Store.put("attachment", instance: i[:instance])
     assert {:ok, e1} = DAG.append_event(e0, "tick", i ++ [attachments: [{:blob, blob}]])
     assert {:ok, %Event{seq: 1, prev: ^e0, attachments: [{:blob, ^blob}]}} = DAG.get_node(e1, i)
 
@@ -181,8 +181,8 @@ defmodule Keyring.DAGTest do
 
     test "get_dir stops at a missing file and writes nothing outside dest", %{i: i, src: src} do
       {:ok, root} = DAG.put_dir(src, i)
-      {:ok, top} = Store.put("top", keyring: i[:instance])
-      {:ok, true} = Store.delete(top, keyring: i[:instance])
+      {:ok, top} = Store.put("top", instance: i[:instance])
+      {:ok, true} = Store.delete(top, instance: i[:instance])
       dest = Path.join(TmpDir.new("dag-dest"), "out")
       assert {:error, {:missing, ^top}} = DAG.get_dir(root, dest, i)
     end
@@ -190,11 +190,11 @@ defmodule Keyring.DAGTest do
 
   test "a directory node naming .. (crafted bytes) is refused before anything is written",
        %{i: i} do
-    {:ok, blob} = Store.put("escape", keyring: i[:instance])
+    {:ok, blob} = Store.put("escape", instance: i[:instance])
     raw = Keyring.Store.Cid.parse!(blob)
     # version 1, kind directory, one blob link, one record: file "..", size 6
     bytes = <<1, 1, 1, 1>> <> raw <> <<5, 0, 2, "..", 6>>
-    {:ok, root} = Store.put(bytes, keyring: i[:instance])
+    {:ok, root} = Store.put(bytes, instance: i[:instance])
     parent = TmpDir.new("dag-escape")
     dest = Path.join(parent, "out")
     assert {:error, {:invalid_node, _}} = DAG.get_dir(root, dest, i)

@@ -52,7 +52,7 @@ defmodule Keyring.FeedTest do
     big = :crypto.strong_rand_bytes(40_000)
     {:ok, e} = Feed.append(ring, big, instance: a)
     assert e.content == nil and e.size == 40_000
-    assert {:ok, ^big} = Keyring.Store.get(e.cid, keyring: a, verify: true)
+    assert {:ok, ^big} = Keyring.Store.get(e.cid, instance: a, verify: true)
   end
 
   test "appending to a keyring this node is not in is refused", %{a: a, ring: ring} do

@@ -10,38 +10,38 @@ defmodule Keyring.PubSubTest do
     name = :"PubSubTest#{System.unique_integer([:positive])}"
     dir = Keyring.Test.TmpDir.new("kr-pubsub")
     start_supervised!({Keyring, name: name, data_dir: dir})
-    {:ok, keyring: name}
+    {:ok, instance: name}
   end
 
-  test "broadcast reaches every subscriber of the topic and only them", %{keyring: k} do
+  test "broadcast reaches every subscriber of the topic and only them", %{instance: k} do
     parent = self()
 
     spawn_link(fn ->
-      :ok = PubSub.subscribe("t", keyring: k)
+      :ok = PubSub.subscribe("t", instance: k)
       send(parent, :subscribed)
       receive do: (msg -> send(parent, {:other_got, msg}))
     end)
 
     assert_receive :subscribed
-    :ok = PubSub.subscribe("t", keyring: k)
-    :ok = PubSub.subscribe("unrelated", keyring: k)
-    :ok = PubSub.broadcast("t", :hello, keyring: k)
+    :ok = PubSub.subscribe("t", instance: k)
+    :ok = PubSub.subscribe("unrelated", instance: k)
+    :ok = PubSub.broadcast("t", :hello, instance: k)
     assert_receive :hello
     assert_receive {:other_got, :hello}
     refute_received :hello
   end
 
-  test "unsubscribe stops delivery; subscribers are listed", %{keyring: k} do
-    :ok = PubSub.subscribe("t2", keyring: k)
-    assert self() in PubSub.subscribers("t2", keyring: k)
-    :ok = PubSub.unsubscribe("t2", keyring: k)
-    :ok = PubSub.unsubscribe("t2", keyring: k)
-    :ok = PubSub.local_broadcast("t2", :nope, keyring: k)
+  test "unsubscribe stops delivery; subscribers are listed", %{instance: k} do
+    :ok = PubSub.subscribe("t2", instance: k)
+    assert self() in PubSub.subscribers("t2", instance: k)
+    :ok = PubSub.unsubscribe("t2", instance: k)
+    :ok = PubSub.unsubscribe("t2", instance: k)
+    :ok = PubSub.local_broadcast("t2", :nope, instance: k)
     refute_receive :nope, 50
   end
 
-  test "topology and presence events are published on the documented topics", %{keyring: k} do
-    :ok = Keyring.Coordinator.subscribe(k)
+  test "topology and presence events are published on the documented topics", %{instance: k} do
+    :ok = Keyring.Coordinator.subscribe(instance: k)
     {:ok, ring} = Keyring.Ring.create("events", instance: k)
     {mesh_addr, _join} = Keyring.Ring.addresses(instance: k)
 
@@ -56,7 +56,7 @@ defmodule Keyring.PubSubTest do
 
   test "an unknown instance raises ArgumentError" do
     assert_raise ArgumentError, ~r/no Keyring instance/, fn ->
-      PubSub.subscribe("t", keyring: Nope)
+      PubSub.subscribe("t", instance: Nope)
     end
 
     assert_raise ArgumentError, fn -> PubSub.subscribe("t", bogus: 1) end

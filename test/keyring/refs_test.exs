@@ -10,8 +10,8 @@ defmodule Keyring.RefsTest do
     {name, start} = restartable_instance(:refs)
     pid = start.()
     {:ok, ring} = Keyring.Ring.create("r", instance: name)
-    {:ok, v1} = Keyring.Store.put("v1", keyring: name)
-    {:ok, v2} = Keyring.Store.put("v2", keyring: name)
+    {:ok, v1} = Keyring.Store.put("v1", instance: name)
+    {:ok, v2} = Keyring.Store.put("v2", instance: name)
     :ok = Keyring.Feed.subscribe(instance: name)
 
     {:ok, r1} = Refs.publish(ring, "site", v1, instance: name)
@@ -33,7 +33,7 @@ defmodule Keyring.RefsTest do
 
   test "publishing in a keyring this node is not in is refused" do
     a = start_instance(:refs_out)
-    {:ok, cid} = Keyring.Store.put("x", keyring: a)
+    {:ok, cid} = Keyring.Store.put("x", instance: a)
     assert {:error, :not_member} = Refs.publish(<<7::256>>, "x", cid, instance: a)
   end
 end

@@ -13,7 +13,7 @@ defmodule Keyring.StoreTest do
     name = Module.concat(__MODULE__, "K#{context.line}")
     dir = TmpDir.new()
     start_supervised!({Keyring, name: name, data_dir: dir})
-    %{k: [keyring: name], name: name, dir: dir}
+    %{k: [instance: name], name: name, dir: dir}
   end
 
   test "put, get, has?, size, delete", %{k: k} do
@@ -90,10 +90,10 @@ defmodule Keyring.StoreTest do
       {Keyring, name: name, data_dir: dir <> "-nocache", store: [cache_bytes: 0, read_threads: 1]}
     )
 
-    {:ok, cid} = Store.put("uncached", keyring: name)
-    assert {:ok, "uncached"} = Store.get(cid, keyring: name)
-    assert {:ok, "uncached"} = Store.get(cid, keyring: name)
-    assert %{bytes: 0, hits: 0} = Store.stats(keyring: name).cache
+    {:ok, cid} = Store.put("uncached", instance: name)
+    assert {:ok, "uncached"} = Store.get(cid, instance: name)
+    assert {:ok, "uncached"} = Store.get(cid, instance: name)
+    assert %{bytes: 0, hits: 0} = Store.stats(instance: name).cache
 
     assert_raise ArgumentError, ~r/cache_bytes/, fn ->
       Keyring.start_link(name: Bad, data_dir: dir <> "-bad", store: [cache_bytes: -1])

@@ -37,13 +37,13 @@ defmodule Keyring.SupervisionTest do
     assert {:ok, 1} = Keyring.call(id(ctx.a), :echo, 1, instance: ctx.b)
 
     # The restarted coordinator publishes the mesh address and keyrings again.
-    [me] = Keyring.Coordinator.active_nodes(ctx.a)
+    [me] = Keyring.Coordinator.active_nodes(instance: ctx.a)
     assert me.keyrings == [ctx.ring]
     assert me.mesh_addr == elem(Keyring.Ring.addresses(instance: ctx.a), 0)
   end
 
   test "killing the mesh process leaves presence alone", ctx do
-    :ok = Keyring.Coordinator.subscribe(ctx.a)
+    :ok = Keyring.Coordinator.subscribe(instance: ctx.a)
     coordinator = Process.whereis(Instance.child_name(ctx.a, Keyring.Coordinator))
     Process.exit(Process.whereis(Keyring.Mesh.Server.server(ctx.a)), :kill)
     eventually(fn -> Keyring.Ring.list(instance: ctx.a) == [ctx.ring] end, 5_000, "mesh back")

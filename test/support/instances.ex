@@ -47,8 +47,8 @@ defmodule Keyring.Test.Instances do
     :exit, _ -> :ok
   end
 
-  def key(instance), do: Keyring.Identity.public_key(instance)
-  def id(instance), do: Keyring.Identity.node_id(instance)
+  def key(instance), do: Keyring.Identity.public_key(instance: instance)
+  def id(instance), do: Keyring.Identity.node_id(instance: instance)
 
   def mesh(instance), do: Keyring.Instance.fetch!(instance, :mesh)
 

@@ -43,7 +43,7 @@ defmodule Keyring.Test.Peers do
 
     keyring_opts =
       [data_dir: dir, coordinator: Keyword.get(opts, :coordinator, [])] ++
-        Keyword.get(opts, :keyring, [])
+        Keyword.get(opts, :instance_opts, [])
 
     {:ok, _} =
       call(p, Supervisor, :start_child, [Keyring.Application.Supervisor, {Keyring, keyring_opts}])

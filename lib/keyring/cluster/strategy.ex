@@ -2,7 +2,7 @@ defmodule Keyring.Cluster.Strategy do
   @moduledoc """
   A discovery strategy: a process that finds nodes and connects to them.
 
-  Implement `start_link/1`; it receives `keyring:` (the instance),
+  Implement `start_link/1`; it receives `instance:` (the local instance),
   `topology:` (the topology name) and `config:` (the topology's `config`
   keyword list). Use `connect/2` to connect: it skips nodes already connected
   and logs the outcome. Always reschedule your polls, whatever happened

@@ -126,7 +126,7 @@ defmodule Keyring.DAG.Tree do
   end
 
   defp store_file(path, instance) do
-    opts = [keyring: instance]
+    opts = [instance: instance]
 
     result =
       case File.stat(path) do
@@ -247,7 +247,7 @@ defmodule Keyring.DAG.Tree do
   end
 
   defp blob_stream(cid, instance) do
-    case Store.stream(cid, keyring: instance, verify: true) do
+    case Store.stream(cid, instance: instance, verify: true) do
       {:ok, chunks} -> {:ok, chunks}
       {:error, :not_found} -> {:error, {:missing, cid}}
       error -> error

@@ -164,11 +164,11 @@ defmodule Keyring.Feed.Server do
   # peers, so nothing acknowledged is lost.
   defp put_all(_instance, []), do: :ok
 
-  defp put_all(instance, [{name, value}]), do: Store.put_ref(name, value, keyring: instance)
+  defp put_all(instance, [{name, value}]), do: Store.put_ref(name, value, instance: instance)
 
   defp put_all(instance, writes) do
     writes
-    |> Task.async_stream(fn {name, value} -> Store.put_ref(name, value, keyring: instance) end,
+    |> Task.async_stream(fn {name, value} -> Store.put_ref(name, value, instance: instance) end,
       max_concurrency: 256,
       timeout: :infinity
     )
@@ -178,12 +178,12 @@ defmodule Keyring.Feed.Server do
     end)
   end
 
-  defp put(state, name, value), do: Store.put_ref(name, value, keyring: state.name)
+  defp put(state, name, value), do: Store.put_ref(name, value, instance: state.name)
 
-  defp announce(state, message), do: PubSub.local_broadcast(@topic, message, keyring: state.name)
+  defp announce(state, message), do: PubSub.local_broadcast(@topic, message, instance: state.name)
 
   defp load(state) do
-    {:ok, markers} = Store.list_refs(Layout.feeds(nil), keyring: state.name, limit: 1_000_000)
+    {:ok, markers} = Store.list_refs(Layout.feeds(nil), instance: state.name, limit: 1_000_000)
 
     for {name, _} <- markers do
       <<"keyring/feeds/", ring::binary-size(64), "/", author::binary-size(64)>> = name
@@ -199,7 +199,7 @@ defmodule Keyring.Feed.Server do
 
   defp load_feed(state, ring, author, first) do
     {prefix, first} = Layout.block(ring, author, first)
-    {:ok, pairs} = Store.list_refs(prefix, keyring: state.name, limit: Layout.block_size())
+    {:ok, pairs} = Store.list_refs(prefix, instance: state.name, limit: Layout.block_size())
     full = if first == 0, do: Layout.block_size() - 1, else: Layout.block_size()
 
     case Native.feed_load(state.book, Enum.map(pairs, &elem(&1, 1))) do

@@ -13,13 +13,13 @@ defmodule Keyring.Gateway.Blobs do
     case conn.body do
       {:stream, _length} ->
         try do
-          Store.put_stream(Conn.body_stream(conn), keyring: conn.instance)
+          Store.put_stream(Conn.body_stream(conn), instance: conn.instance)
         rescue
           e in UploadError -> {:upload_error, e.reason}
         end
         |> case do
           {:ok, cid} ->
-            {:ok, size} = Store.size(cid, keyring: conn.instance)
+            {:ok, size} = Store.size(cid, instance: conn.instance)
 
             Conn.json(conn, 201, %{"cid" => cid, "size" => size}, [
               {"location", "/v1/blobs/#{cid}"}
@@ -59,8 +59,8 @@ defmodule Keyring.Gateway.Blobs do
       end
 
     with cid when is_binary(cid) <- cid,
-         {:ok, size} <- Store.size(cid, keyring: conn.instance),
-         {:ok, chunks} <- Store.stream(cid, keyring: conn.instance) do
+         {:ok, size} <- Store.size(cid, instance: conn.instance),
+         {:ok, chunks} <- Store.stream(cid, instance: conn.instance) do
       Conn.stream(conn, "application/octet-stream", size, chunks)
     else
       {:bad, message} -> Conn.error(conn, 400, "bad_request", message)

@@ -21,15 +21,15 @@ defmodule Keyring.Gateway.EventBridge do
     instance = opts[:instance]
 
     for topic <- [PubSub.presence_topic(), PubSub.topology_topic(), Keyring.Mesh.topic()],
-        do: :ok = PubSub.subscribe(topic, keyring: instance)
+        do: :ok = PubSub.subscribe(topic, instance: instance)
 
     %{handle: gw} = Instance.fetch!(instance, :gateway)
 
     {:ok,
      %{
        gateway: gw,
-       self_id: Identity.node_id(instance),
-       self_key: Identity.public_key(instance)
+       self_id: Identity.node_id(instance: instance),
+       self_key: Identity.public_key(instance: instance)
      }}
   end
 

@@ -87,7 +87,7 @@ defmodule Keyring.Gateway.Operations do
       mutating: false,
       input: %{"id" => @id},
       required: ["id"],
-      description: "One keyring: name, membership log head, members (roles, admin, online)."
+      description: "One instance: name, membership log head, members (roles, admin, online)."
     },
     %{
       name: "keyring_members",

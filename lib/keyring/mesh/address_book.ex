@@ -12,7 +12,7 @@ defmodule Keyring.Mesh.AddressBook do
 
   @spec load(Keyring.instance()) :: %{<<_::256>> => String.t()}
   def load(instance) do
-    case Store.list_refs(@prefix, keyring: instance) do
+    case Store.list_refs(@prefix, instance: instance) do
       {:ok, refs} ->
         for {@prefix <> hex, address} <- refs,
             {:ok, <<_::256>> = key} <- [Base.decode16(hex, case: :lower)],
@@ -26,5 +26,5 @@ defmodule Keyring.Mesh.AddressBook do
 
   @spec save(Keyring.instance(), <<_::256>>, String.t()) :: :ok | {:error, term()}
   def save(instance, key, address),
-    do: Store.put_ref(@prefix <> Base.encode16(key, case: :lower), address, keyring: instance)
+    do: Store.put_ref(@prefix <> Base.encode16(key, case: :lower), address, instance: instance)
 end

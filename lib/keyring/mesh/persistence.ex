@@ -26,7 +26,7 @@ defmodule Keyring.Mesh.Persistence do
   @doc "Saves the `entries` a change added to keyring `id` (and whether we hold its root key)."
   @spec save(Keyring.instance(), <<_::256>>, boolean(), [binary()]) :: :ok | {:error, term()}
   def save(instance, id, root, entries) do
-    with :ok <- Store.put_ref(ref(id, "root"), if(root, do: "1", else: "0"), keyring: instance) do
+    with :ok <- Store.put_ref(ref(id, "root"), if(root, do: "1", else: "0"), instance: instance) do
       case entries do
         [] ->
           :ok
@@ -34,7 +34,7 @@ defmodule Keyring.Mesh.Persistence do
         _ ->
           batch = :erlang.term_to_binary(entries)
           name = "e/" <> Base.encode16(:crypto.hash(:sha256, batch), case: :lower)
-          Store.put_ref(ref(id, name), batch, keyring: instance)
+          Store.put_ref(ref(id, name), batch, instance: instance)
       end
     end
   end
@@ -66,7 +66,7 @@ defmodule Keyring.Mesh.Persistence do
 
   @spec load_all(Keyring.instance()) :: [saved()]
   def load_all(instance) do
-    case Store.list_refs(@prefix, keyring: instance) do
+    case Store.list_refs(@prefix, instance: instance) do
       {:ok, refs} ->
         refs
         |> Enum.flat_map(&parse/1)
@@ -99,8 +99,8 @@ defmodule Keyring.Mesh.Persistence do
 
   @spec delete(Keyring.instance(), <<_::256>>) :: :ok
   def delete(instance, id) do
-    case Store.list_refs(@prefix <> hex(id) <> "/", keyring: instance) do
-      {:ok, refs} -> for {name, _} <- refs, do: Store.delete_ref(name, keyring: instance)
+    case Store.list_refs(@prefix <> hex(id) <> "/", instance: instance) do
+      {:ok, refs} -> for {name, _} <- refs, do: Store.delete_ref(name, instance: instance)
       _ -> :ok
     end
 

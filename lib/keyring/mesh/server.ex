@@ -68,7 +68,7 @@ defmodule Keyring.Mesh.Server do
               )
 
         state = carry_out(%{state | rings: rings}, effects, [:members])
-        Keyring.PubSub.subscribe(Keyring.PubSub.presence_topic(), keyring: name)
+        Keyring.PubSub.subscribe(Keyring.PubSub.presence_topic(), instance: name)
         announce_to_cluster(state)
         {:ok, redial_known_members(%{state | book: AddressBook.load(name)})}
 
@@ -439,7 +439,7 @@ defmodule Keyring.Mesh.Server do
   end
 
   defp notify(state, message) do
-    Keyring.PubSub.local_broadcast(Keyring.Mesh.topic(), message, keyring: state.name)
+    Keyring.PubSub.local_broadcast(Keyring.Mesh.topic(), message, instance: state.name)
   catch
     # PubSub not running (e.g. while the instance shuts down).
     _, _ -> :ok

@@ -62,9 +62,9 @@ defmodule Keyring.Refs.Server do
   end
 
   defp store(state, key, %Ref{} = ref) do
-    with :ok <- Store.put_ref(key, ref.bytes, keyring: state.name) do
+    with :ok <- Store.put_ref(key, ref.bytes, instance: state.name) do
       PubSub.local_broadcast(Keyring.Feed.Server.topic(), {:keyring_feed, :ref, ref},
-        keyring: state.name
+        instance: state.name
       )
 
       {:ok, ref}
@@ -72,7 +72,7 @@ defmodule Keyring.Refs.Server do
   end
 
   defp current(state, key) do
-    case Store.get_ref(key, keyring: state.name) do
+    case Store.get_ref(key, instance: state.name) do
       {:ok, bytes} -> {:ok, bytes}
       {:error, :not_found} -> {:ok, nil}
       error -> error

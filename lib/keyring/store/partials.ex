@@ -7,7 +7,7 @@ defmodule Keyring.Store.Partials do
   alias Keyring.Store.Cid
 
   def partial(cid, opts) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
+    opts = Keyword.validate!(opts, instance: Keyring)
 
     case Native.store_partial_info(handle(opts), Cid.parse!(cid)) do
       {:ok, nil} ->
@@ -24,7 +24,7 @@ defmodule Keyring.Store.Partials do
   # The verified stream of `ranges` (`[{first, stop | :infinity}]` groups)
   # of a blob, as one binary (at most 64 MiB): for tools and tests.
   def verified_stream(cid, ranges, opts) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
+    opts = Keyword.validate!(opts, instance: Keyring)
     Native.store_encode(handle(opts), Cid.parse!(cid), ranges)
   end
 
@@ -32,7 +32,7 @@ defmodule Keyring.Store.Partials do
   # into its partial blob (completing it when nothing is missing):
   # `{:ok, {:partial, written, missing}}` or `{:ok, {:complete, cid}}`.
   def put_verified(cid, size, ranges, stream, opts) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
+    opts = Keyword.validate!(opts, instance: Keyring)
 
     case Native.store_partial_write(handle(opts), Cid.parse!(cid), size, ranges, stream) do
       {:ok, {:complete, raw}} -> {:ok, {:complete, Cid.encode(raw)}}
@@ -40,5 +40,5 @@ defmodule Keyring.Store.Partials do
     end
   end
 
-  defp handle(opts), do: Instance.fetch!(opts[:keyring], :store)
+  defp handle(opts), do: Instance.fetch!(opts[:instance], :store)
 end

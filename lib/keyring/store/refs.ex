@@ -10,7 +10,7 @@ defmodule Keyring.Store.Refs do
   @timeout 60_000
 
   def put_ref(name, value, opts) when is_binary(name) and is_binary(value) do
-    opts = Keyword.validate!(opts, keyring: Keyring, timeout: @timeout)
+    opts = Keyword.validate!(opts, instance: Keyring, timeout: @timeout)
     handle = handle(opts)
 
     # Checked here too, so an oversized value is refused before it is copied
@@ -26,7 +26,7 @@ defmodule Keyring.Store.Refs do
     do: raise(ArgumentError, "ref name and value must be binaries: #{inspect({name, value})}")
 
   def get_ref(name, opts) when is_binary(name) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
+    opts = Keyword.validate!(opts, instance: Keyring)
 
     case Native.store_get_ref(handle(opts), name) do
       {:ok, nil} -> {:error, :not_found}
@@ -35,7 +35,7 @@ defmodule Keyring.Store.Refs do
   end
 
   def delete_ref(name, opts) when is_binary(name) do
-    opts = Keyword.validate!(opts, keyring: Keyring, timeout: @timeout)
+    opts = Keyword.validate!(opts, instance: Keyring, timeout: @timeout)
     handle = handle(opts)
 
     if byte_size(name) > @max_name,
@@ -44,9 +44,9 @@ defmodule Keyring.Store.Refs do
   end
 
   def list_refs(prefix, opts) when is_binary(prefix) do
-    opts = Keyword.validate!(opts, keyring: Keyring, limit: 10_000)
+    opts = Keyword.validate!(opts, instance: Keyring, limit: 10_000)
     Native.store_list_refs(handle(opts), prefix, opts[:limit])
   end
 
-  defp handle(opts), do: Instance.fetch!(opts[:keyring], :store)
+  defp handle(opts), do: Instance.fetch!(opts[:instance], :store)
 end

@@ -13,7 +13,7 @@ defmodule Keyring.Store.Server do
 
   def start_link(opts) do
     GenServer.start_link(__MODULE__, opts,
-      name: Instance.child_name(opts[:keyring], Keyring.Store)
+      name: Instance.child_name(opts[:instance], Keyring.Store)
     )
   end
 
@@ -48,9 +48,9 @@ defmodule Keyring.Store.Server do
     case handle do
       {:ok, handle} ->
         Process.flag(:trap_exit, true)
-        Instance.put(opts[:keyring], :store, handle)
-        log_opened(opts[:keyring], opts[:data_dir], handle)
-        state = %{keyring: opts[:keyring], handle: handle, gc: nil, opts: opts}
+        Instance.put(opts[:instance], :store, handle)
+        log_opened(opts[:instance], opts[:data_dir], handle)
+        state = %{instance: opts[:instance], handle: handle, gc: nil, opts: opts}
         {:ok, schedule_gc(state)}
 
       {:error, reason} ->
@@ -71,12 +71,12 @@ defmodule Keyring.Store.Server do
 
       {:gc, {:ok, t}} ->
         Logger.info(
-          "Keyring #{inspect(state.keyring)}: GC deleted #{t.blobs} blobs, " <>
+          "Keyring #{inspect(state.instance)}: GC deleted #{t.blobs} blobs, " <>
             "#{t.partials} partial blobs (#{t.bytes} bytes) and #{t.orphans} orphaned files"
         )
 
       other ->
-        Logger.warning("Keyring #{inspect(state.keyring)}: GC failed: #{inspect(other)}")
+        Logger.warning("Keyring #{inspect(state.instance)}: GC failed: #{inspect(other)}")
     end
 
     {:noreply, schedule_gc(%{state | gc: nil})}
@@ -89,11 +89,11 @@ defmodule Keyring.Store.Server do
     state
   end
 
-  defp log_opened(keyring, data_dir, handle) do
+  defp log_opened(instance, data_dir, handle) do
     case Native.store_stats(handle) do
       {:ok, {{blobs, bytes, file_bytes, partials, _, _}, _, _, _}} ->
         Logger.info(
-          "Keyring #{inspect(keyring)}: store #{Path.join(data_dir, "store")}: " <>
+          "Keyring #{inspect(instance)}: store #{Path.join(data_dir, "store")}: " <>
             "#{blobs} blobs, #{bytes} bytes (index #{file_bytes} bytes), #{partials} partial"
         )
 
@@ -103,9 +103,9 @@ defmodule Keyring.Store.Server do
   end
 
   @impl GenServer
-  def terminate(_reason, %{keyring: keyring, handle: handle, gc: gc}) do
+  def terminate(_reason, %{instance: instance, handle: handle, gc: gc}) do
     if gc, do: Process.exit(elem(gc, 0), :kill)
-    Instance.erase(keyring, :store)
+    Instance.erase(instance, :store)
     Native.store_close(handle)
   end
 end

@@ -16,17 +16,17 @@ defmodule Keyring.Store.Tags do
   # The sharing and pinning functions of Keyring.Store (documented there).
 
   def share(cid, ring, opts) do
-    opts = Keyword.validate!(opts, keyring: Keyring, name: nil, timeout: @timeout)
+    opts = Keyword.validate!(opts, instance: Keyring, name: nil, timeout: @timeout)
     set({:share, ring!(ring), name!(opts[:name])}, Cid.parse!(cid), opts)
   end
 
   def unshare(cid, ring, opts) do
-    opts = Keyword.validate!(opts, keyring: Keyring, name: nil, timeout: @timeout)
+    opts = Keyword.validate!(opts, instance: Keyring, name: nil, timeout: @timeout)
     delete({:share, ring!(ring), name!(opts[:name])}, Cid.parse!(cid), opts)
   end
 
   def shared_in?(cid, ring, opts) do
-    opts = Keyword.validate!(opts, keyring: Keyring)
+    opts = Keyword.validate!(opts, instance: Keyring)
 
     case Native.store_shared_in(handle(opts), Cid.parse!(cid), ring!(ring)) do
       {:ok, shared?} -> shared?
@@ -37,12 +37,12 @@ defmodule Keyring.Store.Tags do
   def tags(ring, opts), do: list(ring!(ring), opts)
 
   def pin(cid, opts) do
-    opts = Keyword.validate!(opts, keyring: Keyring, name: nil, timeout: @timeout)
+    opts = Keyword.validate!(opts, instance: Keyring, name: nil, timeout: @timeout)
     set({:pin, name!(opts[:name])}, Cid.parse!(cid), opts)
   end
 
   def unpin(cid, opts) do
-    opts = Keyword.validate!(opts, keyring: Keyring, name: nil, timeout: @timeout)
+    opts = Keyword.validate!(opts, instance: Keyring, name: nil, timeout: @timeout)
     delete({:pin, name!(opts[:name])}, Cid.parse!(cid), opts)
   end
 
@@ -64,7 +64,7 @@ defmodule Keyring.Store.Tags do
   end
 
   defp list(ring, opts) do
-    opts = Keyword.validate!(opts, keyring: Keyring, limit: 10_000, after: nil)
+    opts = Keyword.validate!(opts, instance: Keyring, limit: 10_000, after: nil)
 
     case Native.store_tags(handle(opts), ring, opts[:after], opts[:limit]) do
       {:ok, pairs} -> present(pairs)
@@ -72,7 +72,7 @@ defmodule Keyring.Store.Tags do
     end
   end
 
-  defp handle(opts), do: Instance.fetch!(opts[:keyring], :store)
+  defp handle(opts), do: Instance.fetch!(opts[:instance], :store)
 
   @doc "The raw 32-byte id of a keyring given raw or in text form."
   @spec ring!(term()) :: <<_::256>>

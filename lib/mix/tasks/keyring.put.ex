@@ -52,7 +52,7 @@ defmodule Mix.Tasks.Keyring.Put do
         {:ok, %File.Stat{type: :regular, size: size}} ->
           started = System.monotonic_time(:millisecond)
 
-          with {:ok, cid} <- Keyring.Store.put_file(path, keyring: @cli) do
+          with {:ok, cid} <- Keyring.Store.put_file(path, instance: @cli) do
             progress(%{files: 1, bytes: size}, started, true)
             {:ok, cid}
           end

@@ -29,9 +29,9 @@ defmodule Keyring.Cluster.Strategy.GossipTest do
       interval: 60_000
     ]
 
-    pid = start_supervised!({Gossip, keyring: name, topology: :test, config: config})
+    pid = start_supervised!({Gossip, instance: name, topology: :test, config: config})
     {:ok, _} = {:ok, sup}
-    {:ok, gossip: pid, port: port, keyring: name}
+    {:ok, gossip: pid, port: port, instance: name}
   end
 
   defp packet(opts) do
@@ -103,7 +103,7 @@ defmodule Keyring.Cluster.Strategy.GossipTest do
 
   test "rejects a short secret" do
     assert_raise ArgumentError, fn ->
-      Gossip.init(keyring: Keyring, topology: :t, config: [secret: "short"])
+      Gossip.init(instance: Keyring, topology: :t, config: [secret: "short"])
     end
   end
 end

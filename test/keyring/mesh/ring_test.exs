@@ -167,7 +167,7 @@ defmodule Keyring.RingTest do
     assert {:ok, root} = Native.keypair_open(sealed, "correct horse")
     assert Native.keypair_public_key(root) == ring
 
-    {:ok, refs} = Keyring.Store.list_refs("", keyring: a)
+    {:ok, refs} = Keyring.Store.list_refs("", instance: a)
     refute Enum.any?(refs, fn {_name, value} -> String.contains?(value, sealed) end)
     assert [%{id: ^ring, root: true}] = Keyring.Mesh.Persistence.load_all(a)
   end

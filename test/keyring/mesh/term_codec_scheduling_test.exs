@@ -8,14 +8,13 @@ defmodule Keyring.Mesh.TermCodecSchedulingTest do
   # each on a normal scheduler; the 99th percentile must stay under 1 ms.
   #
   # How: in a VM with ONE normal scheduler (+S 1:1, no busy-waiting), each
-  # call is timed by the CPU time of that scheduler's OS thread
-  # (/proc/self/task/TID/schedstat, read between calls while the thread
-  # sleeps). CPU time, not wall time: on a loaded 2-core box the OS takes
-  # the core away for 4-8 ms at a time, which no NIF can avoid, while the
-  # CPU time is what the call itself holds the scheduler for. What remains
-  # load-sensitive is the CPU's speed under contention (caches, shared
-  # cores): at load 16 on 2 cores the worst p99 below was still < 0.5 ms.
-  # The wall-clock p99 is printed for reference, not asserted.
+  # sample is the shortest wall time of three back-to-back calls: on a
+  # loaded 2-core box the OS takes the core away for 4-8 ms at a time, which
+  # no NIF can avoid, but rarely three times running, so the minimum is what
+  # the call itself holds the scheduler for. (The scheduler thread's CPU
+  # time from /proc/self/task/TID/schedstat is printed too; it is only
+  # updated at context switches and ticks, so under load it lags and cannot
+  # be asserted on.)
   use ExUnit.Case, async: false
 
   alias Keyring.Mesh.TermCodec
@@ -47,10 +46,15 @@ defmodule Keyring.Mesh.TermCodecSchedulingTest do
 
         for _ <- 1..runs do
           c0 = cpu.()
-          w0 = System.monotonic_time(:nanosecond)
-          fun.()
-          w1 = System.monotonic_time(:nanosecond)
-          {cpu.() - c0, w1 - w0}
+
+          wall =
+            for _ <- 1..3 do
+              w0 = System.monotonic_time(:nanosecond)
+              fun.()
+              System.monotonic_time(:nanosecond) - w0
+            end
+
+          {div(cpu.() - c0, 3), Enum.min(wall)}
         end
       end
 
@@ -101,7 +105,7 @@ defmodule Keyring.Mesh.TermCodecSchedulingTest do
 
   defp p99(samples), do: samples |> Enum.sort() |> Enum.at(round(length(samples) * 0.99) - 1)
 
-  test "every call on a normal scheduler holds it for less than 1 ms (p99 of CPU time)", ctx do
+  test "every call on a normal scheduler holds it for less than 1 ms (p99)", ctx do
     report =
       for {kind, term} <- worst_under_the_bounds(), op <- [:decode, :encode] do
         assert {:ok, bytes} = Keyring.Native.term_encode(term)
@@ -117,13 +121,13 @@ defmodule Keyring.Mesh.TermCodecSchedulingTest do
         {kind, op, byte_size(bytes), p99(cpu), p99(wall)}
       end
 
-    IO.puts("\nterm codec on a normal scheduler, p99 over #{@runs} calls (µs): cpu / wall")
+    IO.puts("\nterm codec on a normal scheduler, p99 over #{@runs} samples (µs): cpu / wall")
 
     for {kind, op, size, cpu, wall} <- report,
         do: IO.puts("  #{kind} #{op} (#{size} B): #{div(cpu, 1000)} / #{div(wall, 1000)}")
 
-    for {kind, op, _size, cpu, _wall} <- report do
-      assert cpu < 1_000_000, "#{kind} #{op}: p99 #{cpu} ns of scheduler CPU"
+    for {kind, op, _size, _cpu, wall} <- report do
+      assert wall < 1_000_000, "#{kind} #{op}: p99 #{wall} ns on the scheduler"
     end
   end
 

@@ -112,18 +112,18 @@ defmodule Keyring.Store.CrashTest do
 
     try do
       for cid <- acked do
-        assert {:ok, _} = Keyring.Store.get(cid, keyring: name, verify: true),
+        assert {:ok, _} = Keyring.Store.get(cid, instance: name, verify: true),
                "acknowledged blob #{cid} lost after kill -9 in round #{round}"
       end
 
-      assert {:ok, count} = Keyring.Store.check(keyring: name)
+      assert {:ok, count} = Keyring.Store.check(instance: name)
       assert count >= MapSet.size(acked)
       assert File.ls!(Path.join([dir, "store", "tmp"])) == []
 
       # Every acknowledged blob is pinned: GC keeps them all and removes only
       # files a crash left without a committed blob.
-      assert {:ok, %{blobs: 0}} = Keyring.Store.gc(keyring: name)
-      listed = MapSet.new(Keyring.Store.list(keyring: name))
+      assert {:ok, %{blobs: 0}} = Keyring.Store.gc(instance: name)
+      listed = MapSet.new(Keyring.Store.list(instance: name))
 
       for file <- Path.wildcard(Path.join([dir, "store", "blobs", "*", "*.data"])) do
         assert MapSet.member?(listed, Path.basename(file, ".data")),
@@ -131,7 +131,7 @@ defmodule Keyring.Store.CrashTest do
       end
 
       large =
-        Enum.count(listed, fn cid -> elem(Keyring.Store.size(cid, keyring: name), 1) > 16_384 end)
+        Enum.count(listed, fn cid -> elem(Keyring.Store.size(cid, instance: name), 1) > 16_384 end)
 
       assert large > 0
     after

@@ -18,7 +18,7 @@ defmodule Keyring.Store.FullDiskTest do
 
   test "a full disk is {:error, :no_space} and loses no acknowledged blob", %{dir: dir} do
     start_supervised!({Keyring, name: FullDisk, data_dir: dir})
-    k = [keyring: FullDisk]
+    k = [instance: FullDisk]
 
     {acked, error} =
       Enum.reduce_while(1..1_000, {[], nil}, fn i, {acked, nil} ->

@@ -14,7 +14,7 @@ defmodule Keyring.Store.GCTest do
     name = Module.concat(__MODULE__, "K#{context.line}")
     dir = TmpDir.new()
     start_supervised!({Keyring, name: name, data_dir: dir})
-    %{k: [keyring: name], dir: dir}
+    %{k: [instance: name], dir: dir}
   end
 
   defp data_files(dir),
@@ -49,7 +49,7 @@ defmodule Keyring.Store.GCTest do
       id: :periodic
     )
 
-    k = [keyring: name]
+    k = [instance: name]
     {:ok, cid} = Store.put("untagged", k)
     {:ok, kept} = Store.put("tagged", k ++ [pin: "keep"])
     wait_until(fn -> not Store.has?(cid, k) end)
@@ -66,7 +66,7 @@ defmodule Keyring.Store.GCTest do
   } do
     provider = Module.concat(__MODULE__, Provider)
     start_supervised!({Keyring, name: provider, data_dir: dir <> "-provider"}, id: provider)
-    p = [keyring: provider]
+    p = [instance: provider]
     stop_at = System.monotonic_time(:millisecond) + 4_000
     go = fn -> System.monotonic_time(:millisecond) < stop_at end
 

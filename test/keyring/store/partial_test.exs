@@ -11,7 +11,7 @@ defmodule Keyring.Store.PartialTest do
       for role <- [:a, :b, :me] do
         name = Module.concat(__MODULE__, "#{role}#{System.unique_integer([:positive])}")
         start_supervised!({Keyring, name: name, data_dir: TmpDir.new()}, id: name)
-        [keyring: name]
+        [instance: name]
       end
 
     [a, b, me] = names

@@ -10,7 +10,7 @@ defmodule Keyring.Store.SharingTest do
   setup context do
     name = Module.concat(__MODULE__, "K#{context.line}")
     start_supervised!({Keyring, name: name, data_dir: TmpDir.new()})
-    %{k: [keyring: name]}
+    %{k: [instance: name]}
   end
 
   @ring_a :crypto.strong_rand_bytes(32)

@@ -104,7 +104,7 @@ defmodule Keyring.Cluster.Strategy.Gossip do
   end
 
   defp init_state(socket, config, secret, opts) do
-    keyring = opts[:keyring]
+    instance = opts[:instance]
     cluster = to_string(opts[:topology])
 
     state = %{
@@ -112,8 +112,8 @@ defmodule Keyring.Cluster.Strategy.Gossip do
       config: config,
       secret: secret,
       cluster: cluster,
-      keyring: keyring,
-      public_key: Identity.public_key(keyring),
+      instance: instance,
+      public_key: Identity.public_key(instance: instance),
       nonces: %{},
       names: MapSet.new(),
       stats: %{accepted: 0, junk: 0, bad_mac: 0, foreign: 0, stale: 0, replayed: 0, own: 0}
@@ -204,7 +204,7 @@ defmodule Keyring.Cluster.Strategy.Gossip do
           System.os_time(:millisecond),
           :crypto.strong_rand_bytes(16),
           state.public_key,
-          incarnation(state.keyring),
+          incarnation(state.instance),
           state.cluster,
           Atom.to_string(node())
         )
@@ -216,8 +216,8 @@ defmodule Keyring.Cluster.Strategy.Gossip do
     :ok
   end
 
-  defp incarnation(keyring) do
-    Instance.fetch!(keyring, :incarnation)
+  defp incarnation(instance) do
+    Instance.fetch!(instance, :incarnation)
   rescue
     ArgumentError -> 0
   end

@@ -61,13 +61,13 @@ defmodule Keyring.Gateway.Ops.Calls do
     # Capabilities are whatever nodes registered (usually atoms); match by
     # name among those advertised, so no atom is made from request text.
     capability =
-      Coordinator.active_nodes(ctx.instance)
+      Coordinator.active_nodes(instance: ctx.instance)
       |> Enum.flat_map(& &1.capabilities)
       |> Enum.find(&(to_string(&1) == name))
 
     case capability &&
            Coordinator.route(capability, Map.get(args, "task"),
-             keyring: ctx.instance,
+             instance: ctx.instance,
              timeout: timeout
            ) do
       nil ->

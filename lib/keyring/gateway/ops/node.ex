@@ -10,8 +10,8 @@ defmodule Keyring.Gateway.Ops.Node do
   def health(_args, ctx) do
     # Each check is a real call into the subsystem: a hung one shows here.
     checks = %{
-      "store" => check(fn -> Store.stats(keyring: ctx.instance) end),
-      "coordinator" => check(fn -> Coordinator.active_nodes(ctx.instance) end),
+      "store" => check(fn -> Store.stats(instance: ctx.instance) end),
+      "coordinator" => check(fn -> Coordinator.active_nodes(instance: ctx.instance) end),
       "mesh" => check(fn -> Ring.list(instance: ctx.instance) end)
     }
 
@@ -32,8 +32,8 @@ defmodule Keyring.Gateway.Ops.Node do
   def identity(_args, ctx) do
     {:ok,
      %{
-       "node_id" => Identity.node_id(ctx.instance),
-       "public_key" => Base.encode16(Identity.public_key(ctx.instance), case: :lower),
+       "node_id" => Identity.node_id(instance: ctx.instance),
+       "public_key" => Base.encode16(Identity.public_key(instance: ctx.instance), case: :lower),
        "node" => Atom.to_string(node())
      }}
   end
@@ -41,15 +41,15 @@ defmodule Keyring.Gateway.Ops.Node do
   def status(_args, ctx), do: {:ok, status_map(ctx)}
 
   defp status_map(ctx) do
-    me = Identity.node_id(ctx.instance)
+    me = Identity.node_id(instance: ctx.instance)
 
     entry =
-      Enum.find(Coordinator.presence(keyring: ctx.instance, include_down: true), fn {id, _} ->
+      Enum.find(Coordinator.presence(instance: ctx.instance, include_down: true), fn {id, _} ->
         id == me
       end)
 
     {mesh_addr, join_addr} = Ring.addresses(instance: ctx.instance)
-    store = Store.stats(keyring: ctx.instance)
+    store = Store.stats(instance: ctx.instance)
 
     %{
       "node" => %{
@@ -74,10 +74,10 @@ defmodule Keyring.Gateway.Ops.Node do
 
   def presence(args, ctx) do
     include_down = Args.boolean(args, "include_down", true)
-    me = Identity.node_id(ctx.instance)
+    me = Identity.node_id(instance: ctx.instance)
 
     nodes =
-      Coordinator.presence(keyring: ctx.instance, include_down: include_down)
+      Coordinator.presence(instance: ctx.instance, include_down: include_down)
       |> Map.values()
       |> Enum.sort_by(& &1.node_id)
       |> Enum.map(&View.presence(&1, me))
@@ -89,7 +89,7 @@ defmodule Keyring.Gateway.Ops.Node do
   def mesh(args, ctx) do
     {:ok, %{"nodes" => nodes}} = presence(args, ctx)
     {:ok, %{"keyrings" => rings}} = Rings.list(%{}, ctx)
-    me = Identity.node_id(ctx.instance)
+    me = Identity.node_id(instance: ctx.instance)
 
     links =
       for ring <- rings, m <- ring["members"], m["online"], not m["self"] do

@@ -99,6 +99,6 @@ defmodule Keyring.Gateway.Ops.Rings do
 
   defp view(info, ctx) do
     online = Ring.connected(info.id, instance: ctx.instance)
-    View.ring(info, online, Identity.public_key(ctx.instance))
+    View.ring(info, online, Identity.public_key(instance: ctx.instance))
   end
 end

@@ -15,7 +15,7 @@ defmodule Keyring.Gateway.Ops.Store do
   def blob_info(args, ctx) do
     cid = cid!(args)
 
-    case Store.size(cid, keyring: ctx.instance) do
+    case Store.size(cid, instance: ctx.instance) do
       {:ok, size} -> {:ok, %{"cid" => cid, "size" => size}}
       {:error, :not_found} -> {:error, 404, "not_found", "no blob #{cid}"}
       {:error, reason} -> {:error, 500, "store_error", inspect(reason)}
@@ -27,7 +27,7 @@ defmodule Keyring.Gateway.Ops.Store do
 
     with {:ok, size} <- size(cid, ctx),
          :ok <- if(size <= @inline_max, do: :ok, else: too_large_inline(cid, size)),
-         {:ok, data} <- Store.get(cid, keyring: ctx.instance) do
+         {:ok, data} <- Store.get(cid, instance: ctx.instance) do
       text = if String.valid?(data), do: data, else: nil
 
       {:ok,
@@ -57,7 +57,7 @@ defmodule Keyring.Gateway.Ops.Store do
           "inline blobs are limited to #{@inline_max} bytes; stream larger ones with POST /v1/blobs"
         )
 
-    case Store.put(data, keyring: ctx.instance) do
+    case Store.put(data, instance: ctx.instance) do
       {:ok, cid} -> {:ok, 201, %{"cid" => cid, "size" => byte_size(data)}}
       {:error, reason} -> {:error, 500, "store_error", inspect(reason)}
     end
@@ -66,7 +66,7 @@ defmodule Keyring.Gateway.Ops.Store do
   def refs(args, ctx) do
     prefix = Args.string(args, "prefix", default: "", min: 0, max: 1024)
 
-    case Store.list_refs(prefix, keyring: ctx.instance) do
+    case Store.list_refs(prefix, instance: ctx.instance) do
       {:ok, refs} ->
         refs = for {name, value} <- refs, not reserved?(name), do: ref_view(name, value)
         {:ok, %{"refs" => refs}}
@@ -79,7 +79,7 @@ defmodule Keyring.Gateway.Ops.Store do
   def ref_get(args, ctx) do
     name = name!(args)
 
-    case Store.get_ref(name, keyring: ctx.instance) do
+    case Store.get_ref(name, instance: ctx.instance) do
       {:ok, value} -> {:ok, ref_view(name, value)}
       {:error, :not_found} -> {:error, 404, "not_found", "no ref #{name}"}
       {:error, reason} -> {:error, 500, "store_error", inspect(reason)}
@@ -97,7 +97,7 @@ defmodule Keyring.Gateway.Ops.Store do
 
     if byte_size(value) > 65_536, do: Args.bad("a ref value is limited to 64 KiB")
 
-    case Store.put_ref(name, value, keyring: ctx.instance) do
+    case Store.put_ref(name, value, instance: ctx.instance) do
       :ok -> {:ok, ref_view(name, value)}
       {:error, {:too_large, what}} -> {:error, 400, "bad_request", "the ref #{what} is too large"}
       {:error, reason} -> {:error, 500, "store_error", inspect(reason)}
@@ -107,7 +107,7 @@ defmodule Keyring.Gateway.Ops.Store do
   def ref_delete(args, ctx) do
     name = name!(args)
 
-    case Store.delete_ref(name, keyring: ctx.instance) do
+    case Store.delete_ref(name, instance: ctx.instance) do
       {:ok, existed} -> {:ok, %{"name" => name, "deleted" => existed}}
       {:error, reason} -> {:error, 500, "store_error", inspect(reason)}
     end
@@ -119,7 +119,7 @@ defmodule Keyring.Gateway.Ops.Store do
     if cid =~ ~r/\A[0-9a-f]{64}\z/, do: cid, else: Args.bad("cid must be 64 lowercase hex digits")
   end
 
-  defp size(cid, ctx), do: Store.size(cid, keyring: ctx.instance)
+  defp size(cid, ctx), do: Store.size(cid, instance: ctx.instance)
 
   defp too_large_inline(cid, size),
     do:
