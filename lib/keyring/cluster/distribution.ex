@@ -129,8 +129,25 @@ defmodule Keyring.Cluster.Distribution do
 
       epmd ->
         # Listens on `ip` and loopback; does nothing if an epmd is running.
+        # `-daemon` returns before the daemon listens: registering at once
+        # fails with :nodistribution on a machine where no epmd ran yet.
         System.cmd(epmd, ["-daemon", "-address", to_string(:inet.ntoa(ip))])
+        await_epmd(ip, System.monotonic_time(:millisecond) + 5_000)
+    end
+  end
+
+  defp await_epmd(ip, deadline) do
+    case :erl_epmd.names(ip) do
+      {:ok, _} ->
         :ok
+
+      {:error, _} ->
+        if System.monotonic_time(:millisecond) > deadline do
+          {:error, :epmd_not_listening}
+        else
+          Process.sleep(20)
+          await_epmd(ip, deadline)
+        end
     end
   end
 
