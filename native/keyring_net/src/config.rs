@@ -151,6 +151,12 @@ pub struct Limits {
     pub log_update_burst: u32,
     /// Membership log pushes one peer may deliver per second (per keyring).
     pub log_updates_per_second: u32,
+    /// Anti-entropy head exchanges one peer may start at once (per
+    /// keyring); beyond that (and `heads_per_second`) its exchanges are
+    /// refused unread.
+    pub heads_burst: u32,
+    /// Anti-entropy head exchanges one peer may start per second (per keyring).
+    pub heads_per_second: u32,
     /// Casts one peer may deliver at once.
     pub cast_burst: u32,
     /// Casts one peer may deliver per second.
@@ -193,6 +199,8 @@ impl Default for Limits {
             joins_per_second: 50,
             log_update_burst: 16,
             log_updates_per_second: 2,
+            heads_burst: 8,
+            heads_per_second: 4,
             cast_burst: 1024,
             casts_per_second: 8192,
             tracked_sources: 4096,
