@@ -13,8 +13,9 @@
 //! no more: it slows down, nothing is dropped, and other peers are not
 //! affected. When this node holds the keyring's ring (registered in
 //! [`Membership::rings`]), a push whose entries it has already is dropped
-//! here: it costs a decode and a hash lookup per entry, and never reaches
-//! the BEAM.
+//! here: it costs a decode and a hash lookup per entry (on the runtime's
+//! blocking pool, like all work on a ring here: a ring's lock may be held by
+//! a long ingest), and never reaches the BEAM.
 //!
 //! **Anti-entropy.** Pushes are best effort (a link may be down when a
 //! change is made, and members do not relay pushes), so linked members also
@@ -143,7 +144,7 @@ impl Membership {
                 let (me, ring, bytes) = (self.clone(), ring.clone(), bytes.clone());
                 opener.runtime().spawn(async move {
                     let _ =
-                        tokio::time::timeout(HEADS_ANSWER_WITHIN, me.initiate(&link, &ring, bytes))
+                        tokio::time::timeout(HEADS_ANSWER_WITHIN, me.initiate(&link, ring, bytes))
                             .await;
                     lock(&me.in_flight).remove(&pair);
                 });
@@ -152,7 +153,7 @@ impl Membership {
         started
     }
 
-    async fn initiate(&self, link: &PeerLink, ring: &SharedRing, bytes: Bytes) -> Option<()> {
+    async fn initiate(&self, link: &PeerLink, ring: Arc<SharedRing>, bytes: Bytes) -> Option<()> {
         let (mut send, mut recv) = link.open_bi(PROTOCOL_MEMBERSHIP).await.ok()?;
         send.write(vec![bytes]).await.ok()?;
         send.finish();
@@ -165,7 +166,7 @@ impl Membership {
                 heads,
             }) if keyring_id == link.keyring() => {
                 let known: Vec<[u8; 32]> = heads.into_iter().chain(locator).collect();
-                push_missing(link, ring, &known).await;
+                push_missing(link, ring, known).await;
                 Some(())
             }
             _ => {
@@ -217,9 +218,14 @@ impl Membership {
             let _ = send.finish();
             return;
         }
-        let we_lack = ring.read(|r| heads.iter().any(|h| !r.contains(h)));
+        let we_lack = {
+            let (ring, heads) = (ring.clone(), heads.clone());
+            off_thread(move || ring.read(|r| heads.iter().any(|h| !r.contains(h))))
+                .await
+                .unwrap_or(false)
+        };
         let known: Vec<[u8; 32]> = heads.into_iter().chain(locator).collect();
-        push_missing(&link, &ring, &known).await;
+        push_missing(&link, ring, known).await;
         if we_lack {
             if let Some(bytes) = heads_frame(key.0, true, &ours.heads, &ours.locator) {
                 let _ = send.write_chunk(bytes).await;
@@ -228,20 +234,24 @@ impl Membership {
         let _ = send.finish();
     }
 
-    /// Whether every entry of a push is in our ring already.
-    fn all_known(&self, keyring: &PublicKey, entries: &[Bytes]) -> bool {
+    /// Whether every entry of a push is in our ring already (off the
+    /// runtime's thread: a long log takes a while to decode, and the ring's
+    /// lock may be held by an ingest).
+    async fn all_known(&self, keyring: &PublicKey, entries: &[Bytes]) -> bool {
         let Some(ring) = self.rings.get(keyring) else {
             return false;
         };
-        let hashes: Option<Vec<[u8; 32]>> = entries
-            .iter()
-            .map(|e| Entry::decode(e).ok().map(|e| e.hash()))
-            .collect();
-        let Some(hashes) = hashes else {
+        let entries = entries.to_vec();
+        off_thread(move || {
+            let hashes: Option<Vec<[u8; 32]>> = entries
+                .iter()
+                .map(|e| Entry::decode(e).ok().map(|e| e.hash()))
+                .collect();
             // Undecodable entries: the owner reports them.
-            return false;
-        };
-        ring.read(|r| hashes.iter().all(|h| r.contains(h)))
+            hashes.is_some_and(|hashes| ring.read(|r| hashes.iter().all(|h| r.contains(h))))
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// Pushes `entries` (the whole log) to every linked member of
@@ -287,7 +297,7 @@ impl Membership {
                 .collect::<Vec<_>>(),
             _ => return recv.stop(STREAM_BAD_FRAME),
         };
-        if !link.is_member() || self.all_known(&key.0, &entries) {
+        if !link.is_member() || self.all_known(&key.0, &entries).await {
             return;
         }
         self.sink.log_update(LogUpdate {
@@ -341,21 +351,25 @@ fn heads_frame(
 
 /// Pushes to `link`'s peer the entries of `ring` it lacks, given the hashes
 /// it said it holds.
-async fn push_missing(link: &PeerLink, ring: &SharedRing, known: &[[u8; 32]]) {
+async fn push_missing(link: &PeerLink, ring: Arc<SharedRing>, known: Vec<[u8; 32]>) {
     let keyring = link.keyring();
-    let bytes = ring.read(|r| {
-        let missing = r.entries_since(known);
-        if missing.is_empty() {
-            return None;
-        }
-        let encoded: Vec<Vec<u8>> = missing.iter().map(|e| e.encode()).collect();
-        Frame::LogUpdate {
-            keyring_id: keyring,
-            entries: encoded.iter().map(Vec::as_slice).collect(),
-        }
-        .encode()
-        .ok()
-    });
+    let bytes = off_thread(move || {
+        ring.read(|r| {
+            let missing = r.entries_since(&known);
+            if missing.is_empty() {
+                return None;
+            }
+            let encoded: Vec<Vec<u8>> = missing.iter().map(|e| e.encode()).collect();
+            Frame::LogUpdate {
+                keyring_id: keyring,
+                entries: encoded.iter().map(Vec::as_slice).collect(),
+            }
+            .encode()
+            .ok()
+        })
+    })
+    .await
+    .flatten();
     let Some(bytes) = bytes else {
         return;
     };
@@ -363,4 +377,11 @@ async fn push_missing(link: &PeerLink, ring: &SharedRing, known: &[[u8; 32]]) {
         let _ = send.write(vec![Bytes::from(bytes)]).await;
         send.finish();
     }
+}
+
+/// Runs `f` on the runtime's blocking pool: work on a ring (its lock may be
+/// held by a long ingest; a long log takes a while to walk) never holds up
+/// the thread that serves every connection. `None` if it panicked.
+async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
 }
