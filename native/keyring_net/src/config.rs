@@ -21,7 +21,7 @@
 //! | joins awaiting the owner | 32, only with a signed, unexpired invite from a member; freed on answering | owner work per join | none | `join::server` |
 //! | log pushes | 16 burst, 2/s per (keyring, peer) | membership merges per peer | a burst of > 16 changes reaches a peer over seconds | `protocols::membership` |
 //! | pushes of known entries | dropped in Rust against the verified ring (a decode and a hash lookup per entry) | owner work per stale or empty push | none | `protocols::membership` |
-//! | head exchanges (anti-entropy) | 8 burst, 4/s per (keyring, peer), beyond: reset unread; ≤ 1024 hashes (~33 KiB); answer within 5 s; one in flight per link | work and answers per exchange (matching heads: no answer, O(1)) | an `anti_entropy_ms` below 250 ms loses exchanges | `protocols::membership` |
+//! | head exchanges (anti-entropy) | 8 burst, 4/s per (keyring, peer), beyond: reset unread; ≤ 1024 hashes (~33 KiB); answer within 5 s; one in flight per link; one push of missing entries per (keyring, peer), written within 10 s or reset | work and answers per exchange (matching heads: no answer, O(1)) | an `anti_entropy_ms` below 250 ms loses exchanges | `protocols::membership` |
 //! | casts | 1024 burst, 8192/s per peer | handler processes per peer | a faster sender is slowed down | `protocols::rpc` |
 //! | rate-limiter memory | 4096 tracked sources/peers per table | the limiters themselves | none | `rate` |
 //!

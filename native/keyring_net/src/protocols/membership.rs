@@ -33,7 +33,9 @@
 //! `heads_per_second` on average (beyond that, streams are refused unread);
 //! an exchange frame is at most [`HEADS_MAX_PAYLOAD`] bytes and an answer is
 //! awaited [`HEADS_ANSWER_WITHIN`] at most; one exchange per link is in
-//! flight at a time.
+//! flight at a time, and one push of missing entries per (keyring, peer),
+//! written within [`PUSH_WITHIN`] or reset (a peer that does not read cannot
+//! make us hold copies of the log).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -44,7 +46,7 @@ use keyring_core::membership::{Entry, PublicKey, Registry, SharedRing};
 use keyring_core::wire::frame::{self, Frame, MAX_HEADS_HASHES};
 use quinn::SendStream;
 
-use crate::close::{stream_code, STREAM_BAD_FRAME, STREAM_OVER_BUDGET};
+use crate::close::{stream_code, STREAM_BAD_FRAME, STREAM_OVER_BUDGET, STREAM_TOO_SLOW};
 use crate::config::Limits;
 use crate::connect::Opener;
 use crate::protocol::{BoxFuture, PeerLink, Protocol, ProtocolId, PROTOCOL_MEMBERSHIP};
@@ -73,6 +75,9 @@ pub trait LogSink: Send + Sync + 'static {
 pub const HEADS_MAX_PAYLOAD: usize = 32 + 1 + 4 + 32 * MAX_HEADS_HASHES;
 /// How long the initiator of a head exchange waits for the answer.
 pub const HEADS_ANSWER_WITHIN: Duration = Duration::from_secs(5);
+/// How long a push of missing entries may take to be written (then it is
+/// reset).
+pub const PUSH_WITHIN: Duration = Duration::from_secs(10);
 
 type Pair = (PublicKey, PublicKey);
 
@@ -83,6 +88,8 @@ pub struct Membership {
     heads_rate: Mutex<KeyedBuckets<Pair>>,
     /// Head exchanges this node started and has not finished, by (keyring, peer).
     in_flight: Mutex<HashSet<Pair>>,
+    /// Pushes of missing entries under way, by (keyring, peer).
+    pushing: Mutex<HashSet<Pair>>,
     rings: Registry,
     max_payload: usize,
 }
@@ -109,6 +116,7 @@ impl Membership {
                 limits.tracked_sources,
             )),
             in_flight: Mutex::new(HashSet::new()),
+            pushing: Mutex::new(HashSet::new()),
             rings: Registry::default(),
             max_payload,
         })
@@ -143,9 +151,7 @@ impl Membership {
                 started += 1;
                 let (me, ring, bytes) = (self.clone(), ring.clone(), bytes.clone());
                 opener.runtime().spawn(async move {
-                    let _ =
-                        tokio::time::timeout(HEADS_ANSWER_WITHIN, me.initiate(&link, ring, bytes))
-                            .await;
+                    me.initiate(&link, ring, bytes).await;
                     lock(&me.in_flight).remove(&pair);
                 });
             }
@@ -154,10 +160,18 @@ impl Membership {
     }
 
     async fn initiate(&self, link: &PeerLink, ring: Arc<SharedRing>, bytes: Bytes) -> Option<()> {
-        let (mut send, mut recv) = link.open_bi(PROTOCOL_MEMBERSHIP).await.ok()?;
-        send.write(vec![bytes]).await.ok()?;
-        send.finish();
-        let frame = recv.read_frame(HEADS_MAX_PAYLOAD).await.ok()?;
+        let ask = async {
+            let (mut send, mut recv) = link.open_bi(PROTOCOL_MEMBERSHIP).await.ok()?;
+            send.write(vec![bytes]).await.ok()?;
+            send.finish();
+            let frame = recv.read_frame(HEADS_MAX_PAYLOAD).await;
+            Some((recv, frame))
+        };
+        let (mut recv, frame) = tokio::time::timeout(HEADS_ANSWER_WITHIN, ask)
+            .await
+            .ok()??;
+        // No answer (the stream ends empty): our heads told it all.
+        let frame = frame.ok()?;
         match frame::decode(&frame.bytes, HEADS_MAX_PAYLOAD) {
             Ok(Frame::LogHeads {
                 keyring_id,
@@ -166,7 +180,7 @@ impl Membership {
                 heads,
             }) if keyring_id == link.keyring() => {
                 let known: Vec<[u8; 32]> = heads.into_iter().chain(locator).collect();
-                push_missing(link, ring, known).await;
+                self.push_missing(link, ring, known).await;
                 Some(())
             }
             _ => {
@@ -224,14 +238,44 @@ impl Membership {
                 .await
                 .unwrap_or(false)
         };
-        let known: Vec<[u8; 32]> = heads.into_iter().chain(locator).collect();
-        push_missing(&link, ring, known).await;
+        // The answer first (the peer reads it before it reads our push).
         if we_lack {
             if let Some(bytes) = heads_frame(key.0, true, &ours.heads, &ours.locator) {
                 let _ = send.write_chunk(bytes).await;
             }
         }
         let _ = send.finish();
+        let known: Vec<[u8; 32]> = heads.into_iter().chain(locator).collect();
+        self.push_missing(&link, ring, known).await;
+    }
+
+    /// Pushes to `link`'s peer the entries of `ring` it lacks, given the
+    /// hashes it said it holds. One such push per (keyring, peer) at a time,
+    /// written within [`PUSH_WITHIN`] or reset: a peer that does not read
+    /// cannot make us hold its logs.
+    async fn push_missing(&self, link: &PeerLink, ring: Arc<SharedRing>, known: Vec<[u8; 32]>) {
+        let pair = (link.keyring(), link.peer());
+        if !lock(&self.pushing).insert(pair) {
+            return;
+        }
+        let _unmark = Unmark(&self.pushing, pair);
+        let Some(bytes) = off_thread(move || missing_frame(&ring, pair.0, &known))
+            .await
+            .flatten()
+        else {
+            return;
+        };
+        let write = async {
+            let mut send = link.open_uni(PROTOCOL_MEMBERSHIP).await.ok()?;
+            match tokio::time::timeout(PUSH_WITHIN, send.write(vec![Bytes::from(bytes)])).await {
+                Ok(Ok(())) => send.finish(),
+                _ => {
+                    let _ = send.into_inner().reset(stream_code(STREAM_TOO_SLOW));
+                }
+            }
+            Some(())
+        };
+        let _ = tokio::time::timeout(PUSH_WITHIN, write).await;
     }
 
     /// Whether every entry of a push is in our ring already (off the
@@ -349,33 +393,30 @@ fn heads_frame(
     .map(Bytes::from)
 }
 
-/// Pushes to `link`'s peer the entries of `ring` it lacks, given the hashes
-/// it said it holds.
-async fn push_missing(link: &PeerLink, ring: Arc<SharedRing>, known: Vec<[u8; 32]>) {
-    let keyring = link.keyring();
-    let bytes = off_thread(move || {
-        ring.read(|r| {
-            let missing = r.entries_since(&known);
-            if missing.is_empty() {
-                return None;
-            }
-            let encoded: Vec<Vec<u8>> = missing.iter().map(|e| e.encode()).collect();
-            Frame::LogUpdate {
-                keyring_id: keyring,
-                entries: encoded.iter().map(Vec::as_slice).collect(),
-            }
-            .encode()
-            .ok()
-        })
+/// A `LogUpdate` with the entries of `ring` a peer that holds `known` lacks
+/// (`None`: it lacks nothing).
+fn missing_frame(ring: &SharedRing, keyring: PublicKey, known: &[[u8; 32]]) -> Option<Vec<u8>> {
+    ring.read(|r| {
+        let missing = r.entries_since(known);
+        if missing.is_empty() {
+            return None;
+        }
+        let encoded: Vec<Vec<u8>> = missing.iter().map(|e| e.encode()).collect();
+        Frame::LogUpdate {
+            keyring_id: keyring,
+            entries: encoded.iter().map(Vec::as_slice).collect(),
+        }
+        .encode()
+        .ok()
     })
-    .await
-    .flatten();
-    let Some(bytes) = bytes else {
-        return;
-    };
-    if let Ok(mut send) = link.open_uni(PROTOCOL_MEMBERSHIP).await {
-        let _ = send.write(vec![Bytes::from(bytes)]).await;
-        send.finish();
+}
+
+/// Takes a (keyring, peer) out of a set when dropped.
+struct Unmark<'a>(&'a Mutex<HashSet<Pair>>, Pair);
+
+impl Drop for Unmark<'_> {
+    fn drop(&mut self) {
+        lock(self.0).remove(&self.1);
     }
 }
 

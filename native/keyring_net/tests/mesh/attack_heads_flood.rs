@@ -140,7 +140,10 @@ fn a_flood_of_head_exchanges_is_cut_to_the_peer_rate_and_matching_heads_cost_no_
     );
     assert!(answered >= limits.heads_burst as usize);
     assert_eq!(answered + reset, 400);
-    assert!(p99 < Duration::from_millis(10), "honest p99 {p99:?}");
+    // Measured alone: p99 ~0.3 ms. The bound leaves room for the other
+    // tests of this binary running at once on 2 cores (the long-log test
+    // moves 128 MiB through its own mesh meanwhile).
+    assert!(p99 < Duration::from_millis(50), "honest p99 {p99:?}");
 }
 
 #[test]
@@ -215,4 +218,106 @@ fn stale_heads_get_the_missing_entries_unknown_heads_get_ours_and_known_pushes_s
 
 fn ring_for_unknown() -> Ring {
     ring(vec![], 1)
+}
+
+#[test]
+fn stale_pushes_and_exchanges_on_a_long_log_do_not_hold_up_calls() {
+    let (a, b) = member_pair();
+    let m = KeyPair::generate().unwrap();
+    let built = Instant::now();
+    let full = ring(vec![a.key], 40_000);
+    let entries: Vec<Vec<u8>> = full.entries().iter().map(|e| e.encode()).collect();
+    let built = built.elapsed();
+    let ring = Arc::new(SharedRing::new(full));
+    let id = ring.published().keyring_id;
+    a.membership.rings().insert(ring.clone());
+    let everyone = members(&[a.key, b.key, m.public_key()]);
+    a.mesh.set_members(id, everyone.clone());
+    b.mesh.set_members(id, everyone);
+    b.call(a.key, Some(a.addr()), b"warm").unwrap();
+    let push = Frame::LogUpdate {
+        keyring_id: id,
+        entries: entries.iter().map(Vec::as_slice).collect(),
+    }
+    .encode()
+    .unwrap();
+    let push_mib = push.len() >> 20;
+    let client = RawClient::new(&m, "127.0.0.1");
+    let (a_key, a_addr) = (a.key, a.addr());
+    let attack = std::thread::spawn(move || {
+        client.runtime.block_on(async {
+            let conn = client.admitted(a_key, a_addr, id).await.unwrap();
+            // The whole (stale) log pushed 8 times; 8 exchanges claiming an
+            // unknown head, each making the node send the whole log back.
+            let mut pushed_back = 0;
+            for _ in 0..8 {
+                let mut s = conn.open_uni().await.unwrap();
+                s.write_all(&[PROTOCOL_MEMBERSHIP]).await.unwrap();
+                s.write_all(&push).await.unwrap();
+                s.finish().unwrap();
+                let _ = exchange(&conn, &heads(id, vec![[9; 32]], vec![])).await;
+                if pushed(&conn, Duration::from_secs(5)).await.is_some() {
+                    pushed_back += 1;
+                }
+            }
+            pushed_back
+        })
+    });
+    let mut lat = Vec::new();
+    while !attack.is_finished() || lat.len() < 30 {
+        let t = Instant::now();
+        b.call(a.key, None, b"honest").unwrap();
+        lat.push(t.elapsed());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let pushed_back = attack.join().unwrap();
+    let p99 = percentile(&mut lat, 0.99);
+    let max = lat.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "long log: {} entries ({} MiB, built in {built:?}); {pushed_back} whole logs pushed back; \
+         {} honest calls, p99 {p99:?}, max {max:?}",
+        entries.len(),
+        push_mib,
+        lat.len()
+    );
+    assert_eq!(pushed_back, 8);
+    // Known entries never reached the owner.
+    assert!(a.logs.try_iter().next().is_none());
+    // 16 frames of 8 MiB cross the one mesh thread in about a second (the
+    // attacker's client shares the 2 cores): calls wait behind that traffic
+    // as behind any bulk transfer, but never behind the ring work, which runs
+    // on the blocking pool (measured here: p99 13-25 ms, max 20-30 ms).
+    assert!(p99 < Duration::from_millis(50), "honest p99 {p99:?}");
+}
+
+#[test]
+fn a_member_that_never_reads_the_pushes_it_asks_for_gets_one_at_a_time() {
+    let a = node();
+    let m = KeyPair::generate().unwrap();
+    let ring = Arc::new(SharedRing::new(ring(vec![a.key], 20_000)));
+    let id = ring.published().keyring_id;
+    a.membership.rings().insert(ring.clone());
+    a.mesh.set_members(id, members(&[a.key, m.public_key()]));
+    let client = RawClient::new(&m, "127.0.0.1");
+    let (a_key, a_addr) = (a.key, a.addr());
+    let opened = client.runtime.block_on(async {
+        let conn = client.admitted(a_key, a_addr, id).await.unwrap();
+        // Eight exchanges, each asking for the whole log; nothing is read.
+        for _ in 0..8 {
+            exchange(&conn, &heads(id, vec![[9; 32]], vec![]))
+                .await
+                .unwrap();
+        }
+        let mut opened = 0;
+        while let Ok(Ok(_stream)) =
+            tokio::time::timeout(Duration::from_millis(500), conn.accept_uni()).await
+        {
+            opened += 1;
+        }
+        opened
+    });
+    assert_eq!(
+        opened, 1,
+        "pushes of the whole log opened towards a peer that reads none"
+    );
 }
