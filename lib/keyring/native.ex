@@ -174,6 +174,8 @@ defmodule Keyring.Native do
   def mesh_join(_mesh, _ref, _address, _issuer, _invite, _timeout_ms), do: err()
   def mesh_answer_join(_mesh, _id, _answer), do: err()
   def mesh_push_log(_mesh, _ring, _entries), do: err()
+  def mesh_set_ring(_mesh, _ring), do: err()
+  def mesh_exchange_heads(_mesh), do: err()
   def mesh_rejected_handshakes(_mesh), do: err()
   def mesh_dispatch_to(_mesh, _pids), do: err()
   def mesh_close(_mesh), do: err()

@@ -54,6 +54,10 @@ defmodule Keyring.Test.Instances do
 
   def connected(instance, ring), do: Keyring.Native.mesh_connected(mesh(instance), ring)
 
+  @doc "Closes the link to `peer` on purpose (nobody redials it)."
+  def disconnect(instance, ring, peer),
+    do: Keyring.Native.mesh_disconnect(mesh(instance), ring, peer)
+
   @doc "A keyring created on `admin` that `members` joined by invite."
   def ring_with(admin, members, invite_opts \\ []) do
     {:ok, ring} = Keyring.Ring.create("test", instance: admin)

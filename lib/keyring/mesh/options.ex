@@ -26,6 +26,14 @@ defmodule Keyring.Mesh.Options do
       default: 10_000,
       doc: "a connection silent this long is dead"
     ],
+    anti_entropy_ms: [
+      type: :pos_integer,
+      default: 5_000,
+      doc:
+        "how often linked members compare membership log heads (anti-entropy): a member that " <>
+          "missed a push (a revocation, a fork branch) converges within about this long; a " <>
+          "member accepts at most 4 exchanges per second per keyring from one peer (burst 8)"
+    ],
     joins_per_issuer_per_hour: [
       type: :pos_integer,
       default: 100,

@@ -67,6 +67,10 @@ defmodule Keyring.Mesh.Quic do
 
   def answer_join(mesh, id, answer), do: Native.mesh_answer_join(mesh, id, answer)
   def push_log(mesh, ring, entries), do: Native.mesh_push_log(mesh, ring, entries)
+  # The verified ring (a Keyring.Mesh.Log's resource) the transport answers
+  # head exchanges from and drops known pushes against.
+  def set_ring(mesh, ring), do: Native.mesh_set_ring(mesh, ring)
+  def exchange_heads(mesh), do: Native.mesh_exchange_heads(mesh)
   def connected(mesh, ring), do: Native.mesh_connected(mesh, ring)
   def keep_connected(mesh, ring, peer), do: Native.mesh_keep_connected(mesh, ring, peer)
   def disconnect(mesh, ring, peer), do: Native.mesh_disconnect(mesh, ring, peer)

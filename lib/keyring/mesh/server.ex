@@ -52,6 +52,7 @@ defmodule Keyring.Mesh.Server do
           mesh: mesh,
           dispatch: dispatch,
           joins_per_hour: mesh_opts[:joins_per_issuer_per_hour],
+          anti_entropy_ms: mesh_opts[:anti_entropy_ms],
           addresses: addresses,
           rings: Rings.new(Native.keypair_public_key(opts[:keypair])),
           joins: %{},
@@ -70,6 +71,7 @@ defmodule Keyring.Mesh.Server do
         state = carry_out(%{state | rings: rings}, effects, [:members])
         Keyring.PubSub.subscribe(Keyring.PubSub.presence_topic(), instance: name)
         announce_to_cluster(state)
+        schedule_anti_entropy(state)
         {:ok, redial_known_members(%{state | book: AddressBook.load(name)})}
 
       {:error, reason} ->
@@ -223,6 +225,14 @@ defmodule Keyring.Mesh.Server do
     {:noreply, remember_address(state, peer, addr)}
   end
 
+  # Anti-entropy: linked members compare log heads (in Rust, see
+  # keyring_net's membership protocol); what differs arrives as a push.
+  def handle_info(:anti_entropy, state) do
+    Quic.exchange_heads(state.mesh)
+    schedule_anti_entropy(state)
+    {:noreply, state}
+  end
+
   def handle_info({:keyring_mesh, {:peer_down, id, peer, reason}}, state) do
     notify(state, {:keyring_mesh, :peer_down, %{keyring: id, peer: peer, reason: reason}})
     {:noreply, state}
@@ -281,6 +291,9 @@ defmodule Keyring.Mesh.Server do
     {:noreply, state}
   end
 
+  defp schedule_anti_entropy(state),
+    do: Process.send_after(self(), :anti_entropy, state.anti_entropy_ms)
+
   @hello "keyring.hello"
 
   # Connects once so the admin learns where we listen; answers to the ref.
@@ -322,6 +335,8 @@ defmodule Keyring.Mesh.Server do
 
   defp effect({:members, id, members}, state) do
     Quic.set_members(state.mesh, id, members)
+    # The transport answers head exchanges from the ring (idempotent).
+    with {:ok, ring} <- Rings.fetch(state.rings, id), do: Quic.set_ring(state.mesh, ring.log.ring)
     state
   end
 

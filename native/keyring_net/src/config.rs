@@ -20,6 +20,8 @@
 //! | join deadlines | request within 2 s, answer within 10 s | stalled joiners | none | `join::server` |
 //! | joins awaiting the owner | 32, only with a signed, unexpired invite from a member; freed on answering | owner work per join | none | `join::server` |
 //! | log pushes | 16 burst, 2/s per (keyring, peer) | membership merges per peer | a burst of > 16 changes reaches a peer over seconds | `protocols::membership` |
+//! | pushes of known entries | dropped in Rust against the verified ring (a decode and a hash lookup per entry) | owner work per stale or empty push | none | `protocols::membership` |
+//! | head exchanges (anti-entropy) | 8 burst, 4/s per (keyring, peer), beyond: reset unread; ≤ 1024 hashes (~33 KiB); answer within 5 s; one in flight per link; one push of missing entries per (keyring, peer), written within 10 s or reset | work and answers per exchange (matching heads: no answer, O(1)) | an `anti_entropy_ms` below 250 ms loses exchanges | `protocols::membership` |
 //! | casts | 1024 burst, 8192/s per peer | handler processes per peer | a faster sender is slowed down | `protocols::rpc` |
 //! | rate-limiter memory | 4096 tracked sources/peers per table | the limiters themselves | none | `rate` |
 //!
@@ -151,6 +153,12 @@ pub struct Limits {
     pub log_update_burst: u32,
     /// Membership log pushes one peer may deliver per second (per keyring).
     pub log_updates_per_second: u32,
+    /// Anti-entropy head exchanges one peer may start at once (per
+    /// keyring); beyond that (and `heads_per_second`) its exchanges are
+    /// refused unread.
+    pub heads_burst: u32,
+    /// Anti-entropy head exchanges one peer may start per second (per keyring).
+    pub heads_per_second: u32,
     /// Casts one peer may deliver at once.
     pub cast_burst: u32,
     /// Casts one peer may deliver per second.
@@ -193,6 +201,8 @@ impl Default for Limits {
             joins_per_second: 50,
             log_update_burst: 16,
             log_updates_per_second: 2,
+            heads_burst: 8,
+            heads_per_second: 4,
             cast_burst: 1024,
             casts_per_second: 8192,
             tracked_sources: 4096,

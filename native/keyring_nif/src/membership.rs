@@ -10,5 +10,5 @@
 
 mod invite;
 mod legacy;
-mod ring;
+pub(crate) mod ring;
 mod terms;

@@ -22,6 +22,7 @@ use rustler::{
 use crate::atoms;
 use crate::identity::KeyPairResource;
 use crate::lent::lend;
+use crate::membership::ring::RingResource;
 use crate::reply::Reply;
 use crate::term_codec::{decode_into, encode_term_pieces, CodecError};
 
@@ -361,7 +362,9 @@ fn mesh_remove_keyring(
     m: ResourceArc<MeshResource>,
     keyring: Binary<'_>,
 ) -> Result<usize, rustler::Error> {
-    Ok(m.mesh.remove_keyring(&key(&keyring)?))
+    let keyring = key(&keyring)?;
+    m.membership.rings().remove(&keyring);
+    Ok(m.mesh.remove_keyring(&keyring))
 }
 
 #[rustler::nif]
@@ -637,6 +640,22 @@ fn mesh_push_log(
     let entries: Vec<Vec<u8>> = entries.iter().map(|e| e.as_slice().to_vec()).collect();
     let opener = m.mesh.opener();
     Ok(m.membership.push_log(&opener, key(&keyring)?, &entries))
+}
+
+/// Hands the mesh the verified ring of a keyring this node is in: pushes of
+/// entries it holds are dropped in Rust, and head exchanges answered from it.
+#[rustler::nif]
+fn mesh_set_ring(m: ResourceArc<MeshResource>, ring: ResourceArc<RingResource>) -> Atom {
+    m.membership.rings().insert(ring.0.clone());
+    atoms::ok()
+}
+
+/// Starts an anti-entropy head exchange on every member link (see
+/// `keyring_net::protocols::membership`); answers how many.
+#[rustler::nif]
+fn mesh_exchange_heads(m: ResourceArc<MeshResource>) -> usize {
+    let opener = m.mesh.opener();
+    m.membership.exchange_heads(&opener)
 }
 
 /// Requests and casts go to `dispatchers` from now on (none: the owner).

@@ -40,6 +40,11 @@ impl Ring {
         out
     }
 
+    /// Whether the entry `hash` is in the tree (verified and linked).
+    pub fn contains(&self, hash: &EntryHash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
     /// Every entry, parents before children (for persistence and full pushes).
     pub fn entries(&self) -> Vec<&Entry> {
         self.entries_since(&[])

@@ -12,6 +12,8 @@
 //! JoinAccepted (8) entries                      the full membership log
 //! JoinRefused  (9) reason:u8
 //! LogUpdate   (10) keyring_id:[32] entries      newer membership log, pushed to members
+//! LogHeads    (11) keyring_id:[32] reply:u8 n_heads:u16 n_locator:u16 hash[32]*(n_heads+n_locator)
+//!                                               anti-entropy: what the sender holds
 //! entries = count:u32 (len:u32 entry)*
 //! ```
 //! The length is checked against the receiver's limit before any payload is
@@ -31,6 +33,8 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 16 << 20;
 pub const MAX_NAME_LEN: usize = 255;
 /// Most entries in one log frame.
 pub const MAX_LOG_ENTRIES: usize = 100_000;
+/// Most hashes (heads and locator together) in one `LogHeads` frame.
+pub const MAX_HEADS_HASHES: usize = 1024;
 
 /// Why a frame was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -177,6 +181,19 @@ pub enum Frame<'a> {
         /// Encoded entries.
         entries: Vec<&'a [u8]>,
     },
+    /// Anti-entropy: the sender's heads of a keyring's log, and a locator
+    /// (hashes along its chain) from which the receiver finds what the
+    /// sender lacks.
+    LogHeads {
+        /// The keyring.
+        keyring_id: [u8; 32],
+        /// An answer to a `LogHeads` (never answered in turn).
+        reply: bool,
+        /// The sender's heads (its effective head first).
+        heads: Vec<[u8; 32]>,
+        /// More hashes along the sender's effective chain.
+        locator: Vec<[u8; 32]>,
+    },
 }
 
 /// A checked frame header.
@@ -194,7 +211,7 @@ pub fn decode_header(bytes: &[u8; HEADER_LEN], max_payload: usize) -> Result<Hea
         return Err(FrameError::UnsupportedVersion(bytes[0]));
     }
     let kind = bytes[1];
-    if !(1..=10).contains(&kind) {
+    if !(1..=11).contains(&kind) {
         return Err(FrameError::UnknownKind(kind));
     }
     let len = u32::from_be_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]) as usize;
@@ -281,6 +298,33 @@ pub fn decode_payload(kind: u8, payload: &[u8]) -> Result<Frame<'_>, FrameError>
                 entries: decode_entries(&mut r).map_err(bad)?,
             }
         }
+        11 => {
+            let keyring_id = r.array().map_err(|_| bad("truncated"))?;
+            let reply = match r.u8().map_err(|_| bad("truncated"))? {
+                0 => false,
+                1 => true,
+                _ => return Err(bad("reply flag must be 0 or 1")),
+            };
+            let n_heads = r.u16().map_err(|_| bad("truncated"))? as usize;
+            let n_locator = r.u16().map_err(|_| bad("truncated"))? as usize;
+            if n_heads == 0 {
+                return Err(bad("no heads"));
+            }
+            if n_heads + n_locator > MAX_HEADS_HASHES || (n_heads + n_locator) * 32 != r.remaining()
+            {
+                return Err(bad("hash count does not match the payload"));
+            }
+            let mut hashes = (0..n_heads + n_locator)
+                .map(|_| r.array().map_err(|_| bad("truncated hash")))
+                .collect::<Result<Vec<[u8; 32]>, _>>()?;
+            let locator = hashes.split_off(n_heads);
+            Frame::LogHeads {
+                keyring_id,
+                reply,
+                heads: hashes,
+                locator,
+            }
+        }
         other => return Err(FrameError::UnknownKind(other)),
     };
     if r.remaining() != 0 {
@@ -314,6 +358,7 @@ fn kind_name(kind: u8) -> &'static str {
         8 => "JoinAccepted",
         9 => "JoinRefused",
         10 => "LogUpdate",
+        11 => "LogHeads",
         _ => "unknown",
     }
 }
@@ -331,6 +376,7 @@ impl Frame<'_> {
             Frame::JoinAccepted { .. } => 8,
             Frame::JoinRefused(_) => 9,
             Frame::LogUpdate { .. } => 10,
+            Frame::LogHeads { .. } => 11,
         }
     }
 
@@ -365,6 +411,26 @@ impl Frame<'_> {
             } => {
                 out.extend_from_slice(keyring_id);
                 encode_entries(&mut out, entries);
+            }
+            Frame::LogHeads {
+                keyring_id,
+                reply,
+                heads,
+                locator,
+            } => {
+                if heads.is_empty() || heads.len() + locator.len() > MAX_HEADS_HASHES {
+                    return Err(FrameError::Malformed {
+                        kind: "LogHeads",
+                        why: "1..=1024 hashes, at least one head",
+                    });
+                }
+                out.extend_from_slice(keyring_id);
+                out.push(u8::from(*reply));
+                out.extend_from_slice(&(heads.len() as u16).to_be_bytes());
+                out.extend_from_slice(&(locator.len() as u16).to_be_bytes());
+                for h in heads.iter().chain(locator) {
+                    out.extend_from_slice(h);
+                }
             }
         }
         let len = u32::try_from(out.len() - HEADER_LEN).map_err(|_| FrameError::TooLarge {
@@ -451,6 +517,12 @@ mod tests {
                 keyring_id: [1; 32],
                 entries: vec![],
             },
+            Frame::LogHeads {
+                keyring_id: [2; 32],
+                reply: true,
+                heads: vec![[4; 32], [5; 32]],
+                locator: vec![[6; 32]],
+            },
         ]
     }
 
@@ -511,7 +583,7 @@ mod tests {
             vec![VERSION],
             vec![2, 1, 0, 0, 0, 0],                // bad version
             vec![VERSION, 0, 0, 0, 0, 0],          // kind 0
-            vec![VERSION, 11, 0, 0, 0, 0],         // unknown kind
+            vec![VERSION, 12, 0, 0, 0, 0],         // unknown kind
             vec![VERSION, 2, 0, 0, 0, 1, 0],       // Welcome with payload
             vec![VERSION, 4, 0, 0, 0, 1, 0],       // Request with empty name
             vec![VERSION, 4, 0, 0, 0, 2, 1, 0xff], // name not UTF-8
@@ -520,6 +592,22 @@ mod tests {
             vec![VERSION, 8, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff], // absurd count
             vec![VERSION, 8, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 9], // truncated entry
         ];
+        // LogHeads: no heads, a bad reply flag, an absurd hash count.
+        let heads = |reply: u8, n_heads: u16, n_locator: u16, hashes: usize| {
+            let mut p = vec![1u8; 32];
+            p.push(reply);
+            p.extend_from_slice(&n_heads.to_be_bytes());
+            p.extend_from_slice(&n_locator.to_be_bytes());
+            p.extend(std::iter::repeat_n(7u8, hashes * 32));
+            let mut f = vec![VERSION, 11];
+            f.extend_from_slice(&(p.len() as u32).to_be_bytes());
+            f.extend(p);
+            f
+        };
+        corpus.push(heads(0, 0, 1, 1));
+        corpus.push(heads(2, 1, 0, 1));
+        corpus.push(heads(0, 1000, 100, 1100));
+        corpus.push(heads(0, u16::MAX, u16::MAX, 1));
         for f in samples() {
             let bytes = f.encode().unwrap();
             for cut in 0..bytes.len() {

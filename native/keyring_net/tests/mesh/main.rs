@@ -6,6 +6,7 @@
 mod support;
 
 mod attack_handshake_flood;
+mod attack_heads_flood;
 mod attack_join_lockout;
 mod attack_log_flood;
 mod attack_malformed_frames;
