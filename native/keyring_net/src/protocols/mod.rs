@@ -1,6 +1,8 @@
 //! The protocols Keyring's mesh serves, each a [`crate::Protocol`]:
-//! [`rpc`] (calls and casts) and [`membership`] (log pushes).
+//! [`rpc`] (calls and casts), [`membership`] (log pushes) and [`dag`] (DAG
+//! sync).
 
+pub mod dag;
 pub mod membership;
 pub mod rpc;
 

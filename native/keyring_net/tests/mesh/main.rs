@@ -11,6 +11,7 @@ mod attack_log_flood;
 mod attack_malformed_frames;
 mod attack_refusal_oracle;
 mod authorization;
+mod dag_sync;
 mod joins;
 mod links;
 mod module_graph;
