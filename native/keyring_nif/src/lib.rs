@@ -15,6 +15,7 @@ mod json;
 mod lent;
 mod membership;
 mod mesh;
+mod mesh_dag;
 mod refs;
 mod reply;
 mod store;

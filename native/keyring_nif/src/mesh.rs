@@ -1,4 +1,5 @@
-//! The QUIC mesh as a resource, serving two protocols: RPC and membership.
+//! The QUIC mesh as a resource, serving RPC, membership and DAG sync
+//! (`mesh_dag`).
 //! Calls answer `{:keyring_reply, ref, result}` through [`Reply`]; link
 //! events, requests, casts and log pushes arrive at the owner process as
 //! `{:keyring_mesh, event}`. Nothing here blocks a scheduler: work runs on the
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use keyring_core::membership::PublicKey;
 use keyring_core::wire::frame::{Refusal, Status};
+use keyring_net::protocols::dag::{Dag, DagLimits};
 use keyring_net::protocols::membership::{LogSink, LogUpdate, Membership};
 use keyring_net::protocols::rpc::{Cast, Request, Rpc, RpcHandler};
 use keyring_net::{
@@ -35,7 +37,8 @@ mod local_atoms {
 const DECODE_REPLY_MAX: usize = 64 * 1024;
 
 pub(crate) struct MeshResource {
-    mesh: Mesh,
+    pub(crate) mesh: Mesh,
+    pub(crate) dag: Arc<Dag>,
     rpc: Arc<Rpc>,
     membership: Arc<Membership>,
     sink: Arc<PidSink>,
@@ -228,6 +231,11 @@ impl LogSink for PidSink {
 
 struct CallReason(CallError);
 
+/// A transport error as the BEAM sees it (for the protocols' NIFs).
+pub(crate) fn call_reason<'a>(env: Env<'a>, e: &CallError) -> Term<'a> {
+    CallReason(e.clone()).encode(env)
+}
+
 fn refusal_atom(r: Refusal) -> Atom {
     match r {
         Refusal::NotMember => atoms::not_member(),
@@ -299,6 +307,7 @@ fn addr(s: &str) -> Result<SocketAddr, rustler::Error> {
 fn mesh_start(
     env: Env<'_>,
     identity: ResourceArc<KeyPairResource>,
+    store: ResourceArc<crate::store::StoreResource>,
     bind: String,
     join_bind: String,
     max_payload: usize,
@@ -319,16 +328,22 @@ fn mesh_start(
     let sink = PidSink::new(env.pid());
     let rpc = Rpc::new(sink.clone(), &limits, max_payload);
     let membership = Membership::new(sink.clone(), &limits, max_payload);
+    let dag = Dag::new(
+        Arc::new(crate::mesh_dag::StoreDag(store)),
+        DagLimits::default(),
+    );
     let mut protocols = Protocols::new();
     protocols
         .add(rpc.clone())
         .and_then(|p| p.add(membership.clone()))
+        .and_then(|p| p.add(dag.clone()))
         .map_err(|e| e.to_string())?;
     cfg.limits = limits;
     let mesh = Mesh::start(cfg, Arc::new(Members::default()), sink.clone(), protocols)
         .map_err(|e| e.to_string())?;
     Ok(ResourceArc::new(MeshResource {
         mesh,
+        dag,
         rpc,
         membership,
         sink,
