@@ -1,9 +1,10 @@
 //! The protocols Keyring's mesh serves, each a [`crate::Protocol`]:
-//! [`rpc`] (calls and casts), [`membership`] (log pushes) and [`dag`] (DAG
-//! sync).
+//! [`rpc`] (calls and casts), [`membership`] (log pushes), [`dag`] (DAG
+//! sync) and [`reconcile`] (set reconciliation).
 
 pub mod dag;
 pub mod membership;
+pub mod reconcile;
 pub mod rpc;
 
 use std::sync::Mutex;

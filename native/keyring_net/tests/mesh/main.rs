@@ -16,3 +16,4 @@ mod joins;
 mod links;
 mod module_graph;
 mod protocols;
+mod reconcile;

@@ -9,6 +9,7 @@ use keyring_core::hash::digest;
 use keyring_core::membership::PublicKey;
 
 use super::DagStore;
+use crate::protocols::reconcile::SharedSet;
 
 /// Items and shares in memory.
 #[derive(Debug, Default)]
@@ -108,5 +109,16 @@ impl DagStore for MemoryStore {
         }
         *self.puts.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         Ok(())
+    }
+}
+
+impl SharedSet for MemoryStore {
+    fn shared(&self, keyring: &PublicKey) -> Result<Vec<Cid>, String> {
+        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(shared
+            .iter()
+            .filter(|(k, _)| k == keyring)
+            .map(|(_, c)| *c)
+            .collect())
     }
 }
