@@ -180,6 +180,8 @@ defmodule Keyring.Native do
   def mesh_dag_fetch(_mesh, _ref, _ring, _peer, _addr, _roots, _have, _blobs, _depth, _ms),
     do: err()
 
+  def mesh_reconcile(_mesh, _ref, _ring, _peer, _addr, _ms), do: err()
+
   def mesh_rejected_handshakes(_mesh), do: err()
   def mesh_dispatch_to(_mesh, _pids), do: err()
   def mesh_close(_mesh), do: err()

@@ -1,5 +1,5 @@
-//! The QUIC mesh as a resource, serving RPC, membership and DAG sync
-//! (`mesh_dag`).
+//! The QUIC mesh as a resource, serving RPC, membership, DAG sync
+//! (`mesh_dag`) and set reconciliation (`mesh_reconcile`).
 //! Calls answer `{:keyring_reply, ref, result}` through [`Reply`]; link
 //! events, requests, casts and log pushes arrive at the owner process as
 //! `{:keyring_mesh, event}`. Nothing here blocks a scheduler: work runs on the
@@ -13,6 +13,7 @@ use keyring_core::membership::PublicKey;
 use keyring_core::wire::frame::{Refusal, Status};
 use keyring_net::protocols::dag::{Dag, DagLimits};
 use keyring_net::protocols::membership::{LogSink, LogUpdate, Membership};
+use keyring_net::protocols::reconcile::{Reconcile, ReconcileLimits};
 use keyring_net::protocols::rpc::{Cast, Request, Rpc, RpcHandler};
 use keyring_net::{
     CallError, Event, EventSink, Limits, Members, Mesh, MeshConfig, Protocols, Target,
@@ -39,6 +40,7 @@ const DECODE_REPLY_MAX: usize = 64 * 1024;
 pub(crate) struct MeshResource {
     pub(crate) mesh: Mesh,
     pub(crate) dag: Arc<Dag>,
+    pub(crate) reconcile: Arc<Reconcile>,
     rpc: Arc<Rpc>,
     membership: Arc<Membership>,
     sink: Arc<PidSink>,
@@ -329,14 +331,19 @@ fn mesh_start(
     let rpc = Rpc::new(sink.clone(), &limits, max_payload);
     let membership = Membership::new(sink.clone(), &limits, max_payload);
     let dag = Dag::new(
-        Arc::new(crate::mesh_dag::StoreDag(store)),
+        Arc::new(crate::mesh_dag::StoreDag(store.clone())),
         DagLimits::default(),
+    );
+    let reconcile = Reconcile::new(
+        Arc::new(crate::mesh_reconcile::StoreSets(store)),
+        ReconcileLimits::default(),
     );
     let mut protocols = Protocols::new();
     protocols
         .add(rpc.clone())
         .and_then(|p| p.add(membership.clone()))
         .and_then(|p| p.add(dag.clone()))
+        .and_then(|p| p.add(reconcile.clone()))
         .map_err(|e| e.to_string())?;
     cfg.limits = limits;
     let mesh = Mesh::start(cfg, Arc::new(Members::default()), sink.clone(), protocols)
@@ -344,6 +351,7 @@ fn mesh_start(
     Ok(ResourceArc::new(MeshResource {
         mesh,
         dag,
+        reconcile,
         rpc,
         membership,
         sink,
