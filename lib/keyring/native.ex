@@ -181,6 +181,11 @@ defmodule Keyring.Native do
     do: err()
 
   def mesh_reconcile(_mesh, _ref, _ring, _peer, _addr, _ms), do: err()
+  def mesh_feeds_attach(_mesh, _pid), do: err()
+  def mesh_feeds_push(_mesh, _ring, _entries, _refs), do: err()
+
+  def mesh_feeds_pull(_mesh, _ref, _ring, _peer, _addr, _authors, _heads, _ms),
+    do: err()
 
   def mesh_rejected_handshakes(_mesh), do: err()
   def mesh_dispatch_to(_mesh, _pids), do: err()

@@ -16,6 +16,7 @@ mod lent;
 mod membership;
 mod mesh;
 mod mesh_dag;
+mod mesh_feeds;
 mod mesh_reconcile;
 mod refs;
 mod reply;

@@ -1,5 +1,6 @@
 //! The QUIC mesh as a resource, serving RPC, membership, DAG sync
-//! (`mesh_dag`) and set reconciliation (`mesh_reconcile`).
+//! (`mesh_dag`), feed replication (`mesh_feeds`) and set reconciliation
+//! (`mesh_reconcile`).
 //! Calls answer `{:keyring_reply, ref, result}` through [`Reply`]; link
 //! events, requests, casts and log pushes arrive at the owner process as
 //! `{:keyring_mesh, event}`. Nothing here blocks a scheduler: work runs on the
@@ -12,6 +13,7 @@ use std::time::Duration;
 use keyring_core::membership::PublicKey;
 use keyring_core::wire::frame::{Refusal, Status};
 use keyring_net::protocols::dag::{Dag, DagLimits};
+use keyring_net::protocols::feeds::{FeedLimits, Feeds};
 use keyring_net::protocols::membership::{LogSink, LogUpdate, Membership};
 use keyring_net::protocols::reconcile::{Reconcile, ReconcileLimits};
 use keyring_net::protocols::rpc::{Cast, Request, Rpc, RpcHandler};
@@ -41,6 +43,8 @@ pub(crate) struct MeshResource {
     pub(crate) mesh: Mesh,
     pub(crate) dag: Arc<Dag>,
     pub(crate) reconcile: Arc<Reconcile>,
+    pub(crate) feeds: Arc<Feeds>,
+    pub(crate) feeds_sink: Arc<crate::mesh_feeds::BeamFeeds>,
     rpc: Arc<Rpc>,
     membership: Arc<Membership>,
     sink: Arc<PidSink>,
@@ -330,6 +334,13 @@ fn mesh_start(
     let sink = PidSink::new(env.pid());
     let rpc = Rpc::new(sink.clone(), &limits, max_payload);
     let membership = Membership::new(sink.clone(), &limits, max_payload);
+    let feeds_sink = crate::mesh_feeds::BeamFeeds::new();
+    let feeds = Feeds::new(
+        Arc::new(crate::mesh_feeds::StoreFeeds(store.clone())),
+        feeds_sink.clone(),
+        FeedLimits::default(),
+        &limits,
+    );
     let dag = Dag::new(
         Arc::new(crate::mesh_dag::StoreDag(store.clone())),
         DagLimits::default(),
@@ -344,6 +355,7 @@ fn mesh_start(
         .and_then(|p| p.add(membership.clone()))
         .and_then(|p| p.add(dag.clone()))
         .and_then(|p| p.add(reconcile.clone()))
+        .and_then(|p| p.add(feeds.clone()))
         .map_err(|e| e.to_string())?;
     cfg.limits = limits;
     let mesh = Mesh::start(cfg, Arc::new(Members::default()), sink.clone(), protocols)
@@ -352,6 +364,8 @@ fn mesh_start(
         mesh,
         dag,
         reconcile,
+        feeds,
+        feeds_sink,
         rpc,
         membership,
         sink,

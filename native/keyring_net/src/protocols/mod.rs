@@ -1,8 +1,10 @@
 //! The protocols Keyring's mesh serves, each a [`crate::Protocol`]:
 //! [`rpc`] (calls and casts), [`membership`] (log pushes), [`dag`] (DAG
-//! sync) and [`reconcile`] (set reconciliation).
+//! sync), [`feeds`] (feed and ref replication) and [`reconcile`] (set
+//! reconciliation).
 
 pub mod dag;
+pub mod feeds;
 pub mod membership;
 pub mod reconcile;
 pub mod rpc;
