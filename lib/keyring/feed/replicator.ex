@@ -50,7 +50,9 @@ defmodule Keyring.Feed.Replicator do
 
   @impl GenServer
   def handle_info({:keyring_feed, :entry, %{author: me} = entry}, %{me: me} = state) do
-    Native.mesh_feeds_push(state.mesh, entry.keyring, [entry.bytes], [])
+    # Entries chained meanwhile go in the same push.
+    entries = [entry.bytes | more_own(entry.keyring, me, 255)]
+    Native.mesh_feeds_push(state.mesh, entry.keyring, entries, [])
     {:noreply, state}
   end
 
@@ -60,6 +62,9 @@ defmodule Keyring.Feed.Replicator do
   end
 
   def handle_info({:keyring_feeds, {:pushed, ring, _peer, entries, refs}}, state) do
+    # Pushes that arrived while the last ingest ran go in one ingest (one
+    # durable commit for all of them).
+    {entries, refs} = more_pushed(ring, entries, refs)
     {wanted, state} = followed(state, ring, entries)
     ingest(state.name, ring, wanted, refs)
     {:noreply, state}
@@ -79,6 +84,28 @@ defmodule Keyring.Feed.Replicator do
   end
 
   def handle_info(_other, state), do: {:noreply, state}
+
+  defp more_own(ring, me, left) when left > 0 do
+    receive do
+      {:keyring_feed, :entry, %{author: ^me, keyring: ^ring, bytes: bytes}} ->
+        [bytes | more_own(ring, me, left - 1)]
+    after
+      0 -> []
+    end
+  end
+
+  defp more_own(_ring, _me, _left), do: []
+
+  defp more_pushed(ring, entries, refs) when length(entries) < @ingest_chunk * 4 do
+    receive do
+      {:keyring_feeds, {:pushed, ^ring, _peer, more, more_refs}} ->
+        more_pushed(ring, entries ++ more, refs ++ more_refs)
+    after
+      0 -> {entries, refs}
+    end
+  end
+
+  defp more_pushed(_ring, entries, refs), do: {entries, refs}
 
   # Pulls in a task: the answer may take a while, and pushes keep flowing.
   defp pull(state, ring, peer) do
