@@ -12,6 +12,7 @@ mod attack_malformed_frames;
 mod attack_refusal_oracle;
 mod authorization;
 mod dag_sync;
+mod feeds;
 mod joins;
 mod links;
 mod module_graph;
