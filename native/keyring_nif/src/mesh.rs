@@ -310,6 +310,7 @@ fn addr(s: &str) -> Result<SocketAddr, rustler::Error> {
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
+#[allow(clippy::too_many_arguments)]
 fn mesh_start(
     env: Env<'_>,
     identity: ResourceArc<KeyPairResource>,

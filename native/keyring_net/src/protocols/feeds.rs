@@ -437,8 +437,11 @@ fn answer_pull(
     .ok()
 }
 
+/// Entries and refs of one push message.
+type Chunk<'a> = (&'a [Vec<u8>], &'a [Vec<u8>]);
+
 /// Splits a push into messages of at most [`MAX_ITEMS`] entries and refs.
-fn chunks<'a>(entries: &'a [Vec<u8>], refs: &'a [Vec<u8>]) -> Vec<(&'a [Vec<u8>], &'a [Vec<u8>])> {
+fn chunks<'a>(entries: &'a [Vec<u8>], refs: &'a [Vec<u8>]) -> Vec<Chunk<'a>> {
     let mut out = Vec::new();
     let n = entries.len().max(refs.len()).div_ceil(MAX_ITEMS).max(1);
     for i in 0..n {

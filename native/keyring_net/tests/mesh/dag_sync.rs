@@ -218,8 +218,10 @@ fn a_root_not_shared_in_the_keyring_is_answered_like_an_absent_one() {
 /// A provider that answers every request with `respond(request)`: status
 /// byte and items of its choosing, then `then` (finish, or keep the stream
 /// open and trickle).
+type Respond = Box<dyn Fn(&Request) -> Vec<u8> + Send + Sync>;
+
 struct Liar {
-    respond: Box<dyn Fn(&Request) -> Vec<u8> + Send + Sync>,
+    respond: Respond,
     trickle: bool,
 }
 
