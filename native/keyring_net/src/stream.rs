@@ -257,6 +257,20 @@ impl FramedRecv {
         }
     }
 
+    /// Charges `bytes` to the connection's and the peer's memory budget
+    /// before a protocol that reads its own messages buffers them (waiting
+    /// for room as frames do); dropping the charge gives the room back. No
+    /// room in time: the stream is stopped (`STREAM_OVER_BUDGET`).
+    pub async fn charge(&mut self, bytes: usize) -> Result<Charge, ReadFrameError> {
+        match self.budget.charge(bytes, self.rules.budget_wait).await {
+            Ok(c) => Ok(c),
+            Err(_) => {
+                self.stop(STREAM_OVER_BUDGET);
+                Err(ReadFrameError::OverBudget)
+            }
+        }
+    }
+
     /// Time allowed to receive `bytes` at the link's minimum rate, plus the
     /// stream grace.
     pub fn allowance(&self, bytes: usize) -> Duration {

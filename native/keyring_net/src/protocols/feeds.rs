@@ -121,6 +121,9 @@ pub enum PullError {
     /// The peer sent slower than the minimum rate.
     #[error("the peer was too slow")]
     TooSlow,
+    /// A message found no room in the link's memory budget in time.
+    #[error("no room in the memory budget")]
+    OverBudget,
     /// The deadline passed.
     #[error("timed out")]
     Timeout,
@@ -464,7 +467,16 @@ async fn read_message(
 ) -> Result<Option<Vec<u8>>, PullError> {
     let started = Instant::now();
     let mut received = 0usize;
+    // The message is charged to the link's memory budget once its length is
+    // known, until it is complete.
+    let mut charge = None;
     loop {
+        if charge.is_none() && buf.len() >= 4 {
+            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+            if len <= max {
+                charge = Some(recv.charge(len).await.map_err(|_| PullError::OverBudget)?);
+            }
+        }
         match decode_frame(buf, max) {
             Ok(Some((message, used))) => {
                 let message = message.to_vec();

@@ -31,13 +31,17 @@ struct RNode {
 }
 
 fn rnode(sets: Arc<dyn SharedSet>, limits: ReconcileLimits) -> RNode {
+    rnode_with(sets, limits, Limits::default())
+}
+
+fn rnode_with(sets: Arc<dyn SharedSet>, limits: ReconcileLimits, mesh: Limits) -> RNode {
     let rec = Reconcile::new(sets, limits);
     let mut p = Protocols::new();
     p.add(rec.clone()).unwrap();
     let node = node_at(
         KeyPair::generate().unwrap(),
         "127.0.0.1:0".parse().unwrap(),
-        Limits::default(),
+        mesh,
         p,
     )
     .unwrap();
@@ -250,6 +254,63 @@ fn oversize_and_malformed_messages_end_the_session_and_the_peer_keeps_serving() 
     });
     // No answer frame for either, and the stream did not stay open.
     assert!(answers.iter().all(|(_, answered)| !answered), "{answers:?}");
+    let diff = x.reconcile_with(&y, KEYRING).unwrap();
+    assert_eq!((diff.have.len(), diff.need.len()), (2, 2));
+}
+
+#[test]
+fn a_message_larger_than_the_memory_budget_is_stopped_and_small_sessions_still_run() {
+    let (a, b, _, _) = sets(100, 2);
+    let x = rnode(Arc::new(Fixed(a)), ReconcileLimits::default());
+    // Messages up to 64 MiB allowed, but the link's budget is 24 MiB.
+    let y = rnode_with(
+        Arc::new(Fixed(b)),
+        ReconcileLimits {
+            max_message: 64 << 20,
+            ..ReconcileLimits::default()
+        },
+        Limits {
+            budget_wait: Duration::from_millis(200),
+            ..Limits::default()
+        },
+    );
+    let keys = [x.node.key, y.node.key];
+    x.node.mesh.set_members(KEYRING, members(&keys));
+    y.node.mesh.set_members(KEYRING, members(&keys));
+    let opener = x.node.mesh.opener();
+    let to = keyring_net::Target {
+        keyring: KEYRING,
+        peer: y.node.key,
+        addr: Some(y.node.addr()),
+    };
+    let (end, took) = x.node.mesh.runtime().block_on(async move {
+        let link = opener
+            .link(to, tokio::time::Instant::now() + T)
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let (mut send, mut recv) = link.open_bi(PROTOCOL_RECONCILE).await.unwrap();
+        // Announces 30 MiB (under the message limit, over the budget).
+        send.write(vec![bytes::Bytes::from(
+            (30u32 << 20).to_be_bytes().to_vec(),
+        )])
+        .await
+        .unwrap();
+        let by = tokio::time::Instant::now() + T;
+        let end = loop {
+            match recv.read_chunk(1024, by).await {
+                Ok(Some(_)) => {}
+                Ok(None) => break "finished",
+                Err(_) => break "reset",
+            }
+        };
+        (end, started.elapsed())
+    });
+    // No answer, and the session ended at the budget wait (0.2 s), not at
+    // the stream's byte-rate deadline (2 s) waiting for bytes it had no
+    // room for.
+    assert!(end == "finished" || end == "reset");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
     let diff = x.reconcile_with(&y, KEYRING).unwrap();
     assert_eq!((diff.have.len(), diff.need.len()), (2, 2));
 }

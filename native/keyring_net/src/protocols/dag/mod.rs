@@ -49,7 +49,7 @@ use bytes::Bytes;
 use keyring_core::dag::session::{self, Status};
 use keyring_core::dag::{
     Accepted, BlobRead, Cid, CodecError, Exclusion, ItemDecoder, Outcome, Provider, Request,
-    Source, Verifier, VerifyError,
+    Source, Verifier, VerifyError, MAX_ITEM_BYTES,
 };
 use keyring_core::membership::PublicKey;
 use quinn::SendStream;
@@ -143,6 +143,9 @@ pub enum FetchError {
     /// The provider sent slower than the minimum rate.
     #[error("the provider was too slow")]
     TooSlow,
+    /// The response found no room in the link's memory budget in time.
+    #[error("no room in the memory budget")]
+    OverBudget,
     /// The provider reset its response (at its visit limit, or its store
     /// failed), or the stream broke.
     #[error("the provider stopped its response")]
@@ -426,6 +429,12 @@ impl Dag {
             Status::Busy => return Err(FetchError::Busy),
             Status::BadRequest => return Err(FetchError::BadRequest),
         }
+        // What the response may make this side hold: one incomplete item
+        // and the chunks in flight to the verifier.
+        let _charge = recv
+            .charge(MAX_ITEM_BYTES + (self.limits.chunks_in_flight + 1) * self.limits.chunk_bytes)
+            .await
+            .map_err(|_| FetchError::OverBudget)?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(self.limits.chunks_in_flight.max(1));
         let (store, limits) = (self.store.clone(), self.limits.clone());
         let mut verifying =
@@ -541,7 +550,14 @@ async fn read_chunk(
 async fn read_request(recv: &mut FramedRecv) -> Result<Request, Option<CodecError>> {
     let started = Instant::now();
     let mut buf = Vec::new();
+    let mut charge = None;
     loop {
+        if charge.is_none() && buf.len() >= 4 {
+            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+            if len <= session::MAX_REQUEST_BYTES {
+                charge = Some(recv.charge(len).await.map_err(|_| None)?);
+            }
+        }
         match session::decode_request(&buf) {
             Ok(Some((request, used))) if used == buf.len() => return Ok(request),
             Ok(Some(_)) => return Err(Some(CodecError::TrailingBytes)),
