@@ -190,6 +190,45 @@ defmodule Keyring.DAG do
   end
 
   @doc """
+  Fetches the DAG below `root` from another member over the mesh (DAG
+  sync, mesh protocol 4) into this node's store, and returns what it took:
+
+      {:ok, %{round_trips: 1, requests: 1, received: 1000, received_bytes: 61_234,
+              wire_bytes: 63_301, visits: 1000, missing: [], deferred: []}}
+
+  The provider runs the same deterministic traversal as `stream/2` over its
+  store and streams the nodes in that order; this node runs it over what
+  arrives, so each node is stored only once it hashes to the cid the
+  traversal expects next (every node proven reachable from `root`). A
+  provider that sends anything else is cut off: `{:error, {:verify, why}}`,
+  and nothing after the lie is stored. Whatever the depth it takes one
+  round trip (two at most).
+
+  **What a provider serves:** a root shared in the keyring the request
+  comes through (`Keyring.Store.share/3`), and everything reachable from
+  it. A root that is absent and one not shared there both answer
+  `{:error, :not_found}`.
+
+  `missing` lists cids the provider did not have, `deferred` blobs over
+  1 MiB (with `blobs: true`) to fetch by blob transfer. With `pin: true`
+  (the default) the root is pinned before the sync starts, so GC keeps
+  everything that arrives (see `Keyring.Store.gc/1`: what is reachable
+  from a pinned or shared root is protected).
+
+  Other errors: `:busy` (the provider serves as many syncs to this node as
+  it allows), `:too_slow`, `:stopped` (the provider reset its answer, e.g.
+  at its limit of 1,000,000 cids per response), `:timeout`, `{:codec,
+  why}`, `{:store, why}`, and the mesh's transport errors (`:not_member`,
+  `:unreachable`, ...).
+
+  Options:
+
+  #{Keyring.Options.docs(Keyring.DAG.Fetch.schema())}
+  """
+  @spec fetch(cid(), keyword()) :: {:ok, map()} | {:error, term()}
+  def fetch(root, opts), do: Keyring.DAG.Fetch.fetch(root, opts)
+
+  @doc """
   A lazy stream of the DAG below `root`: `{cid, depth, value}` in traversal
   order, `value` a node struct, `{:blob, size}` (with `blobs: true`) or
   `:missing`. Options: `instance:`, `blobs:`, `max_depth:`.

@@ -157,7 +157,9 @@ defmodule Keyring.Native do
   def term_decode_dirty(_bytes), do: err()
 
   # QUIC mesh
-  def mesh_start(_keypair, _bind, _join_bind, _max_payload, _keep_alive_ms, _idle_ms), do: err()
+  def mesh_start(_keypair, _store, _bind, _join_bind, _max_payload, _keep_alive_ms, _idle_ms),
+    do: err()
+
   def mesh_addrs(_mesh), do: err()
   def mesh_set_members(_mesh, _ring, _members), do: err()
   def mesh_remove_keyring(_mesh, _ring), do: err()
@@ -176,6 +178,17 @@ defmodule Keyring.Native do
   def mesh_push_log(_mesh, _ring, _entries), do: err()
   def mesh_set_ring(_mesh, _ring), do: err()
   def mesh_exchange_heads(_mesh), do: err()
+
+  def mesh_dag_fetch(_mesh, _ref, _ring, _peer, _addr, _roots, _have, _blobs, _depth, _ms),
+    do: err()
+
+  def mesh_reconcile(_mesh, _ref, _ring, _peer, _addr, _ms), do: err()
+  def mesh_feeds_attach(_mesh, _pid), do: err()
+  def mesh_feeds_push(_mesh, _ring, _entries, _refs), do: err()
+
+  def mesh_feeds_pull(_mesh, _ref, _ring, _peer, _addr, _authors, _heads, _ms),
+    do: err()
+
   def mesh_rejected_handshakes(_mesh), do: err()
   def mesh_dispatch_to(_mesh, _pids), do: err()
   def mesh_close(_mesh), do: err()

@@ -53,8 +53,9 @@ defmodule Keyring.Store do
   ## Garbage collection
 
   Tags (shares and pins) are what keep blobs: `gc/1` deletes every blob and
-  partial blob no tag names (and no download in progress holds), and the
-  files of crashed writes. It never runs by itself unless `gc_interval` is
+  partial blob no tag names, that no tagged blob reaches through DAG links
+  (`Keyring.DAG`: pinning or sharing a root keeps its whole DAG), and that
+  no download in progress holds, and the files of crashed writes. It never runs by itself unless `gc_interval` is
   set. It works in bounded steps, each a single commit in the same queue as
   every put and tag, so a blob put or tagged while GC runs is never lost: a
   put with `pin:` or `share:` is protected the moment it is acknowledged.

@@ -1,6 +1,7 @@
 defmodule Keyring.Feed.Supervisor do
   @moduledoc false
-  # Feeds (Keyring.Feed.Server) and signed refs (Keyring.Refs.Server) of one
+  # Feeds (Keyring.Feed.Server), signed refs (Keyring.Refs.Server) and
+  # their replication over the mesh (Keyring.Feed.Replicator) of one
   # instance. They need the store, the identity and PubSub, which start
   # before the planes; the mesh plane is read only at call time.
 
@@ -19,7 +20,8 @@ defmodule Keyring.Feed.Supervisor do
   def init(opts) do
     children = [
       {Keyring.Feed.Server, name: opts[:name]},
-      {Keyring.Refs.Server, name: opts[:name]}
+      {Keyring.Refs.Server, name: opts[:name]},
+      {Keyring.Feed.Replicator, name: opts[:name]}
     ]
 
     Supervisor.init(children, strategy: :one_for_one)

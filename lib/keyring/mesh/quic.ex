@@ -13,11 +13,12 @@ defmodule Keyring.Mesh.Quic do
   alias Keyring.Mesh.TermCodec
 
   # `opts` are the validated `mesh:` options (see Keyring.Mesh).
-  def start(keypair, opts) do
+  def start(keypair, store, opts) do
     host = opts[:host]
 
     Native.mesh_start(
       keypair,
+      store,
       join_host(host, opts[:port]),
       join_host(host, opts[:join_port]),
       opts[:max_payload],

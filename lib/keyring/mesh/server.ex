@@ -29,7 +29,7 @@ defmodule Keyring.Mesh.Server do
     name = opts[:name]
     mesh_opts = opts[:mesh]
 
-    case Quic.start(opts[:keypair], mesh_opts) do
+    case Quic.start(opts[:keypair], Instance.fetch!(name, :store), mesh_opts) do
       {:ok, mesh} ->
         Process.flag(:trap_exit, true)
         {mesh_addr, join_addr} = Quic.addresses(mesh)

@@ -231,6 +231,53 @@ impl FramedRecv {
     }
 }
 
+impl FramedRecv {
+    /// Reads the next bytes of the stream as they come (at most `max`; `None`
+    /// at its end), failing with [`ReadFrameError::TooSlow`] (and stopping
+    /// the stream) once `deadline` has passed. For protocols that stream
+    /// their own items rather than one frame: the caller moves the deadline
+    /// on with the bytes received ([`FramedRecv::allowance`]) and bounds
+    /// what it buffers.
+    pub async fn read_chunk(
+        &mut self,
+        max: usize,
+        deadline: Instant,
+    ) -> Result<Option<Bytes>, ReadFrameError> {
+        if !self.head.is_empty() {
+            let take = self.head.len().min(max.max(1));
+            return Ok(Some(self.head.split_to(take)));
+        }
+        match tokio::time::timeout_at(deadline, self.recv.read_chunk(max.max(1), true)).await {
+            Ok(Ok(chunk)) => Ok(chunk.map(|c| c.bytes)),
+            Ok(Err(_)) => Err(ReadFrameError::Stream),
+            Err(_) => {
+                self.stop(STREAM_TOO_SLOW);
+                Err(ReadFrameError::TooSlow)
+            }
+        }
+    }
+
+    /// Charges `bytes` to the connection's and the peer's memory budget
+    /// before a protocol that reads its own messages buffers them (waiting
+    /// for room as frames do); dropping the charge gives the room back. No
+    /// room in time: the stream is stopped (`STREAM_OVER_BUDGET`).
+    pub async fn charge(&mut self, bytes: usize) -> Result<Charge, ReadFrameError> {
+        match self.budget.charge(bytes, self.rules.budget_wait).await {
+            Ok(c) => Ok(c),
+            Err(_) => {
+                self.stop(STREAM_OVER_BUDGET);
+                Err(ReadFrameError::OverBudget)
+            }
+        }
+    }
+
+    /// Time allowed to receive `bytes` at the link's minimum rate, plus the
+    /// stream grace.
+    pub fn allowance(&self, bytes: usize) -> Duration {
+        self.rules.allowance(bytes)
+    }
+}
+
 /// Pieces taken from quinn per read.
 const READ_BATCH: usize = 32;
 

@@ -1,4 +1,6 @@
-//! The QUIC mesh as a resource, serving two protocols: RPC and membership.
+//! The QUIC mesh as a resource, serving RPC, membership, DAG sync
+//! (`mesh_dag`), feed replication (`mesh_feeds`) and set reconciliation
+//! (`mesh_reconcile`).
 //! Calls answer `{:keyring_reply, ref, result}` through [`Reply`]; link
 //! events, requests, casts and log pushes arrive at the owner process as
 //! `{:keyring_mesh, event}`. Nothing here blocks a scheduler: work runs on the
@@ -10,7 +12,10 @@ use std::time::Duration;
 
 use keyring_core::membership::PublicKey;
 use keyring_core::wire::frame::{Refusal, Status};
+use keyring_net::protocols::dag::{Dag, DagLimits};
+use keyring_net::protocols::feeds::{FeedLimits, Feeds};
 use keyring_net::protocols::membership::{LogSink, LogUpdate, Membership};
+use keyring_net::protocols::reconcile::{Reconcile, ReconcileLimits};
 use keyring_net::protocols::rpc::{Cast, Request, Rpc, RpcHandler};
 use keyring_net::{
     CallError, Event, EventSink, Limits, Members, Mesh, MeshConfig, Protocols, Target,
@@ -36,7 +41,11 @@ mod local_atoms {
 const DECODE_REPLY_MAX: usize = 64 * 1024;
 
 pub(crate) struct MeshResource {
-    mesh: Mesh,
+    pub(crate) mesh: Mesh,
+    pub(crate) dag: Arc<Dag>,
+    pub(crate) reconcile: Arc<Reconcile>,
+    pub(crate) feeds: Arc<Feeds>,
+    pub(crate) feeds_sink: Arc<crate::mesh_feeds::BeamFeeds>,
     rpc: Arc<Rpc>,
     membership: Arc<Membership>,
     sink: Arc<PidSink>,
@@ -229,6 +238,11 @@ impl LogSink for PidSink {
 
 struct CallReason(CallError);
 
+/// A transport error as the BEAM sees it (for the protocols' NIFs).
+pub(crate) fn call_reason<'a>(env: Env<'a>, e: &CallError) -> Term<'a> {
+    CallReason(e.clone()).encode(env)
+}
+
 fn refusal_atom(r: Refusal) -> Atom {
     match r {
         Refusal::NotMember => atoms::not_member(),
@@ -297,9 +311,11 @@ fn addr(s: &str) -> Result<SocketAddr, rustler::Error> {
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
+#[allow(clippy::too_many_arguments)]
 fn mesh_start(
     env: Env<'_>,
     identity: ResourceArc<KeyPairResource>,
+    store: ResourceArc<crate::store::StoreResource>,
     bind: String,
     join_bind: String,
     max_payload: usize,
@@ -320,16 +336,38 @@ fn mesh_start(
     let sink = PidSink::new(env.pid());
     let rpc = Rpc::new(sink.clone(), &limits, max_payload);
     let membership = Membership::new(sink.clone(), &limits, max_payload);
+    let feeds_sink = crate::mesh_feeds::BeamFeeds::new();
+    let feeds = Feeds::new(
+        Arc::new(crate::mesh_feeds::StoreFeeds(store.clone())),
+        feeds_sink.clone(),
+        FeedLimits::default(),
+        &limits,
+    );
+    let dag = Dag::new(
+        Arc::new(crate::mesh_dag::StoreDag(store.clone())),
+        DagLimits::default(),
+    );
+    let reconcile = Reconcile::new(
+        Arc::new(crate::mesh_reconcile::StoreSets(store)),
+        ReconcileLimits::default(),
+    );
     let mut protocols = Protocols::new();
     protocols
         .add(rpc.clone())
         .and_then(|p| p.add(membership.clone()))
+        .and_then(|p| p.add(dag.clone()))
+        .and_then(|p| p.add(reconcile.clone()))
+        .and_then(|p| p.add(feeds.clone()))
         .map_err(|e| e.to_string())?;
     cfg.limits = limits;
     let mesh = Mesh::start(cfg, Arc::new(Members::default()), sink.clone(), protocols)
         .map_err(|e| e.to_string())?;
     Ok(ResourceArc::new(MeshResource {
         mesh,
+        dag,
+        reconcile,
+        feeds,
+        feeds_sink,
         rpc,
         membership,
         sink,

@@ -1,8 +1,9 @@
 //! Garbage collection in bounded steps.
 //!
 //! A blob or partial blob is garbage when nothing protects it: no tag (pin or
-//! share) names its cid, and no one in this process holds it (a partial blob
-//! being written). Each step runs on the writer thread, inside one batch's
+//! share) names its cid, it is not reachable through DAG links from a cid a
+//! tag names ([`crate::gc_reach`]), and no one in this process holds it (a
+//! partial blob being written). Each step runs on the writer thread, inside one batch's
 //! transaction: it looks at most `budget` records after the cursor, deletes
 //! the unprotected ones, and hands back where to go on. Deciding and deleting
 //! in the same transaction, in the same queue as every put and tag, leaves no
@@ -23,6 +24,7 @@ use redb::ReadableTable;
 
 use crate::apply::{Effects, Tables};
 use crate::committer::CommitterStats;
+use crate::gc_reach::Reach;
 use crate::layout::{parse_blob_file, parse_partial_file};
 use crate::StoreError;
 
@@ -147,9 +149,10 @@ fn blobs(
     p: &mut GcProgress,
 ) -> Result<GcCursor, StoreError> {
     let cids = page(&t.blobs, after, budget)?;
+    let mut reach = Reach::default();
     for cid in &cids {
         p.examined += 1;
-        if !t.protected(cid)? {
+        if !t.protected(cid)? && !reach.covers(t, cid)? {
             if let Some(size) = t.delete_blob(cid, fx)? {
                 p.blobs += 1;
                 p.bytes += size;
@@ -170,9 +173,10 @@ fn partials(
     p: &mut GcProgress,
 ) -> Result<GcCursor, StoreError> {
     let cids = page(&t.partials, after, budget)?;
+    let mut reach = Reach::default();
     for cid in &cids {
         p.examined += 1;
-        if !t.protected(cid)? {
+        if !t.protected(cid)? && !reach.covers(t, cid)? {
             if let Some(bytes) = t.delete_partial(cid, fx)? {
                 p.partials += 1;
                 p.bytes += bytes;

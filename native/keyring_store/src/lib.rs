@@ -48,6 +48,7 @@ mod blob_store;
 mod committer;
 mod error;
 pub mod gc;
+mod gc_reach;
 mod ingest;
 pub mod layout;
 mod live;

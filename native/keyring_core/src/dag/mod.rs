@@ -78,6 +78,7 @@ mod item;
 mod node;
 mod provider;
 mod request;
+pub mod session;
 mod traversal;
 mod varint;
 mod verifier;

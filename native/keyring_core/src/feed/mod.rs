@@ -27,6 +27,7 @@ mod book;
 mod chain;
 mod entry;
 mod error;
+pub mod wire;
 
 pub use book::{FeedBook, FeedId, Limits};
 pub use chain::{Ingested, Status};

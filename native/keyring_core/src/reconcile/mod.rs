@@ -22,6 +22,7 @@
 
 mod error;
 mod fingerprint;
+pub mod framing;
 mod items;
 mod message;
 mod session;

@@ -1,7 +1,12 @@
 //! The protocols Keyring's mesh serves, each a [`crate::Protocol`]:
-//! [`rpc`] (calls and casts) and [`membership`] (log pushes).
+//! [`rpc`] (calls and casts), [`membership`] (log pushes), [`dag`] (DAG
+//! sync), [`feeds`] (feed and ref replication) and [`reconcile`] (set
+//! reconciliation).
 
+pub mod dag;
+pub mod feeds;
 pub mod membership;
+pub mod reconcile;
 pub mod rpc;
 
 use std::sync::Mutex;
