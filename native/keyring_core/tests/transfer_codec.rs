@@ -250,3 +250,17 @@ fn a_truncated_response_never_completes_its_item() {
         TransferError::Truncated
     );
 }
+
+#[test]
+fn a_proof_alone_gives_the_last_group_and_ends_the_item() {
+    let big = blob(5 * GROUP_SIZE as usize + 1, 8);
+    let items = vec![Item {
+        cid: big.0,
+        proof: true,
+        ranges: GroupRanges::empty(),
+    }];
+    let stream = encode_response_all(&items, |_| Some((&big.1[..], &big.2[..]))).unwrap();
+    let got = decode(items, vec![], &stream, 3).unwrap();
+    let order: Vec<u64> = got[0].as_ref().unwrap().iter().map(|g| g.0).collect();
+    assert_eq!(order, vec![5]);
+}

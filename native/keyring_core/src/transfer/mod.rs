@@ -314,6 +314,9 @@ pub struct ResponseDecoder {
     sizes: Vec<Option<u64>>,
     at: usize,
     state: State,
+    /// The current verified stream has ended (the state moves on at the
+    /// next push).
+    stream_done: bool,
     failed: Option<TransferError>,
 }
 
@@ -330,6 +333,7 @@ impl ResponseDecoder {
             sizes,
             at: 0,
             state: State::Status,
+            stream_done: false,
             failed: None,
         }
     }
@@ -346,7 +350,8 @@ impl ResponseDecoder {
 
     /// Whether every item was answered.
     pub fn is_done(&self) -> bool {
-        self.at >= self.items.len()
+        let ending = self.stream_done && matches!(self.state, State::Data(_));
+        self.at + usize::from(ending) >= self.items.len()
     }
 
     /// The next group of the current item the stream will deliver.
@@ -378,6 +383,10 @@ impl ResponseDecoder {
     pub fn push<'a>(&'a mut self, input: &'a [u8]) -> Result<(usize, Event<'a>), TransferError> {
         if let Some(e) = self.failed {
             return Err(e);
+        }
+        if std::mem::take(&mut self.stream_done) {
+            let in_proof = matches!(self.state, State::Proof(_));
+            self.advance(in_proof, self.at)?;
         }
         let item = self.at;
         if item >= self.items.len() {
@@ -441,23 +450,25 @@ impl ResponseDecoder {
     fn push_stream<'a>(&'a mut self, input: &'a [u8]) -> Result<(usize, Event<'a>), TransferError> {
         let item = self.at;
         let in_proof = matches!(self.state, State::Proof(_));
-        // A finished decoder moves the state on first (no borrow of its
-        // last group is alive then).
-        let finished = match &self.state {
-            State::Proof(d) | State::Data(d) => d.tree().is_some() && d.next_group().is_none(),
-            _ => false,
-        };
-        if finished {
-            self.advance(in_proof, item)?;
-            return Ok((0, self.after_advance(in_proof, item)));
-        }
         let (State::Proof(decoder) | State::Data(decoder)) = &mut self.state else {
             return Ok((0, Event::NeedMore));
         };
         match decoder.push(input) {
             Ok((used, Step::Group(group))) => Ok((used, Event::Group { item, group })),
-            // Done: the next push finds the decoder finished and moves on.
-            Ok((used, Step::NeedMore | Step::Done)) => Ok((used, Event::NeedMore)),
+            Ok((used, Step::NeedMore)) => Ok((used, Event::NeedMore)),
+            // The state moves on at the next push (the decoder is borrowed
+            // here); a proof is always followed by the data stream's header.
+            Ok((used, Step::Done)) => {
+                self.stream_done = true;
+                Ok((
+                    used,
+                    if in_proof {
+                        Event::NeedMore
+                    } else {
+                        Event::ItemDone { item }
+                    },
+                ))
+            }
             Err(error) => {
                 let e = TransferError::Stream { item, error };
                 self.failed = Some(e);
@@ -484,13 +495,6 @@ impl ResponseDecoder {
         Ok(())
     }
 
-    fn after_advance<'a>(&self, in_proof: bool, item: usize) -> Event<'a> {
-        if in_proof {
-            Event::NeedMore
-        } else {
-            Event::ItemDone { item }
-        }
-    }
 }
 
 /// The provider's side of one found item: the verified streams it sends

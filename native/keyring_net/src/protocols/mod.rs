@@ -2,6 +2,7 @@
 //! [`rpc`] (calls and casts) and [`membership`] (log pushes).
 
 pub mod membership;
+pub mod blobs;
 pub mod rpc;
 
 use std::sync::Mutex;

@@ -1,0 +1,305 @@
+//! Blob transfer (protocol 3): a member fetches blobs by cid from members of
+//! a keyring they share, as BLAKE3 verified streams
+//! ([`keyring_core::transfer`] is the wire codec).
+//!
+//! **Scoping.** A blob is served on a connection of keyring K only if it is
+//! shared into K ([`BlobProvider::open`] decides, given the connection's
+//! keyring); an absent blob and a blob not shared in K get the same
+//! `NOT_FOUND` byte, at the same point of the stream, so a member guessing
+//! cids learns nothing about other keyrings' content.
+//!
+//! **Provider side.** One bidirectional stream per request: a `Request`
+//! frame (read under the stream fences: size limit, byte-rate deadline,
+//! memory budget), then the answer streamed from the [`BlobSource`] through
+//! a checking [`keyring_core::verified::Encoder`] into the QUIC stream in
+//! pieces of [`PIECE`] bytes. QUIC flow control is the backpressure: a slow
+//! receiver holds one piece per stream, never a blob; a receiver that takes
+//! nothing for [`Blobs::new`]'s `stall` has its stream reset.
+//!
+//! **Receiver side.** [`get`] sends a request and hands back the raw bytes
+//! as they come, through a bounded channel; [`download`] verifies them
+//! group by group into a [`BlobSink`], from one or many providers.
+
+pub mod download;
+pub mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use keyring_core::hash::Digest;
+use keyring_core::membership::PublicKey;
+use keyring_core::transfer::{
+    self, decode_get, item_encoders, Item, ListEntry, ListRequest, FOUND, NOT_FOUND,
+};
+use keyring_core::verified::{Need, PAIR_LEN};
+use keyring_core::wire::frame::{self, Frame, Status};
+use quinn::SendStream;
+use tokio::sync::mpsc;
+
+use crate::close::{stream_code, STREAM_BAD_FRAME, STREAM_DROPPED, STREAM_TOO_SLOW};
+use crate::error::CallError;
+use crate::protocol::{BoxFuture, PeerLink, Protocol, ProtocolId};
+use crate::stream::FramedRecv;
+
+/// The protocol id of blob transfer.
+pub const PROTOCOL_BLOBS: ProtocolId = 3;
+
+/// Bytes of the answer prepared at a time (per stream).
+pub const PIECE: usize = 256 * 1024;
+
+/// Largest request frame accepted (4096 items with fragmented ranges fit).
+pub const MAX_REQUEST: usize = 1 << 20;
+
+/// A blob opened for serving.
+pub trait BlobSource: Send {
+    /// Its size in bytes.
+    fn size(&self) -> u64;
+    /// The outboard pair at `slot`.
+    fn pair(&self, slot: u64) -> std::io::Result<[u8; PAIR_LEN]>;
+    /// Fills `buf` with the blob's bytes at `offset`.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+}
+
+/// Where served blobs come from (the store, in the node). Called on the
+/// mesh's runtime: must answer quickly (a lookup, an open).
+pub trait BlobProvider: Send + Sync + 'static {
+    /// Opens `cid` for a member of `keyring`: `None` when it is absent *or*
+    /// not shared into `keyring` (the two must not be told apart).
+    fn open(&self, keyring: &PublicKey, cid: &Digest) -> Option<Box<dyn BlobSource>>;
+    /// Up to `limit` blobs shared into `keyring`, by share-tag name after
+    /// `after`.
+    fn list(&self, keyring: &PublicKey, after: &[u8], limit: usize) -> Vec<ListEntry>;
+}
+
+/// The blob transfer protocol (provider side).
+pub struct Blobs {
+    provider: Arc<dyn BlobProvider>,
+    stall: Duration,
+}
+
+impl std::fmt::Debug for Blobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Blobs")
+    }
+}
+
+impl Blobs {
+    /// Serves blobs from `provider`; a receiver that takes no piece for
+    /// `stall` has its stream reset.
+    pub fn new(provider: Arc<dyn BlobProvider>, stall: Duration) -> Arc<Self> {
+        Arc::new(Self { provider, stall })
+    }
+
+    async fn serve(self: Arc<Self>, link: PeerLink, mut send: SendStream, mut recv: FramedRecv) {
+        let Ok(request) = recv.read_frame(MAX_REQUEST).await else {
+            let _ = send.reset(stream_code(STREAM_DROPPED));
+            return;
+        };
+        let (name, body) = match frame::decode(&request.bytes, MAX_REQUEST) {
+            Ok(Frame::Request { name, body }) => (name, body),
+            _ => {
+                let _ = send.reset(stream_code(STREAM_BAD_FRAME));
+                return;
+            }
+        };
+        if !link.is_member() {
+            let _ = send.reset(stream_code(STREAM_DROPPED));
+            return;
+        }
+        let keyring = link.keyring();
+        match name {
+            transfer::GET => match decode_get(body) {
+                Ok(items) => {
+                    drop(request);
+                    self.answer_get(&keyring, items, send).await;
+                }
+                Err(_) => {
+                    let _ = send.reset(stream_code(STREAM_BAD_FRAME));
+                }
+            },
+            transfer::LIST => match ListRequest::decode(body) {
+                Ok(req) => {
+                    let entries =
+                        self.provider
+                            .list(&keyring, &req.after, usize::from(req.limit));
+                    let body = transfer::encode_list(&entries).unwrap_or_default();
+                    if let Ok(reply) = (Frame::Response {
+                        status: Status::Ok,
+                        body: &body,
+                    })
+                    .encode()
+                    {
+                        self.write(&mut send, Bytes::from(reply)).await;
+                        let _ = send.finish();
+                    }
+                }
+                Err(_) => {
+                    let _ = send.reset(stream_code(STREAM_BAD_FRAME));
+                }
+            },
+            _ => {
+                let _ = send.reset(stream_code(STREAM_BAD_FRAME));
+            }
+        }
+    }
+
+    /// Writes `piece`, or resets the stream if the receiver takes nothing
+    /// for the stall deadline; false if the stream is gone.
+    async fn write(&self, send: &mut SendStream, piece: Bytes) -> bool {
+        match tokio::time::timeout(self.stall, send.write_chunk(piece)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                let _ = send.reset(stream_code(STREAM_TOO_SLOW));
+                false
+            }
+        }
+    }
+
+    async fn answer_get(&self, keyring: &PublicKey, items: Vec<Item>, mut send: SendStream) {
+        let mut buf: Vec<u8> = Vec::with_capacity(PIECE + 64 * 1024);
+        let mut group = vec![0u8; keyring_core::verified::GROUP_SIZE as usize];
+        for item in &items {
+            let Some(source) = self.provider.open(keyring, &item.cid) else {
+                buf.push(NOT_FOUND);
+                continue;
+            };
+            buf.push(FOUND);
+            for mut enc in item_encoders(item, source.size()) {
+                buf.extend_from_slice(&enc.header());
+                loop {
+                    let ok = match enc.next() {
+                        Need::Done => break,
+                        Need::Parent { slot } => match source.pair(slot) {
+                            Ok(pair) if enc.parent(&pair).is_ok() => {
+                                buf.extend_from_slice(&pair);
+                                true
+                            }
+                            _ => false,
+                        },
+                        Need::Group { offset, len, .. } => {
+                            let g = &mut group[..len];
+                            match source.read_at(offset, g) {
+                                Ok(()) if enc.group(g).is_ok() => {
+                                    buf.extend_from_slice(g);
+                                    true
+                                }
+                                _ => false,
+                            }
+                        }
+                    };
+                    if !ok {
+                        // Our copy is damaged or unreadable mid-stream: the
+                        // receiver cannot be told "not found" any more.
+                        let _ = send.reset(stream_code(STREAM_DROPPED));
+                        return;
+                    }
+                    if buf.len() >= PIECE {
+                        let piece = Bytes::from(std::mem::replace(
+                            &mut buf,
+                            Vec::with_capacity(PIECE + 64 * 1024),
+                        ));
+                        if !self.write(&mut send, piece).await {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        if !buf.is_empty() && !self.write(&mut send, Bytes::from(buf)).await {
+            return;
+        }
+        let _ = send.finish();
+    }
+}
+
+impl Protocol for Blobs {
+    fn id(&self) -> ProtocolId {
+        PROTOCOL_BLOBS
+    }
+
+    fn accept_bi(self: Arc<Self>, link: PeerLink, send: SendStream, recv: FramedRecv) -> BoxFuture {
+        Box::pin(self.serve(link, send, recv))
+    }
+}
+
+/// Pieces of an answer buffered between the QUIC stream and its reader.
+const CHANNEL_PIECES: usize = 8;
+
+/// What [`get`] hands back: the answer's bytes as they arrive; the stream
+/// ends with `Ok(None)`-like closing of the channel after an `Err` or at
+/// the answer's end. Dropping it stops the stream.
+pub type Answer = mpsc::Receiver<Result<Bytes, CallError>>;
+
+/// Sends a GET for `items` on `link` and returns its answer's bytes as they
+/// arrive (through a bounded channel: a slow reader slows the provider).
+pub async fn get(link: &PeerLink, items: &[Item]) -> Result<Answer, CallError> {
+    let body = transfer::encode_get(items).map_err(|e| CallError::Protocol(e.to_string()))?;
+    let (mut send, mut recv) = link.open_bi(PROTOCOL_BLOBS).await?;
+    let prefix = frame::message_prefix(false, transfer::GET, body.len())
+        .map_err(|e| CallError::Protocol(e.to_string()))?;
+    send.write(vec![Bytes::from(prefix), Bytes::from(body)])
+        .await
+        .map_err(|_| crate::error::closed_reason(link.connection()))?;
+    send.finish();
+    let (tx, rx) = mpsc::channel(CHANNEL_PIECES);
+    let conn = link.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                chunk = recv.read_chunk(64 * 1024) => match chunk {
+                    Ok(Some(bytes)) => {
+                        if tx.send(Ok(bytes)).await.is_err() {
+                            recv.stop(STREAM_DROPPED);
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(_) => {
+                        let _ = tx
+                            .send(Err(crate::error::closed_reason(conn.connection())))
+                            .await;
+                        return;
+                    }
+                },
+                () = tx.closed() => {
+                    recv.stop(STREAM_DROPPED);
+                    return;
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Lists the blobs `link`'s peer shares into the link's keyring, after tag
+/// name `after`, at most `limit`.
+pub async fn list(link: &PeerLink, after: &[u8], limit: u16) -> Result<Vec<ListEntry>, CallError> {
+    let body = ListRequest {
+        after: after.to_vec(),
+        limit,
+    }
+    .encode()
+    .map_err(|e| CallError::Protocol(e.to_string()))?;
+    let (mut send, mut recv) = link.open_bi(PROTOCOL_BLOBS).await?;
+    let prefix = frame::message_prefix(false, transfer::LIST, body.len())
+        .map_err(|e| CallError::Protocol(e.to_string()))?;
+    send.write(vec![Bytes::from(prefix), Bytes::from(body)])
+        .await
+        .map_err(|_| crate::error::closed_reason(link.connection()))?;
+    send.finish();
+    let max = 2 + transfer::MAX_LIST * (1 + transfer::MAX_NAME + 40);
+    let reply = recv
+        .read_frame(max)
+        .await
+        .map_err(|e| crate::error::read_failed(link.connection(), e))?;
+    match frame::decode(&reply.bytes, max) {
+        Ok(Frame::Response {
+            status: Status::Ok,
+            body,
+        }) => transfer::decode_list(body).map_err(|e| CallError::Protocol(e.to_string())),
+        Ok(_) => Err(CallError::Protocol("expected Response".into())),
+        Err(e) => Err(CallError::Protocol(e.to_string())),
+    }
+}
