@@ -6,4 +6,5 @@
 mod support;
 
 mod downloader;
+mod over_quic;
 

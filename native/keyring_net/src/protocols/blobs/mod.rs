@@ -303,3 +303,58 @@ pub async fn list(link: &PeerLink, after: &[u8], limit: u16) -> Result<Vec<ListE
         Err(e) => Err(CallError::Protocol(e.to_string())),
     }
 }
+
+/// A member reached over the mesh, as a [`download::Provider`]: each GET
+/// opens a stream on the link to `target` (dialling it if needed within
+/// `dial`).
+#[derive(Clone)]
+pub struct LinkProvider {
+    opener: crate::connect::Opener,
+    target: crate::protocol::Target,
+    dial: Duration,
+}
+
+impl std::fmt::Debug for LinkProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkProvider")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl LinkProvider {
+    /// A provider at `target`, reached through `opener`.
+    pub fn new(opener: crate::connect::Opener, target: crate::protocol::Target, dial: Duration) -> Self {
+        Self {
+            opener,
+            target,
+            dial,
+        }
+    }
+
+    /// Lists what the member shares into the target keyring (one page).
+    pub async fn list(&self, after: &[u8], limit: u16) -> Result<Vec<ListEntry>, CallError> {
+        let deadline = tokio::time::Instant::now() + self.dial;
+        let link = self.opener.link(self.target, deadline).await?;
+        list(&link, after, limit).await
+    }
+}
+
+impl download::Provider for LinkProvider {
+    fn key(&self) -> PublicKey {
+        self.target.peer
+    }
+
+    fn get(
+        &self,
+        items: Vec<Item>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Answer, CallError>> + Send + 'static>>
+    {
+        let this = self.clone();
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + this.dial;
+            let link = this.opener.link(this.target, deadline).await?;
+            get(&link, &items).await
+        })
+    }
+}
