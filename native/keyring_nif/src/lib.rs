@@ -18,6 +18,7 @@ mod mesh;
 mod refs;
 mod reply;
 mod store;
+mod sync;
 mod term_codec;
 mod timeslice;
 

@@ -39,10 +39,26 @@ pub(crate) struct MeshResource {
     rpc: Arc<Rpc>,
     membership: Arc<Membership>,
     sink: Arc<PidSink>,
+    /// The store the blob protocol (3) serves from and fetches into.
+    blob_store: Arc<crate::sync::StoreSlot>,
 }
 
 #[rustler::resource_impl]
 impl Resource for MeshResource {}
+
+impl MeshResource {
+    pub(crate) fn blob_store(&self) -> &crate::sync::StoreSlot {
+        &self.blob_store
+    }
+
+    pub(crate) fn mesh_opener(&self) -> keyring_net::Opener {
+        self.mesh.opener()
+    }
+
+    pub(crate) fn mesh_runtime(&self) -> &tokio::runtime::Handle {
+        self.mesh.runtime()
+    }
+}
 
 // The mesh is only touched through &self methods that keep their own locks;
 // a panic inside one (caught by rustler) leaves nothing half-updated to observe.
@@ -319,10 +335,12 @@ fn mesh_start(
     let sink = PidSink::new(env.pid());
     let rpc = Rpc::new(sink.clone(), &limits, max_payload);
     let membership = Membership::new(sink.clone(), &limits, max_payload);
+    let blob_store = Arc::new(crate::sync::StoreSlot::default());
     let mut protocols = Protocols::new();
     protocols
         .add(rpc.clone())
         .and_then(|p| p.add(membership.clone()))
+        .and_then(|p| p.add(crate::sync::protocol(&blob_store)))
         .map_err(|e| e.to_string())?;
     cfg.limits = limits;
     let mesh = Mesh::start(cfg, Arc::new(Members::default()), sink.clone(), protocols)
@@ -332,6 +350,7 @@ fn mesh_start(
         rpc,
         membership,
         sink,
+        blob_store,
     }))
 }
 
