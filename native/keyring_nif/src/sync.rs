@@ -164,15 +164,7 @@ impl PartialSink for StorePartial {
 
 impl BlobSink for StoreSink {
     fn has(&self, cid: &Digest) -> bool {
-        let has = self.store.blobs().has(cid).unwrap_or(false);
-        if has {
-            // Already here: share it into the keyring it was asked for.
-            let _ = self.store.write(WriteOp::SetTag {
-                tag: self.tag(cid),
-                cid: *cid,
-            });
-        }
-        has
+        self.store.blobs().has(cid).unwrap_or(false)
     }
 
     fn partial_size(&self, cid: &Digest) -> Option<u64> {
@@ -265,7 +257,7 @@ fn encode_progress<'a>(env: Env<'a>, p: &Progress) -> Term<'a> {
 
 /// Fetches `cids` for `keyring` from `providers` (`[{peer_key, addr | nil}]`)
 /// into the attached store. `:ok` now; progress as
-/// `{:keyring_sync, ref, {:progress, map}}`; the end as
+/// `{:keyring_sync, tag, {:progress, map}}`; the end as
 /// `{:keyring_reply, ref, {:ok, map} | {:error, reason, map}}`.
 #[rustler::nif]
 #[allow(clippy::too_many_arguments)]
@@ -273,6 +265,7 @@ fn sync_fetch<'a>(
     env: Env<'a>,
     m: ResourceArc<MeshResource>,
     reference: Term<'a>,
+    tag: u64,
     keyring: Binary<'a>,
     providers: Vec<(Binary<'a>, Option<String>)>,
     cids: Vec<Binary<'a>>,
@@ -303,8 +296,6 @@ fn sync_fetch<'a>(
         list.push(Arc::new(LinkProvider::new(opener.clone(), target, stall)));
     }
     let pid: LocalPid = env.pid();
-    let progress_ref = OwnedEnv::new();
-    let saved = progress_ref.save(reference);
     let reply = Reply::new(env, reference);
     let sink: Arc<dyn BlobSink> = Arc::new(StoreSink { store, keyring });
     let opts = Options {
@@ -312,25 +303,19 @@ fn sync_fetch<'a>(
         slice_groups: slice_groups.max(1),
         ..Options::default()
     };
-    let report = {
-        let saved = Arc::new(std::sync::Mutex::new((progress_ref, saved)));
-        Box::new(move |p: &Progress| {
-            if p.finished {
-                return;
-            }
-            let guard = saved.lock().unwrap_or_else(|e| e.into_inner());
-            let reference = guard.1.clone();
-            drop(guard);
-            let mut env = OwnedEnv::new();
-            let _ = env.send_and_clear(&pid, |env| {
-                (
-                    local_atoms::keyring_sync(),
-                    reference.load(env),
-                    (local_atoms::progress(), encode_progress(env, p)),
-                )
-                    .encode(env)
-            });
-        })
+    let report = move |p: &Progress| {
+        if p.finished {
+            return;
+        }
+        let mut env = OwnedEnv::new();
+        let _ = env.send_and_clear(&pid, |env| {
+            (
+                local_atoms::keyring_sync(),
+                tag,
+                (local_atoms::progress(), encode_progress(env, p)),
+            )
+                .encode(env)
+        });
     };
     m.mesh_runtime().spawn(async move {
         let last = Arc::new(std::sync::Mutex::new(None::<Progress>));
