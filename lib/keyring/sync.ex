@@ -72,8 +72,9 @@ defmodule Keyring.Sync do
 
     * `:keyring` - the keyring to fetch for (default: the first keyring with
       a linked member, or with one of `:from`)
-    * `:from` - member keys (raw or text) to fetch from (default: every
-      linked member of the keyring)
+    * `:from` - members to fetch from: keys (raw or text), or
+      `{key, "host:port"}` for a member whose address this node has not
+      learnt yet (default: every linked member of the keyring)
     * `:async` - `true` to return `{:ok, transfer_id}` at once
     * `:timeout` - how long to wait (default 10 minutes)
     * `:instance`
@@ -167,6 +168,7 @@ defmodule Keyring.Sync do
   @doc false
   def topic, do: @topic
 
-  defp peer!(<<_::256>> = key), do: key
-  defp peer!(text) when is_binary(text), do: Keyring.Identity.NodeId.parse!(text)
+  defp peer!({key, addr}) when is_binary(addr), do: {key |> peer!() |> elem(0), addr}
+  defp peer!(<<_::256>> = key), do: {key, nil}
+  defp peer!(text) when is_binary(text), do: {Keyring.Identity.NodeId.parse!(text), nil}
 end

@@ -128,7 +128,6 @@ defmodule Keyring.Sync.Server do
   defp start(state, ring, cids, providers, reason) do
     mesh = Instance.get(state.instance, :mesh, nil)
     ref = make_ref()
-    addrs = Enum.map(providers, &{&1, nil})
     id = state.next_id
 
     case mesh &&
@@ -137,13 +136,13 @@ defmodule Keyring.Sync.Server do
              ref,
              id,
              ring,
-             addrs,
+             providers,
              cids,
              state.opts[:stall_ms],
              state.opts[:slice_groups]
            ) do
       :ok ->
-        t = Transfer.new(id, ring, cids, providers, reason, now())
+        t = Transfer.new(id, ring, cids, Enum.map(providers, &elem(&1, 0)), reason, now())
         publish(state, {:keyring_sync, :started, t})
 
         {:ok, id,
@@ -196,7 +195,7 @@ defmodule Keyring.Sync.Server do
           keyring
 
         from != nil ->
-          Enum.find(rings, fn r -> Enum.any?(from, &(&1 in connected(state, r))) end) ||
+          Enum.find(rings, fn r -> Enum.any?(from, &(elem(&1, 0) in connected(state, r))) end) ||
             List.first(rings)
 
         true ->
@@ -207,7 +206,7 @@ defmodule Keyring.Sync.Server do
       ring == nil -> {:error, :no_keyring}
       ring not in rings -> {:error, :not_member}
       from != nil -> {:ok, ring, from}
-      (peers = connected(state, ring)) != [] -> {:ok, ring, peers}
+      (peers = connected(state, ring)) != [] -> {:ok, ring, Enum.map(peers, &{&1, nil})}
       true -> {:error, :no_providers}
     end
   end
@@ -251,7 +250,7 @@ defmodule Keyring.Sync.Server do
       if wanted == [] do
         state
       else
-        case start(state, ring, wanted, [peer], :mirror) do
+        case start(state, ring, wanted, [{peer, nil}], :mirror) do
           {:ok, _id, state} -> state
           {:error, _} -> state
         end
