@@ -114,8 +114,8 @@ defmodule Keyring.Cluster.SyncCrashTest do
     {:ok, id} =
       Peers.call(b, Keyring.Sync, :fetch, [cid, [from: key(a), keyring: ring, async: true]])
 
-    # Past the first durable save of the partial blob (every 32 MiB).
-    eventually(fn -> transfer(b, id).bytes_done > 48 * 1024 * 1024 end, 60_000, "48 MiB")
+    # Past the first durable save of the partial blob (every 64 MiB).
+    eventually(fn -> transfer(b, id).bytes_done > 80 * 1024 * 1024 end, 60_000, "80 MiB")
     sigkill(b)
 
     b2 = Peers.start(:"synccrash_b2_#{u}", dir: b.dir)

@@ -145,6 +145,18 @@ impl FramedRecv {
         }
     }
 
+    /// Reads as many bytes as are there (at least one, waiting for them) into
+    /// `buf`; how many (`None` at the stream's end). For raw streams, as
+    /// [`read_chunk`](Self::read_chunk), in larger pieces.
+    pub async fn read_some(&mut self, buf: &mut [u8]) -> Result<Option<usize>, ReadFrameError> {
+        if !self.head.is_empty() {
+            let take = self.head.len().min(buf.len());
+            buf[..take].copy_from_slice(&self.head.split_to(take));
+            return Ok(Some(take));
+        }
+        self.recv.read(buf).await.map_err(|_| ReadFrameError::Stream)
+    }
+
     /// Reads the rest of the stream as one frame (header included) whose
     /// payload is at most `max_payload` bytes.
     pub async fn read_frame(&mut self, max_payload: usize) -> Result<ChargedFrame, ReadFrameError> {

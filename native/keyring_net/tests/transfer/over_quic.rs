@@ -169,3 +169,36 @@ fn a_malformed_request_is_refused_and_the_link_still_serves() {
     );
     assert_eq!(ok.len(), 1 + 8 + 1000 + 8);
 }
+
+/// Throughput of the protocol and the downloader alone (memory to memory,
+/// no disk, no BEAM): `cargo test --release --test transfer -- --ignored
+/// --nocapture throughput`.
+#[test]
+#[ignore]
+fn throughput_memory_to_memory() {
+    let (p, ps, q, qs) = pair();
+    let blob = data(256 << 20, 1);
+    let cid = ps.insert(blob);
+    ps.share(KEYRING, cid);
+    let provider = LinkProvider::new(
+        q.mesh.opener(),
+        Target {
+            keyring: KEYRING,
+            peer: p.key,
+            addr: Some(p.addr()),
+        },
+        T,
+    );
+    let sink: Arc<dyn BlobSink> = Arc::new(qs.clone());
+    let t0 = std::time::Instant::now();
+    let out = q.mesh.runtime().block_on(download(
+        vec![cid],
+        vec![Arc::new(provider) as Arc<dyn Provider>],
+        sink,
+        Options::default(),
+        Box::new(|_| {}),
+    ));
+    out.unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    println!("256 MiB memory to memory: {:.0} MiB/s", 256.0 / secs);
+}

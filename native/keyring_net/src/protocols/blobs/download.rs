@@ -2,12 +2,14 @@
 //! [`BlobSink`], verifying every 16 KiB group before it is written.
 //!
 //! 1. **Sizes.** Blobs the sink neither has nor holds a partial of are
-//!    asked for with the size proof and no other group, up to
-//!    [`transfer::MAX_ITEMS`] per request, from one provider after another
-//!    until each is found. A blob of one group (≤ 16 KiB) is complete with
-//!    its proof: such blobs are stored in batches ([`BlobSink::put_small`]),
-//!    so many small blobs cost one round trip and one group commit per batch.
-//!    A larger blob's proof opens its partial blob with a proven size.
+//!    asked for with the size proof and their first 64 groups (1 MiB), up
+//!    to [`transfer::MAX_ITEMS`] per request, from one provider after
+//!    another until each is found. A blob of at most 64 groups is complete
+//!    with that answer: such blobs are assembled in memory (at most 64 MiB
+//!    per batch) and stored in batches ([`BlobSink::put_small`]), so many
+//!    small blobs cost one round trip and one group commit per batch. A
+//!    larger blob's proof opens its partial blob with a proven size, and
+//!    its first groups go straight into it.
 //! 2. **Groups.** Each large blob's missing groups (a resumed partial asks
 //!    only for those) are cut into slices of [`Options::slice_groups`] and
 //!    put in a queue. Every provider has a worker that takes the next slice,
@@ -101,7 +103,7 @@ impl Default for Options {
         Self {
             slice_groups: 64,
             stall: Duration::from_secs(5),
-            save_every: 32 << 20,
+            save_every: 64 << 20,
             report_every: Duration::from_millis(200),
         }
     }
@@ -242,12 +244,21 @@ async fn run(
     let mut alive: Vec<Arc<dyn Provider>> = providers;
     let mut large: Vec<(Digest, Box<dyn PartialSink>)> = Vec::new();
     let mut unknown: Vec<Digest> = Vec::new();
-    for cid in cids {
-        if blocking(|| sink.has(&cid)) {
+    // What the sink has already, in one blocking section.
+    let known: Vec<(Digest, bool, Option<u64>)> = blocking(|| {
+        cids.iter()
+            .map(|cid| {
+                let has = sink.has(cid);
+                (*cid, has, if has { None } else { sink.partial_size(cid) })
+            })
+            .collect()
+    });
+    for (cid, has, partial) in known {
+        if has {
             lock(shared).progress.blobs_done += 1;
             continue;
         }
-        match blocking(|| sink.partial_size(&cid)) {
+        match partial {
             Some(size) => match blocking(|| sink.open(&cid, size)).map_err(DownloadError::Sink)? {
                 Some(partial) => {
                     let have = partial.have().count_below(u64::MAX).saturating_mul(GROUP_SIZE);
@@ -273,7 +284,25 @@ async fn run(
     }
 }
 
-/// Phase 1: proofs for `batch` (small blobs complete with them).
+/// Blobs of at most this many groups (1 MiB) are fetched whole in the
+/// first request and stored in one put; larger ones get their first groups
+/// from it and the rest in slices.
+const WHOLE_GROUPS: u64 = 64;
+
+/// Most bytes of whole blobs held in memory per batch.
+const WHOLE_MEMORY: u64 = 64 << 20;
+
+/// A blob of the first request being assembled.
+enum Assembling {
+    /// In memory, to be stored whole.
+    Whole { data: Vec<u8>, groups: u64, got: u64 },
+    /// Into its partial blob.
+    Partial(Box<dyn PartialSink>),
+    /// Found complete locally meanwhile: its groups are dropped.
+    Skip,
+}
+
+/// Phase 1: proofs (and the first [`WHOLE_GROUPS`]) for `batch`.
 async fn sizes(
     batch: &[Digest],
     alive: &mut Vec<Arc<dyn Provider>>,
@@ -292,11 +321,13 @@ async fn sizes(
             .map(|cid| Item {
                 cid: *cid,
                 proof: true,
-                ranges: GroupRanges::empty(),
+                ranges: GroupRanges::from(0..WHOLE_GROUPS),
             })
             .collect();
         let mut answered = vec![false; items.len()];
         let mut small: Vec<(Digest, Vec<u8>)> = Vec::new();
+        let mut building: Vec<Option<Assembling>> = (0..items.len()).map(|_| None).collect();
+        let mut in_memory = 0u64;
         let outcome = async {
             let mut answer = tokio::time::timeout(opts.stall, provider.get(items.clone()))
                 .await
@@ -322,30 +353,71 @@ async fn sizes(
                     pos += used;
                     match ev {
                         Event::NeedMore if pos >= chunk.len() => break,
-                        Event::NeedMore | Event::Found { .. } => {}
-                        Event::NotFound { .. } => {}
-                        Event::ItemDone { item } => answered[item] = true,
-                        Event::Group { item, group } => {
-                            let cid = items[item].cid;
-                            let n = group.data().len() as u64;
-                            if group.index() == 0 && group.is_last() {
-                                small.push((cid, group.data().to_vec()));
-                                let mut s = lock(shared);
-                                s.progress.bytes_total += n;
-                                s.add_bytes(&key, n);
-                            } else {
-                                let size = group.size();
-                                let opened = blocking(|| sink.open(&cid, size))?;
-                                let mut s = lock(shared);
-                                s.progress.bytes_total += size;
-                                match opened {
-                                    Some(mut partial) => {
-                                        partial.write(&group)?;
-                                        s.add_bytes(&key, n);
-                                        large.push((cid, partial));
-                                    }
-                                    None => s.progress.blobs_done += 1,
+                        Event::NeedMore | Event::Found { .. } | Event::NotFound { .. } => {}
+                        Event::ItemDone { item } => {
+                            answered[item] = true;
+                            match building[item].take() {
+                                Some(Assembling::Whole { data, groups, got }) if got == groups => {
+                                    small.push((items[item].cid, data));
                                 }
+                                Some(Assembling::Whole { .. }) => {
+                                    return Err("answer ended a blob early".to_string());
+                                }
+                                Some(Assembling::Partial(p)) => large.push((items[item].cid, p)),
+                                Some(Assembling::Skip) => {
+                                    lock(shared).progress.blobs_done += 1;
+                                }
+                                None => return Err("found without groups".to_string()),
+                            }
+                        }
+                        Event::Group { item, group } => {
+                            let n = group.data().len() as u64;
+                            let state = match &mut building[item] {
+                                Some(state) => state,
+                                None => {
+                                    // The proof: the blob's last group, its size proven.
+                                    let size = group.size();
+                                    let groups = Tree::new(size).groups();
+                                    lock(shared).progress.bytes_total += size;
+                                    let state = if groups <= WHOLE_GROUPS
+                                        && in_memory + size <= WHOLE_MEMORY
+                                    {
+                                        in_memory += size;
+                                        Assembling::Whole {
+                                            data: vec![0; size as usize],
+                                            groups,
+                                            got: 0,
+                                        }
+                                    } else {
+                                        let cid = items[item].cid;
+                                        match blocking(|| sink.open(&cid, size))? {
+                                            Some(p) => Assembling::Partial(p),
+                                            None => Assembling::Skip,
+                                        }
+                                    };
+                                    building[item].insert(state)
+                                }
+                            };
+                            let fresh = match state {
+                                Assembling::Whole { data, got, .. } => {
+                                    let at = group.offset() as usize;
+                                    data[at..at + group.data().len()].copy_from_slice(group.data());
+                                    *got += 1;
+                                    true
+                                }
+                                Assembling::Partial(p) => {
+                                    let fresh = !p.have().contains(group.index());
+                                    if fresh {
+                                        p.write(&group)?;
+                                    }
+                                    fresh
+                                }
+                                Assembling::Skip => false,
+                            };
+                            if fresh {
+                                let mut s = lock(shared);
+                                s.add_bytes(&key, n);
+                                s.maybe_report(false);
                             }
                         }
                         Event::Done => {
@@ -359,6 +431,14 @@ async fn sizes(
             }
         }
         .await;
+        // Partials opened for items whose answer broke off keep what was
+        // verified; they are filled in phase 2 like the others.
+        for (k, state) in building.into_iter().enumerate() {
+            if let Some(Assembling::Partial(p)) = state {
+                answered[k] = true;
+                large.push((remaining[k], p));
+            }
+        }
         if !small.is_empty() {
             let n = small.len() as u64;
             blocking(|| sink.put_small(small)).map_err(DownloadError::Sink)?;
@@ -392,6 +472,9 @@ async fn sizes(
     Ok(())
 }
 
+/// Largest slice (64 MiB).
+const MAX_SLICE: u64 = 4096;
+
 /// A slice being fetched by a worker.
 struct InFlight {
     worker: usize,
@@ -418,11 +501,16 @@ async fn fill(
     let have = partial.have();
     let groups = Tree::new(partial.size()).groups();
     let missing = GroupRanges::from(0..groups).difference(&have);
+    // Slices of at least `slice_groups`, larger when there is much to fetch
+    // from few providers (about four per provider: fewer round trips, and a
+    // failed or stolen slice gives back only what it did not deliver).
+    let per = missing.count_below(groups) / (4 * alive.len().max(1) as u64);
+    let slice = per.clamp(opts.slice_groups.max(1), MAX_SLICE.max(opts.slice_groups));
     let mut queue = VecDeque::new();
     for r in missing.iter() {
         let mut start = r.start;
         while start < r.end {
-            let end = (start + opts.slice_groups).min(r.end);
+            let end = (start + slice).min(r.end);
             queue.push_back(GroupRanges::from(start..end));
             start = end;
         }

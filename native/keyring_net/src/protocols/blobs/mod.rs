@@ -227,6 +227,9 @@ impl Protocol for Blobs {
 /// Pieces of an answer buffered between the QUIC stream and its reader.
 const CHANNEL_PIECES: usize = 8;
 
+/// Largest piece read from the QUIC stream at once.
+const RECV_PIECE: usize = 256 * 1024;
+
 /// What [`get`] hands back: the answer's bytes as they arrive; the stream
 /// ends with `Ok(None)`-like closing of the channel after an `Err` or at
 /// the answer's end. Dropping it stops the stream.
@@ -246,10 +249,17 @@ pub async fn get(link: &PeerLink, items: &[Item]) -> Result<Answer, CallError> {
     let (tx, rx) = mpsc::channel(CHANNEL_PIECES);
     let conn = link.clone();
     tokio::spawn(async move {
+        // Whatever has arrived, up to RECV_PIECE, in one piece: one message
+        // per read instead of one per packet, and groups mostly contiguous.
+        let mut buf = bytes::BytesMut::zeroed(RECV_PIECE);
         loop {
             tokio::select! {
-                chunk = recv.read_chunk(64 * 1024) => match chunk {
-                    Ok(Some(bytes)) => {
+                n = recv.read_some(&mut buf) => match n {
+                    Ok(Some(n)) => {
+                        let bytes = buf.split_to(n).freeze();
+                        if buf.len() < RECV_PIECE / 4 {
+                            buf = bytes::BytesMut::zeroed(RECV_PIECE);
+                        }
                         if tx.send(Ok(bytes)).await.is_err() {
                             recv.stop(STREAM_DROPPED);
                             return;
