@@ -262,7 +262,6 @@ defmodule SyncBench do
   end
 end
 
-
 # --- Part 2: blob transfer between two members --------------------------------
 #
 # Two Keyring instances in this VM (A and B, as bench/mesh.exs runs its
