@@ -3,13 +3,15 @@
 
 use keyring_core::hash::Digest;
 use keyring_core::transfer::{
-    decode_get, decode_list, encode_get, encode_list, encode_response_all, Event, Item,
-    ListEntry, ListRequest, ResponseDecoder, TransferError, MAX_ITEMS,
+    decode_get, decode_list, encode_get, encode_list, encode_response_all, Event, Item, ListEntry,
+    ListRequest, ResponseDecoder, TransferError, MAX_ITEMS,
 };
 use keyring_core::verified::{outboard, DecodeError, GroupRanges, GROUP_SIZE};
 
 fn blob(len: usize, seed: u8) -> (Digest, Vec<u8>, Vec<u8>) {
-    let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect();
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect();
     let (cid, ob) = outboard(&data);
     (cid, data, ob)
 }
@@ -101,7 +103,10 @@ fn a_list_round_trips() {
         cid: [9; 32],
         size: 1 << 40,
     }];
-    assert_eq!(decode_list(&encode_list(&entries).unwrap()).unwrap(), entries);
+    assert_eq!(
+        decode_list(&encode_list(&entries).unwrap()).unwrap(),
+        entries
+    );
 }
 
 #[test]
@@ -159,8 +164,7 @@ fn a_resumed_item_gets_only_the_groups_it_asks_for() {
         proof: false,
         ranges: GroupRanges::from(2..4),
     }];
-    let stream =
-        encode_response_all(&items, |_| Some((&big.1[..], &big.2[..]))).unwrap();
+    let stream = encode_response_all(&items, |_| Some((&big.1[..], &big.2[..]))).unwrap();
     let got = decode(items, vec![Some(big.1.len() as u64)], &stream, 4096).unwrap();
     let order: Vec<u64> = got[0].as_ref().unwrap().iter().map(|g| g.0).collect();
     assert_eq!(order, vec![2, 3]);
@@ -174,8 +178,7 @@ fn a_wrong_byte_is_caught_in_the_group_that_holds_it() {
         proof: true,
         ranges: GroupRanges::all(),
     }];
-    let mut stream =
-        encode_response_all(&items, |_| Some((&big.1[..], &big.2[..]))).unwrap();
+    let mut stream = encode_response_all(&items, |_| Some((&big.1[..], &big.2[..]))).unwrap();
     // Flip a byte near the end of the stream: in group 4's bytes.
     let at = stream.len() - 10;
     stream[at] ^= 1;
@@ -213,7 +216,10 @@ fn a_lying_size_is_refused_before_any_group() {
     )
     .unwrap();
     let err = decode(items.clone(), vec![], &lie, 100_000).unwrap_err();
-    assert!(matches!(err, TransferError::Stream { item: 0, .. }), "{err:?}");
+    assert!(
+        matches!(err, TransferError::Stream { item: 0, .. }),
+        "{err:?}"
+    );
     // A known size and another claimed: refused at the header.
     let err = decode(
         vec![Item {
@@ -242,8 +248,7 @@ fn a_truncated_response_never_completes_its_item() {
         proof: true,
         ranges: GroupRanges::all(),
     }];
-    let stream =
-        encode_response_all(&items, |_| Some((&big.1[..], &big.2[..]))).unwrap();
+    let stream = encode_response_all(&items, |_| Some((&big.1[..], &big.2[..]))).unwrap();
     let cut = &stream[..stream.len() - 1];
     assert_eq!(
         decode(items, vec![], cut, 1000).unwrap_err(),

@@ -154,7 +154,10 @@ impl FramedRecv {
             buf[..take].copy_from_slice(&self.head.split_to(take));
             return Ok(Some(take));
         }
-        self.recv.read(buf).await.map_err(|_| ReadFrameError::Stream)
+        self.recv
+            .read(buf)
+            .await
+            .map_err(|_| ReadFrameError::Stream)
     }
 
     /// Reads the rest of the stream as one frame (header included) whose

@@ -48,7 +48,10 @@ impl StoreSlot {
 
 /// The blob protocol over a [`StoreSlot`], registered in `mesh_start`.
 pub(crate) fn protocol(slot: &Arc<StoreSlot>) -> Arc<Blobs> {
-    Blobs::new(Arc::new(StoreProvider(slot.clone())), Duration::from_secs(30))
+    Blobs::new(
+        Arc::new(StoreProvider(slot.clone())),
+        Duration::from_secs(30),
+    )
 }
 
 struct StoreProvider(Arc<StoreSlot>);
@@ -229,11 +232,8 @@ fn bin<'a>(env: Env<'a>, bytes: &[u8]) -> Binary<'a> {
 }
 
 fn encode_progress<'a>(env: Env<'a>, p: &Progress) -> Term<'a> {
-    let providers: Vec<(Binary<'a>, u64)> = p
-        .providers
-        .iter()
-        .map(|(k, n)| (bin(env, k), *n))
-        .collect();
+    let providers: Vec<(Binary<'a>, u64)> =
+        p.providers.iter().map(|(k, n)| (bin(env, k), *n)).collect();
     let errors: Vec<(Binary<'a>, &str)> = p
         .errors
         .iter()
@@ -241,10 +241,22 @@ fn encode_progress<'a>(env: Env<'a>, p: &Progress) -> Term<'a> {
         .collect();
     let not_found: Vec<Binary<'a>> = p.not_found.iter().map(|c| bin(env, c)).collect();
     let pairs: Vec<(Term<'a>, Term<'a>)> = vec![
-        (local_atoms::blobs_done().encode(env), p.blobs_done.encode(env)),
-        (local_atoms::blobs_total().encode(env), p.blobs_total.encode(env)),
-        (local_atoms::bytes_done().encode(env), p.bytes_done.encode(env)),
-        (local_atoms::bytes_total().encode(env), p.bytes_total.encode(env)),
+        (
+            local_atoms::blobs_done().encode(env),
+            p.blobs_done.encode(env),
+        ),
+        (
+            local_atoms::blobs_total().encode(env),
+            p.blobs_total.encode(env),
+        ),
+        (
+            local_atoms::bytes_done().encode(env),
+            p.bytes_done.encode(env),
+        ),
+        (
+            local_atoms::bytes_total().encode(env),
+            p.bytes_total.encode(env),
+        ),
         (local_atoms::providers().encode(env), providers.encode(env)),
         (local_atoms::rate().encode(env), p.rate.encode(env)),
         (local_atoms::stalled().encode(env), p.stalled.encode(env)),

@@ -157,7 +157,6 @@ pub fn data_ranges(item: &Item, size: u64) -> GroupRanges {
     }
 }
 
-
 /// A LIST request: entries after tag name `after`, at most `limit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListRequest {
@@ -494,7 +493,6 @@ impl ResponseDecoder {
         }
         Ok(())
     }
-
 }
 
 /// The provider's side of one found item: the verified streams it sends

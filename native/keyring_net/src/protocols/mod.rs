@@ -1,8 +1,8 @@
 //! The protocols Keyring's mesh serves, each a [`crate::Protocol`]:
 //! [`rpc`] (calls and casts) and [`membership`] (log pushes).
 
-pub mod membership;
 pub mod blobs;
+pub mod membership;
 pub mod rpc;
 
 use std::sync::Mutex;

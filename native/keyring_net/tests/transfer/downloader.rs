@@ -16,9 +16,7 @@ use keyring_net::protocols::blobs::memory::{Behaviour, LocalProvider, MemoryStor
 const RING: PublicKey = [5; 32];
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| ((i * 7 + i / 251) as u8) ^ seed)
-        .collect()
+    (0..len).map(|i| ((i * 7 + i / 251) as u8) ^ seed).collect()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -89,7 +87,7 @@ fn bytes_from(p: &Progress, key: u8) -> u64 {
 #[test]
 fn a_large_blob_arrives_whole_from_one_honest_provider() {
     let blob = data(3 << 20, 1);
-    let (src, cids) = source(&[blob.clone()]);
+    let (src, cids) = source(std::slice::from_ref(&blob));
     let sink = MemoryStore::new();
     let honest = provider(1, &src, Behaviour::Honest);
     let (out, reports) = fetch(cids.clone(), vec![honest], &sink, opts());
@@ -121,7 +119,7 @@ fn many_small_blobs_come_in_one_round_trip() {
 /// the liar is named in the errors.
 fn liar_then_honest(liar: Behaviour) -> Progress {
     let blob = data(2 << 20, 9);
-    let (src, cids) = source(&[blob.clone()]);
+    let (src, cids) = source(std::slice::from_ref(&blob));
     let sink = MemoryStore::new();
     let bad = provider(66, &src, liar);
     // The honest provider is throttled a little so that the liar surely
@@ -130,7 +128,11 @@ fn liar_then_honest(liar: Behaviour) -> Progress {
     let (out, _) = fetch(cids.clone(), vec![bad, good], &sink, opts());
     let p = out.unwrap();
     assert_eq!(sink.get(&cids[0]).unwrap(), blob, "the blob is exact");
-    assert!(p.errors.iter().any(|(k, _)| k == &[66; 32]), "{:?}", p.errors);
+    assert!(
+        p.errors.iter().any(|(k, _)| k == &[66; 32]),
+        "{:?}",
+        p.errors
+    );
     // Every group written was verified, each exactly once.
     assert!(sink.groups_written() <= 128, "{}", sink.groups_written());
     p
@@ -143,7 +145,11 @@ fn wrong_bytes_are_caught_within_one_group_and_the_rest_comes_from_another() {
     let p = liar_then_honest(Behaviour::After(1, Box::new(Behaviour::FlipByte(20_000))));
     // What the liar got credited: its honest first answer (the proof and
     // groups 0..64) and at most the one group before its lie, all verified.
-    assert!(bytes_from(&p, 66) <= (65 + 1) * GROUP_SIZE, "{:?}", p.providers);
+    assert!(
+        bytes_from(&p, 66) <= (65 + 1) * GROUP_SIZE,
+        "{:?}",
+        p.providers
+    );
 }
 
 #[test]
@@ -155,7 +161,11 @@ fn a_lying_size_is_refused_and_the_honest_provider_serves() {
 #[test]
 fn a_truncated_stream_is_dropped_and_its_ranges_move() {
     let p = liar_then_honest(Behaviour::After(1, Box::new(Behaviour::Truncate(40_000))));
-    assert!(bytes_from(&p, 66) <= (65 + 3) * GROUP_SIZE, "{:?}", p.providers);
+    assert!(
+        bytes_from(&p, 66) <= (65 + 3) * GROUP_SIZE,
+        "{:?}",
+        p.providers
+    );
 }
 
 #[test]
@@ -185,8 +195,16 @@ fn no_honest_provider_left_is_stalled_not_a_hang() {
     let blob = data(2 << 20, 3);
     let (src, cids) = source(&[blob]);
     let sink = MemoryStore::new();
-    let a = provider(1, &src, Behaviour::After(1, Box::new(Behaviour::StopAfter(10))));
-    let b = provider(2, &src, Behaviour::After(1, Box::new(Behaviour::FlipByte(30))));
+    let a = provider(
+        1,
+        &src,
+        Behaviour::After(1, Box::new(Behaviour::StopAfter(10))),
+    );
+    let b = provider(
+        2,
+        &src,
+        Behaviour::After(1, Box::new(Behaviour::FlipByte(30))),
+    );
     let started = std::time::Instant::now();
     let (out, reports) = fetch(cids.clone(), vec![a, b], &sink, opts());
     assert_eq!(out.unwrap_err(), DownloadError::Stalled);
@@ -201,11 +219,15 @@ fn no_honest_provider_left_is_stalled_not_a_hang() {
 #[test]
 fn a_resumed_download_asks_only_for_the_missing_groups() {
     let blob = data(4 << 20, 4);
-    let (src, cids) = source(&[blob.clone()]);
+    let (src, cids) = source(std::slice::from_ref(&blob));
     let sink = MemoryStore::new();
     // First attempt: the only provider stops after ~1 MiB of its slices.
     // The first request (proof and groups 0..64) and one slice, then nothing.
-    let flaky = provider(1, &src, Behaviour::After(2, Box::new(Behaviour::StopAfter(0))));
+    let flaky = provider(
+        1,
+        &src,
+        Behaviour::After(2, Box::new(Behaviour::StopAfter(0))),
+    );
     let first = Options {
         slice_groups: 4,
         ..opts()
@@ -230,7 +252,7 @@ fn a_resumed_download_asks_only_for_the_missing_groups() {
 #[test]
 fn three_providers_share_the_work_by_their_rate_and_a_slow_one_does_not_hold_the_tail() {
     let blob = data(8 << 20, 5);
-    let (src, cids) = source(&[blob.clone()]);
+    let (src, cids) = source(std::slice::from_ref(&blob));
     let sink = MemoryStore::new();
     let fast1 = provider(1, &src, Behaviour::Honest);
     let fast2 = provider(2, &src, Behaviour::Honest);
@@ -248,9 +270,17 @@ fn three_providers_share_the_work_by_their_rate_and_a_slow_one_does_not_hold_the
     let p = out.unwrap();
     assert_eq!(sink.get(&cids[0]).unwrap(), blob);
     // At 256 KiB/s alone the blob would take 32 s.
-    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(bytes_from(&p, 3) < bytes_from(&p, 1) + bytes_from(&p, 2));
-    assert!(bytes_from(&p, 1) > 0 && bytes_from(&p, 2) > 0, "{:?}", p.providers);
+    assert!(
+        bytes_from(&p, 1) > 0 && bytes_from(&p, 2) > 0,
+        "{:?}",
+        p.providers
+    );
 }
 
 #[test]

@@ -7,4 +7,3 @@ mod support;
 
 mod downloader;
 mod over_quic;
-

@@ -44,7 +44,9 @@ fn pair() -> (Node, MemoryStore, Node, MemoryStore) {
 }
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| ((i * 13 + i / 509) as u8) ^ seed).collect()
+    (0..len)
+        .map(|i| ((i * 13 + i / 509) as u8) ^ seed)
+        .collect()
 }
 
 #[test]

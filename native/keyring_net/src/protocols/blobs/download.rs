@@ -169,7 +169,12 @@ struct Shared {
 impl Shared {
     fn add_bytes(&mut self, provider: &PublicKey, n: u64) {
         self.progress.bytes_done += n;
-        match self.progress.providers.iter_mut().find(|p| &p.0 == provider) {
+        match self
+            .progress
+            .providers
+            .iter_mut()
+            .find(|p| &p.0 == provider)
+        {
             Some(p) => p.1 += n,
             None => self.progress.providers.push((*provider, n)),
         }
@@ -261,7 +266,10 @@ async fn run(
         match partial {
             Some(size) => match blocking(|| sink.open(&cid, size)).map_err(DownloadError::Sink)? {
                 Some(partial) => {
-                    let have = partial.have().count_below(u64::MAX).saturating_mul(GROUP_SIZE);
+                    let have = partial
+                        .have()
+                        .count_below(u64::MAX)
+                        .saturating_mul(GROUP_SIZE);
                     lock(shared).progress.bytes_total += size.saturating_sub(have);
                     large.push((cid, partial))
                 }
@@ -295,7 +303,11 @@ const WHOLE_MEMORY: u64 = 64 << 20;
 /// A blob of the first request being assembled.
 enum Assembling {
     /// In memory, to be stored whole.
-    Whole { data: Vec<u8>, groups: u64, got: u64 },
+    Whole {
+        data: Vec<u8>,
+        groups: u64,
+        got: u64,
+    },
     /// Into its partial blob.
     Partial(Box<dyn PartialSink>),
     /// Found complete locally meanwhile: its groups are dropped.
@@ -599,9 +611,7 @@ async fn worker(
                 }
             })
         };
-        let Some(slice) = slice else {
-            return None;
-        };
+        let slice = slice?;
         if slice.is_empty() {
             // Others are still at work: wait a little, then look again
             // (a stalled slice comes back to the queue).
@@ -699,7 +709,9 @@ async fn fetch_slice(
         };
         let mut pos = 0;
         loop {
-            let (used, ev) = dec.push(&chunk[pos..]).map_err(|e: TransferError| e.to_string())?;
+            let (used, ev) = dec
+                .push(&chunk[pos..])
+                .map_err(|e: TransferError| e.to_string())?;
             pos += used;
             match ev {
                 Event::NeedMore if pos >= chunk.len() => break,
@@ -735,4 +747,3 @@ async fn fetch_slice(
         }
     }
 }
-

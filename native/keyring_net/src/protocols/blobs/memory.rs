@@ -20,9 +20,12 @@ use super::download::{BlobSink, PartialSink, Provider};
 use super::{Answer, BlobProvider, BlobSource};
 use crate::error::CallError;
 
+/// A stored blob: its bytes and its outboard.
+pub type Stored = (Arc<Vec<u8>>, Arc<Vec<u8>>);
+
 #[derive(Default)]
 struct Inner {
-    blobs: HashMap<Digest, (Arc<Vec<u8>>, Arc<Vec<u8>>)>,
+    blobs: HashMap<Digest, Stored>,
     shares: HashSet<(PublicKey, Digest)>,
     partials: HashMap<Digest, Partial>,
     groups_written: u64,
@@ -77,7 +80,7 @@ impl MemoryStore {
     }
 
     /// The bytes and outboard of a complete blob.
-    pub fn get_with_outboard(&self, cid: &Digest) -> Option<(Arc<Vec<u8>>, Arc<Vec<u8>>)> {
+    pub fn get_with_outboard(&self, cid: &Digest) -> Option<Stored> {
         lock(&self.inner).blobs.get(cid).cloned()
     }
 
@@ -323,7 +326,7 @@ impl Provider for LocalProvider {
         let keyring = self.keyring;
         let sent = self.sent.clone();
         Box::pin(async move {
-            let find = |cid: &Digest| -> Option<(Arc<Vec<u8>>, Arc<Vec<u8>>)> {
+            let find = |cid: &Digest| -> Option<Stored> {
                 let cid = match &behaviour {
                     Behaviour::OtherBlob(other) => other,
                     _ => cid,
@@ -331,8 +334,7 @@ impl Provider for LocalProvider {
                 BlobProvider::open(&store, &keyring, cid)?;
                 store.get_with_outboard(cid)
             };
-            let found: Vec<Option<(Arc<Vec<u8>>, Arc<Vec<u8>>)>> =
-                items.iter().map(|i| find(&i.cid)).collect();
+            let found: Vec<Option<Stored>> = items.iter().map(|i| find(&i.cid)).collect();
             let mut bytes = encode_response_all(&items, |cid| {
                 let i = items.iter().position(|it| &it.cid == cid)?;
                 found[i].as_ref().map(|(d, o)| (&d[..], &o[..]))

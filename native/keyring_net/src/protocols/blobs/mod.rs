@@ -120,9 +120,9 @@ impl Blobs {
             },
             transfer::LIST => match ListRequest::decode(body) {
                 Ok(req) => {
-                    let entries =
-                        self.provider
-                            .list(&keyring, &req.after, usize::from(req.limit));
+                    let entries = self
+                        .provider
+                        .list(&keyring, &req.after, usize::from(req.limit));
                     let body = transfer::encode_list(&entries).unwrap_or_default();
                     if let Ok(reply) = (Frame::Response {
                         status: Status::Ok,
@@ -334,7 +334,11 @@ impl std::fmt::Debug for LinkProvider {
 
 impl LinkProvider {
     /// A provider at `target`, reached through `opener`.
-    pub fn new(opener: crate::connect::Opener, target: crate::protocol::Target, dial: Duration) -> Self {
+    pub fn new(
+        opener: crate::connect::Opener,
+        target: crate::protocol::Target,
+        dial: Duration,
+    ) -> Self {
         Self {
             opener,
             target,
@@ -358,8 +362,9 @@ impl download::Provider for LinkProvider {
     fn get(
         &self,
         items: Vec<Item>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Answer, CallError>> + Send + 'static>>
-    {
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Answer, CallError>> + Send + 'static>,
+    > {
         let this = self.clone();
         Box::pin(async move {
             let deadline = tokio::time::Instant::now() + this.dial;
