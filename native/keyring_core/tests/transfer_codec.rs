@@ -269,3 +269,91 @@ fn a_proof_alone_gives_the_last_group_and_ends_the_item() {
     let order: Vec<u64> = got[0].as_ref().unwrap().iter().map(|g| g.0).collect();
     assert_eq!(order, vec![5]);
 }
+
+mod laws {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ranges(groups: u64) -> impl Strategy<Value = GroupRanges> {
+        prop::collection::vec((0..groups + 2, 1..6u64), 0..4).prop_map(|rs| {
+            let mut set = GroupRanges::empty();
+            for (s, l) in rs {
+                set.insert(s..s + l);
+            }
+            set
+        })
+    }
+
+    /// Every group handed out, whatever the split and whatever one byte of
+    /// the answer is flipped to, holds the blob's true bytes at its place.
+    fn check(
+        data: &[u8],
+        items: Vec<Item>,
+        stream: &[u8],
+        step: usize,
+    ) -> Result<(), TestCaseError> {
+        let mut dec = ResponseDecoder::new(items, vec![]);
+        let mut at = 0;
+        while at <= stream.len() {
+            let end = (at + step).min(stream.len());
+            let piece = &stream[at..end];
+            let mut pos = 0;
+            loop {
+                match dec.push(&piece[pos..]) {
+                    Err(_) => return Ok(()),
+                    Ok((used, ev)) => {
+                        pos += used;
+                        match ev {
+                            Event::Group { group, .. } => {
+                                let off = group.offset() as usize;
+                                prop_assert_eq!(group.data(), &data[off..off + group.data().len()]);
+                            }
+                            Event::Done => return Ok(()),
+                            Event::NeedMore if pos >= piece.len() => break,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            if end == stream.len() {
+                break;
+            }
+            at = end;
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn no_unverified_byte_is_ever_handed_out(
+            len in 1usize..(9 * GROUP_SIZE as usize),
+            seed in any::<u8>(),
+            proof in any::<bool>(),
+            want in ranges(10),
+            flip in any::<prop::sample::Index>(),
+            step in 1usize..40_000,
+        ) {
+            let (cid, data, ob) = blob(len, seed);
+            let items = vec![Item { cid, proof, ranges: want }];
+            let sizes = if proof { vec![] } else { vec![Some(len as u64)] };
+            let mut stream = encode_response_all(&items, |_| Some((&data[..], &ob[..]))).unwrap();
+            // Honest: every requested group arrives, exact.
+            let got = decode(items.clone(), sizes.clone(), &stream, step).unwrap();
+            let groups = keyring_core::verified::Tree::new(len as u64).groups();
+            let mut expect: Vec<u64> = items[0].ranges.clip(groups).iter().flatten().collect();
+            if proof {
+                expect.retain(|g| *g != groups - 1);
+                expect.insert(0, groups - 1);
+            }
+            let order: Vec<u64> = got[0].as_ref().unwrap().iter().map(|g| g.0).collect();
+            prop_assert_eq!(order, expect);
+            // One byte flipped anywhere: whatever is handed out is still true.
+            let at = flip.index(stream.len());
+            stream[at] ^= 0x20;
+            if proof {
+                check(&data, items, &stream, step)?;
+            }
+        }
+    }
+}
