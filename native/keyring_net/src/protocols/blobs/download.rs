@@ -484,6 +484,10 @@ async fn sizes(
     Ok(())
 }
 
+/// Requests each provider serves at once: the next slice streams while the
+/// last one ends, and two stream windows are open.
+const STREAMS_PER_PROVIDER: usize = 2;
+
 /// Largest slice (64 MiB).
 const MAX_SLICE: u64 = 4096;
 
@@ -495,6 +499,8 @@ struct InFlight {
 }
 
 struct Fill {
+    /// Providers (by index) dropped: their other workers stop too.
+    gone: Vec<usize>,
     queue: VecDeque<GroupRanges>,
     in_flight: Vec<InFlight>,
     partial: Box<dyn PartialSink>,
@@ -516,7 +522,8 @@ async fn fill(
     // Slices of at least `slice_groups`, larger when there is much to fetch
     // from few providers (about four per provider: fewer round trips, and a
     // failed or stolen slice gives back only what it did not deliver).
-    let per = missing.count_below(groups) / (4 * alive.len().max(1) as u64);
+    let per =
+        missing.count_below(groups) / (4 * (alive.len() * STREAMS_PER_PROVIDER).max(1) as u64);
     let slice = per.clamp(opts.slice_groups.max(1), MAX_SLICE.max(opts.slice_groups));
     let mut queue = VecDeque::new();
     for r in missing.iter() {
@@ -528,6 +535,7 @@ async fn fill(
         }
     }
     let state = Arc::new(Mutex::new(Fill {
+        gone: Vec::new(),
         queue,
         in_flight: Vec::new(),
         partial,
@@ -535,25 +543,28 @@ async fn fill(
         failed: None,
     }));
     let mut workers = tokio::task::JoinSet::new();
-    for (w, provider) in alive.iter().enumerate() {
-        workers.spawn(worker(
-            w,
-            cid,
-            provider.clone(),
-            state.clone(),
-            shared.clone(),
-            opts.clone(),
-        ));
+    for (p, provider) in alive.iter().enumerate() {
+        for k in 0..STREAMS_PER_PROVIDER {
+            workers.spawn(worker(
+                p * STREAMS_PER_PROVIDER + k,
+                cid,
+                provider.clone(),
+                state.clone(),
+                shared.clone(),
+                opts.clone(),
+            ));
+        }
     }
     let mut dropped = Vec::new();
     while let Some(done) = workers.join_next().await {
         if let Ok(Some(w)) = done {
-            dropped.push(w);
+            dropped.push(w / STREAMS_PER_PROVIDER);
         }
     }
     dropped.sort_unstable();
-    for w in dropped.into_iter().rev() {
-        alive.remove(w);
+    dropped.dedup();
+    for p in dropped.into_iter().rev() {
+        alive.remove(p);
     }
     let st = Arc::try_unwrap(state)
         .map_err(|_| DownloadError::Sink("workers still hold the blob".into()))?
@@ -589,7 +600,7 @@ async fn worker(
     loop {
         let slice = {
             let mut st = lock(&state);
-            if st.failed.is_some() {
+            if st.failed.is_some() || st.gone.contains(&(w / STREAMS_PER_PROVIDER)) {
                 return None;
             }
             match st.queue.pop_front() {
@@ -632,6 +643,7 @@ async fn worker(
                 if !rest.is_empty() {
                     st.queue.push_back(rest);
                 }
+                st.gone.push(w / STREAMS_PER_PROVIDER);
                 drop(st);
                 let mut s = lock(&shared);
                 s.error(&key, why);

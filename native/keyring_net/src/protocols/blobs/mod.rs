@@ -159,7 +159,6 @@ impl Blobs {
 
     async fn answer_get(&self, keyring: &PublicKey, items: Vec<Item>, mut send: SendStream) {
         let mut buf: Vec<u8> = Vec::with_capacity(PIECE + 64 * 1024);
-        let mut group = vec![0u8; keyring_core::verified::GROUP_SIZE as usize];
         for item in &items {
             let Some(source) = self.provider.open(keyring, &item.cid) else {
                 buf.push(NOT_FOUND);
@@ -179,12 +178,11 @@ impl Blobs {
                             _ => false,
                         },
                         Need::Group { offset, len, .. } => {
-                            let g = &mut group[..len];
-                            match source.read_at(offset, g) {
-                                Ok(()) if enc.group(g).is_ok() => {
-                                    buf.extend_from_slice(g);
-                                    true
-                                }
+                            // Read straight into the piece, checked in place.
+                            let at = buf.len();
+                            buf.resize(at + len, 0);
+                            match source.read_at(offset, &mut buf[at..]) {
+                                Ok(()) if enc.group(&buf[at..]).is_ok() => true,
                                 _ => false,
                             }
                         }
@@ -251,15 +249,12 @@ pub async fn get(link: &PeerLink, items: &[Item]) -> Result<Answer, CallError> {
     tokio::spawn(async move {
         // Whatever has arrived, up to RECV_PIECE, in one piece: one message
         // per read instead of one per packet, and groups mostly contiguous.
-        let mut buf = bytes::BytesMut::zeroed(RECV_PIECE);
+        let mut buf = vec![0u8; RECV_PIECE];
         loop {
             tokio::select! {
                 n = recv.read_some(&mut buf) => match n {
                     Ok(Some(n)) => {
-                        let bytes = buf.split_to(n).freeze();
-                        if buf.len() < RECV_PIECE / 4 {
-                            buf = bytes::BytesMut::zeroed(RECV_PIECE);
-                        }
+                        let bytes = Bytes::copy_from_slice(&buf[..n]);
                         if tx.send(Ok(bytes)).await.is_err() {
                             recv.stop(STREAM_DROPPED);
                             return;
