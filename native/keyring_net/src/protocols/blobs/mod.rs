@@ -181,10 +181,8 @@ impl Blobs {
                             // Read straight into the piece, checked in place.
                             let at = buf.len();
                             buf.resize(at + len, 0);
-                            match source.read_at(offset, &mut buf[at..]) {
-                                Ok(()) if enc.group(&buf[at..]).is_ok() => true,
-                                _ => false,
-                            }
+                            source.read_at(offset, &mut buf[at..]).is_ok()
+                                && enc.group(&buf[at..]).is_ok()
                         }
                     };
                     if !ok {
