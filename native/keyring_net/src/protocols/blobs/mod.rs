@@ -12,7 +12,8 @@
 //! frame (read under the stream fences: size limit, byte-rate deadline,
 //! memory budget), then the answer streamed from the [`BlobSource`] through
 //! a checking [`keyring_core::verified::Encoder`] into the QUIC stream in
-//! pieces of [`PIECE`] bytes. QUIC flow control is the backpressure: a slow
+//! pieces of [`PIECE`] bytes, read and checked on a blocking thread (store
+//! reads never wait for the disk on the mesh's runtime thread). QUIC flow control is the backpressure: a slow
 //! receiver holds one piece per stream, never a blob; a receiver that takes
 //! nothing for [`Blobs::new`]'s `stall` has its stream reset.
 //!
@@ -157,56 +158,90 @@ impl Blobs {
         }
     }
 
+    /// Streams the answer: the pieces are read and checked on a blocking
+    /// thread (store reads may wait for the disk; hashing takes CPU) while
+    /// this task hands the previous piece to QUIC. At most two pieces wait
+    /// between them, so a slow receiver holds the reader back.
     async fn answer_get(&self, keyring: &PublicKey, items: Vec<Item>, mut send: SendStream) {
-        let mut buf: Vec<u8> = Vec::with_capacity(PIECE + 64 * 1024);
-        for item in &items {
-            let Some(source) = self.provider.open(keyring, &item.cid) else {
-                buf.push(NOT_FOUND);
-                continue;
-            };
-            buf.push(FOUND);
-            for mut enc in item_encoders(item, source.size()) {
-                buf.extend_from_slice(&enc.header());
-                loop {
-                    let ok = match enc.next() {
-                        Need::Done => break,
-                        Need::Parent { slot } => match source.pair(slot) {
-                            Ok(pair) if enc.parent(&pair).is_ok() => {
-                                buf.extend_from_slice(&pair);
-                                true
-                            }
-                            _ => false,
-                        },
-                        Need::Group { offset, len, .. } => {
-                            // Read straight into the piece, checked in place.
-                            let at = buf.len();
-                            buf.resize(at + len, 0);
-                            source.read_at(offset, &mut buf[at..]).is_ok()
-                                && enc.group(&buf[at..]).is_ok()
-                        }
-                    };
-                    if !ok {
-                        // Our copy is damaged or unreadable mid-stream: the
-                        // receiver cannot be told "not found" any more.
-                        let _ = send.reset(stream_code(STREAM_DROPPED));
+        let (tx, mut rx) = mpsc::channel::<Result<Bytes, ()>>(2);
+        let provider = self.provider.clone();
+        let keyring = *keyring;
+        let producer =
+            tokio::task::spawn_blocking(move || produce(&*provider, &keyring, &items, &tx));
+        while let Some(piece) = rx.recv().await {
+            match piece {
+                Ok(piece) => {
+                    if !self.write(&mut send, piece).await {
+                        // Dropping `rx` stops the producer at its next piece.
                         return;
                     }
-                    if buf.len() >= PIECE {
-                        let piece = Bytes::from(std::mem::replace(
-                            &mut buf,
-                            Vec::with_capacity(PIECE + 64 * 1024),
-                        ));
-                        if !self.write(&mut send, piece).await {
-                            return;
+                }
+                Err(()) => {
+                    // Our copy is damaged or unreadable mid-stream: the
+                    // receiver cannot be told "not found" any more.
+                    let _ = send.reset(stream_code(STREAM_DROPPED));
+                    return;
+                }
+            }
+        }
+        if producer.await.is_ok() {
+            let _ = send.finish();
+        } else {
+            let _ = send.reset(stream_code(STREAM_DROPPED));
+        }
+    }
+}
+
+/// Builds the answer to `items` in pieces of about [`PIECE`] bytes and
+/// sends them to `tx` (blocking); stops when `tx`'s receiver is gone.
+fn produce(
+    provider: &dyn BlobProvider,
+    keyring: &PublicKey,
+    items: &[Item],
+    tx: &mpsc::Sender<Result<Bytes, ()>>,
+) {
+    let mut buf: Vec<u8> = Vec::with_capacity(PIECE + 64 * 1024);
+    for item in items {
+        let Some(source) = provider.open(keyring, &item.cid) else {
+            buf.push(NOT_FOUND);
+            continue;
+        };
+        buf.push(FOUND);
+        for mut enc in item_encoders(item, source.size()) {
+            buf.extend_from_slice(&enc.header());
+            loop {
+                let ok = match enc.next() {
+                    Need::Done => break,
+                    Need::Parent { slot } => match source.pair(slot) {
+                        Ok(pair) if enc.parent(&pair).is_ok() => {
+                            buf.extend_from_slice(&pair);
+                            true
                         }
+                        _ => false,
+                    },
+                    Need::Group { offset, len, .. } => {
+                        // Read straight into the piece, checked in place.
+                        let at = buf.len();
+                        buf.resize(at + len, 0);
+                        source.read_at(offset, &mut buf[at..]).is_ok()
+                            && enc.group(&buf[at..]).is_ok()
+                    }
+                };
+                if !ok {
+                    let _ = tx.blocking_send(Err(()));
+                    return;
+                }
+                if buf.len() >= PIECE {
+                    let piece = std::mem::replace(&mut buf, Vec::with_capacity(PIECE + 64 * 1024));
+                    if tx.blocking_send(Ok(Bytes::from(piece))).is_err() {
+                        return;
                     }
                 }
             }
         }
-        if !buf.is_empty() && !self.write(&mut send, Bytes::from(buf)).await {
-            return;
-        }
-        let _ = send.finish();
+    }
+    if !buf.is_empty() {
+        let _ = tx.blocking_send(Ok(Bytes::from(buf)));
     }
 }
 
