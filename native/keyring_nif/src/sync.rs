@@ -154,6 +154,9 @@ impl PartialSink for StorePartial {
 
     fn complete(mut self: Box<Self>) -> Result<(), String> {
         let w = self.writer.take().ok_or("closed")?;
+        // Held from before the partial turns into a blob until its share tag
+        // is committed: GC cannot take it in between.
+        let _hold = self.store.blobs().hold(*w.cid());
         let cid = w.complete().map_err(|e| e.to_string())?;
         match self.store.write(WriteOp::SetTag {
             tag: self.tag.clone(),
