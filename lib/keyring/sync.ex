@@ -28,10 +28,12 @@ defmodule Keyring.Sync do
 
   ## Policy
 
-  `mirror/2` marks a keyring whose shared blobs this node wants: whenever a
-  member of a mirrored keyring links up (and when a keyring is marked), this
-  node lists what that member shares into the keyring and fetches what it
-  lacks. Nothing else is fetched unless asked (`fetch/2`).
+  `mirror/2` marks a keyring whose shared blobs this node wants (the mark
+  is kept in the store, so it survives restarts; `mirror:` in the options
+  marks keyrings too): whenever a member of a mirrored keyring links up (and
+  when a keyring is marked), this node lists what that member shares into
+  the keyring and fetches what it lacks. Nothing else is fetched unless
+  asked (`fetch/2`).
 
   ## Events
 

@@ -111,6 +111,19 @@ defmodule Keyring.Cluster.SyncTest do
              Peers.call(b, Keyring.Sync, :transfers, [])
   end
 
+  test "a keyring marked for mirroring stays marked after a restart" do
+    {[a, b], [_, b_dir], u} = start_nodes([:a, :b])
+    ring = keyring([a, b])
+    :ok = Peers.call(b, Keyring.Sync, :mirror, [ring])
+    assert Peers.call(b, Keyring.Sync, :mirrored, []) == [ring]
+    Peers.stop(b)
+    b2 = Peers.start(:"sync_b2_#{u}", dir: b_dir)
+    on_exit(fn -> Peers.stop(b2) end)
+    assert Peers.call(b2, Keyring.Sync, :mirrored, []) == [ring]
+    :ok = Peers.call(b2, Keyring.Sync, :unmirror, [ring])
+    assert Peers.call(b2, Keyring.Sync, :mirrored, []) == []
+  end
+
   test "connected_peers lists linked members with their keyrings" do
     {[a, b], _, _} = start_nodes([:a, :b])
     ring = keyring([a, b])

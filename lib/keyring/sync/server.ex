@@ -13,6 +13,9 @@ defmodule Keyring.Sync.Server do
   alias Keyring.Sync.Transfer
 
   @list_page 4096
+  # Keyrings marked with Keyring.Sync.mirror/2 are remembered in the store
+  # under this ref prefix, so a restarted node keeps mirroring them.
+  @mirror_refs "keyring/sync/mirror/"
 
   def server(instance), do: Instance.child_name(instance, Keyring.Sync)
 
@@ -29,7 +32,8 @@ defmodule Keyring.Sync.Server do
     state = %{
       instance: instance,
       opts: sync,
-      mirror: MapSet.new(sync[:mirror], &Keyring.Ring.id!/1),
+      mirror:
+        MapSet.new(sync[:mirror], &Keyring.Ring.id!/1) |> MapSet.union(remembered(instance)),
       transfers: %{},
       finished: :queue.new(),
       refs: %{},
@@ -39,6 +43,18 @@ defmodule Keyring.Sync.Server do
 
     attach(state)
     {:ok, state}
+  end
+
+  defp remembered(instance) do
+    case Keyring.Store.list_refs(@mirror_refs, instance: instance) do
+      {:ok, refs} ->
+        MapSet.new(refs, fn {name, _} -> binary_part(name, byte_size(@mirror_refs), 32) end)
+
+      _ ->
+        MapSet.new()
+    end
+  rescue
+    _ -> MapSet.new()
   end
 
   # The mesh may have restarted with a fresh resource: attach the store to
@@ -78,6 +94,12 @@ defmodule Keyring.Sync.Server do
   end
 
   def handle_call({:mirror, ring, on?}, _from, state) do
+    name = @mirror_refs <> ring
+
+    if on?,
+      do: :ok = Keyring.Store.put_ref(name, "1", instance: state.instance),
+      else: {:ok, _} = Keyring.Store.delete_ref(name, instance: state.instance)
+
     mirror = if on?, do: MapSet.put(state.mirror, ring), else: MapSet.delete(state.mirror, ring)
 
     state = %{state | mirror: mirror}
