@@ -1,8 +1,10 @@
-# Data-plane benchmarks. Part 1 (this file, for now): large-blob ingest and
-# reads against the disk's own speed, and the cost of outboards.
+# Data-plane benchmarks. Part 1: large-blob ingest and reads against the
+# disk's own speed, and the cost of outboards. Part 2 (TransferBench, below):
+# blob transfer between two members over the QUIC mesh against plain quinn.
 #
 #   bin/bench sync        (= MIX_ENV=prod mix run --no-start bench/sync.exs)
-#   SYNC_GIB=0 bin/bench sync     skips the 1 GiB case
+#   SYNC_GIB=0 bin/bench sync     skips the 1 GiB cases
+#   SYNC_PARTS=transfer bin/bench sync    only part 2 (ingest, transfer)
 #
 # - Ingest: Keyring.Store.put_file/2 of a 256 MiB and a 1 GiB file (random
 #   bytes, in the page cache) against `dd if=/dev/zero of=F bs=1M
@@ -260,4 +262,171 @@ defmodule SyncBench do
   end
 end
 
-SyncBench.run()
+# --- Part 2: blob transfer between two members --------------------------------
+#
+# Two Keyring instances in this VM (A and B, as bench/mesh.exs runs its
+# meshes), members of one keyring, linked over QUIC on loopback. A stores a
+# file of random bytes and shares it into the keyring; B fetches it with
+# Keyring.Sync.fetch/2: size proof, verified stream, every 16 KiB group
+# checked and written into a partial blob, fsynced, completed (so the
+# transfer includes B's durable write; quinn's does not touch a disk).
+# Against: bench/native quic_baseline's bulk transfer of the same MiB (plain
+# quinn, same TLS, client and server in one process), measured in the same
+# run, rounds interleaved. CPU is the whole VM's (both ends), like quinn's.
+# Then 10,000 blobs of 4 KiB in one fetch (blobs/s).
+defmodule TransferBench do
+  import SyncBench, only: [median: 1, fmt: 1, fmt2: 1, row: 1, load: 0]
+  @mib 1_048_576
+
+  def cpu_seconds do
+    [_, after_comm] = File.read!("/proc/#{System.pid()}/stat") |> String.split(")", parts: 2)
+    f = String.split(after_comm)
+    (String.to_integer(Enum.at(f, 11)) + String.to_integer(Enum.at(f, 12))) / 100
+  end
+
+  def setup(tmp) do
+    {:ok, _} = Keyring.start_link(name: XferA, data_dir: tmp <> "/a")
+    {:ok, _} = Keyring.start_link(name: XferB, data_dir: tmp <> "/b")
+    {:ok, ring} = Keyring.Ring.create("bench", instance: XferA)
+    {:ok, invite} = Keyring.Ring.invite(ring, instance: XferA)
+    {:ok, ^ring} = Keyring.join(invite, instance: XferB)
+    :ok = Keyring.expose(:echo, & &1, instance: XferA)
+    a = Keyring.Identity.node_id(instance: XferA)
+    {:ok, "x"} = Keyring.call(a, :echo, "x", instance: XferB)
+    %{ring: ring, a_key: Keyring.Identity.public_key(instance: XferA), tmp: tmp}
+  end
+
+  def put_random(ctx, mib) do
+    path = Path.join(ctx.tmp, "src-#{mib}")
+
+    File.open!(path, [:write, :binary], fn f ->
+      for _ <- 1..mib, do: IO.binwrite(f, :crypto.strong_rand_bytes(@mib))
+    end)
+
+    {:ok, cid} =
+      Keyring.Store.put_file(path, instance: XferA, share: ctx.ring, timeout: :infinity)
+
+    File.rm!(path)
+    cid
+  end
+
+  # One fetch of `cid` by B: {MiB/s, CPU-s/GiB}; B's copy deleted after.
+  def fetch(ctx, cid, mib) do
+    cpu0 = cpu_seconds()
+    t0 = System.monotonic_time(:microsecond)
+
+    {:ok, t} =
+      Keyring.Sync.fetch(cid,
+        from: ctx.a_key,
+        keyring: ctx.ring,
+        instance: XferB,
+        timeout: :infinity
+      )
+
+    us = System.monotonic_time(:microsecond) - t0
+    cpu = cpu_seconds() - cpu0
+    ^mib = div(t.bytes_done, @mib)
+    {:ok, true} = Keyring.Store.delete(cid, instance: XferB)
+    SyncBench.settle()
+    {mib / (us / 1.0e6), cpu / (mib / 1024)}
+  end
+
+  def quinn(mib) do
+    {out, 0} = System.cmd(Path.expand("_build/cargo/release/quic_baseline"), ["#{mib}", "1", "1"])
+
+    m =
+      out
+      |> String.split("\n", trim: true)
+      |> Map.new(fn line ->
+        [k, v] = String.split(line, "=")
+        {k, v |> Float.parse() |> elem(0)}
+      end)
+
+    {m["bulk_mib_per_s"], m["cpu_s_per_gib"]}
+  end
+
+  # CPU is counted in 10 ms ticks: a 1 MiB transfer may show none.
+  defp cpu_ratio(rs) do
+    case for({_, _, k, q} <- rs, q > 0, do: k / q) do
+      [] -> "n/a (< 1 tick)"
+      ratios -> fmt2(median(ratios))
+    end
+  end
+
+  def many_small(ctx, n) do
+    cids =
+      for i <- 1..n do
+        data = <<i::64, :crypto.strong_rand_bytes(4096 - 8)::binary>>
+        {:ok, cid} = Keyring.Store.put(data, instance: XferA, share: ctx.ring)
+        cid
+      end
+
+    t0 = System.monotonic_time(:microsecond)
+
+    {:ok, t} =
+      Keyring.Sync.fetch(cids,
+        from: ctx.a_key,
+        keyring: ctx.ring,
+        instance: XferB,
+        timeout: :infinity
+      )
+
+    us = System.monotonic_time(:microsecond) - t0
+    ^n = t.blobs_done
+    n / (us / 1.0e6)
+  end
+
+  def run do
+    {_, 0} =
+      System.cmd(
+        "cargo",
+        ~w(build --release -q -p keyring_bench --bins --target-dir _build/cargo),
+        stderr_to_stdout: true
+      )
+
+    tmp = Path.join(System.tmp_dir!(), "keyring-xfer-#{System.os_time()}")
+    File.rm_rf!(tmp)
+    File.mkdir_p!(tmp)
+    ctx = setup(tmp)
+    gib? = System.get_env("SYNC_GIB", "1") != "0"
+    sizes = [{1, 5}, {100, 3}] ++ if(gib?, do: [{1024, 1}], else: [])
+    IO.puts("\nblob transfer between two members (load #{load()}):")
+    row(["size", "keyring MiB/s", "quinn MiB/s", "ratio", "CPU-s/GiB", "quinn CPU", "CPU ratio"])
+
+    try do
+      for {mib, rounds} <- sizes do
+        cid = put_random(ctx, mib)
+
+        rs =
+          for _ <- 1..rounds do
+            {q_rate, q_cpu} = quinn(mib)
+            {k_rate, k_cpu} = fetch(ctx, cid, mib)
+            {k_rate, q_rate, k_cpu, q_cpu}
+          end
+
+        row([
+          "#{mib} MiB",
+          fmt(median(Enum.map(rs, &elem(&1, 0)))),
+          fmt(median(Enum.map(rs, &elem(&1, 1)))),
+          fmt2(median(Enum.map(rs, fn {k, q, _, _} -> k / q end))),
+          fmt2(median(Enum.map(rs, &elem(&1, 2)))),
+          fmt2(median(Enum.map(rs, &elem(&1, 3)))),
+          cpu_ratio(rs)
+        ])
+
+        {:ok, true} = Keyring.Store.delete(cid, instance: XferA)
+      end
+
+      rate = many_small(ctx, 10_000)
+      IO.puts("10,000 blobs of 4 KiB in one fetch: #{fmt(rate)} blobs/s (goal >= 10,000)")
+    after
+      Supervisor.stop(XferB)
+      Supervisor.stop(XferA)
+      File.rm_rf!(tmp)
+    end
+  end
+end
+
+parts = System.get_env("SYNC_PARTS", "ingest,transfer") |> String.split(",")
+if "ingest" in parts, do: SyncBench.run()
+if "transfer" in parts, do: TransferBench.run()

@@ -25,6 +25,7 @@ defmodule Keyring do
       doc: "discovery (see `Keyring.Cluster`; default `config :keyring, :cluster_topologies`)"
     ],
     mesh: [type: :keyword, default: [], doc: "options for the mesh plane (see `Keyring.Mesh`)"],
+    sync: [type: :keyword, default: [], doc: "content sync options (see `Keyring.Sync`)"],
     gateway: [
       type: {:or, [:boolean, :keyword, {:in, [nil]}]},
       default: false,
@@ -171,6 +172,7 @@ defmodule Keyring do
        data_dir: opts[:data_dir],
        mesh: opts[:mesh],
        passphrase: opts[:passphrase]},
+      {Keyring.Sync, instance: name, sync: opts[:sync]},
       {Keyring.Feed.Supervisor, name: name}
     ]
 
@@ -229,6 +231,7 @@ defmodule Keyring do
     |> Keyword.update!(:coordinator, &Keyring.Coordinator.validate!/1)
     |> Keyword.update!(:store, &Keyring.Store.validate!/1)
     |> Keyword.update!(:mesh, &Keyring.Mesh.Options.validate!/1)
+    |> Keyword.update!(:sync, &Keyring.Sync.Options.validate!/1)
     |> Keyword.update!(:gateway, &Keyring.Gateway.validate!/1)
     |> Keyword.put_new_lazy(:data_dir, fn -> default_data_dir() end)
   end

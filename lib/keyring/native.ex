@@ -193,6 +193,14 @@ defmodule Keyring.Native do
   def mesh_dispatch_to(_mesh, _pids), do: err()
   def mesh_close(_mesh), do: err()
 
+  # Blob transfer (Keyring.Sync)
+  def sync_attach_store(_mesh, _store), do: err()
+
+  def sync_fetch(_mesh, _ref, _tag, _keyring, _providers, _cids, _stall_ms, _slice_groups),
+    do: err()
+
+  def sync_list(_mesh, _ref, _keyring, _peer, _addr, _after, _limit, _timeout_ms), do: err()
+
   # Merkle DAG nodes and walks
   def dag_encode(_node), do: err()
   def dag_encode_dirty(_node), do: err()

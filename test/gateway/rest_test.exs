@@ -107,10 +107,21 @@ defmodule Keyring.Gateway.RESTTest do
              post(gw, "/v1/tasks/nothing_here_#{System.unique_integer([:positive])}", %{})
   end
 
-  test "transfers say plainly that sync does not exist yet", %{gw: gw} do
+  test "transfers list what Keyring.Sync ran, in the mesh snapshot too", %{gw: gw} do
+    {:ok, ring} = Keyring.Ring.create("xfer", instance: gw.name)
+    nobody = {:crypto.strong_rand_bytes(32), "127.0.0.1:9"}
+    cid = Keyring.Store.Cid.of("not here")
+
+    {:ok, id} =
+      Keyring.Sync.fetch(cid, keyring: ring, from: [nobody], async: true, instance: gw.name)
+
     %{status: 200, json: t} = get(gw, "/v1/transfers")
-    assert t["available"] == false and t["message"] =~ "not part of this build"
-    assert %{json: %{"transfers" => %{"available" => false}}} = get(gw, "/v1/mesh")
+    assert t["available"] == true
+    assert [x] = Enum.filter(t["transfers"], &(&1["id"] == id))
+    assert x["cids"] == [cid] and x["blobs_total"] == 1 and x["reason"] == "fetch"
+    assert x["stage"] in ["running", "stalled"]
+    assert x["keyring"] == Keyring.Ring.encode_id(ring)
+    assert %{json: %{"transfers" => %{"available" => true}}} = get(gw, "/v1/mesh")
   end
 
   test "unknown routes are 404 and known ones under another method 405", %{gw: gw} do

@@ -235,7 +235,8 @@ defmodule Keyring.Gateway.Operations do
       mutating: false,
       input: %{},
       mcp: false,
-      description: "Sync transfers (not built yet: answers 501 until content sync exists)."
+      description:
+        "Content sync transfers, running and recent: stage, bytes and blobs done/total, rate, ETA, per-provider bytes, errors."
     }
   ]
 

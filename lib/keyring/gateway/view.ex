@@ -54,4 +54,33 @@ defmodule Keyring.Gateway.View do
       "admin" => (me && me.admin) || false
     }
   end
+
+  @doc false
+  # A Keyring.Sync transfer as JSON (ids and cids in text form).
+  def transfer(t) do
+    %{
+      "id" => t.id,
+      "keyring" => NodeId.encode(t.keyring),
+      "cids" => Enum.map(t.cids, &Keyring.Store.Cid.encode/1),
+      "reason" => Atom.to_string(t.reason),
+      "stage" => stage(t.stage),
+      "blobs_done" => t.blobs_done,
+      "blobs_total" => t.blobs_total,
+      "bytes_done" => t.bytes_done,
+      "bytes_total" => t.bytes_total,
+      "rate" => t.rate * 1.0,
+      "eta_s" => t.eta_s && t.eta_s * 1.0,
+      "stalled" => t.stalled,
+      "providers" =>
+        for({k, n} <- Enum.sort(t.providers), do: %{"node_id" => NodeId.encode(k), "bytes" => n}),
+      "errors" =>
+        for(e <- t.errors, do: %{"node_id" => NodeId.encode(e.provider), "error" => e.error}),
+      "not_found" => Enum.map(t.not_found, &Keyring.Store.Cid.encode/1),
+      "started_ms" => t.started_ms,
+      "finished_ms" => t.finished_ms
+    }
+  end
+
+  defp stage({:failed, _}), do: "failed"
+  defp stage(stage), do: Atom.to_string(stage)
 end

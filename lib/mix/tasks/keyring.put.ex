@@ -7,7 +7,11 @@ defmodule Mix.Tasks.Keyring.Put do
   a Merkle DAG (`Keyring.DAG.put_dir/2`) that `Keyring.DAG.get_dir/3`
   writes back out.
 
-      mix keyring.put PATH [--skip-symlinks] [--data-dir DIR] [--passphrase P]
+      mix keyring.put PATH [--share RING]... [--skip-symlinks] [--data-dir DIR] [--passphrase P]
+
+  `--share RING` shares the cid into keyring `RING` (its id), so members of
+  that keyring can fetch it (`mix keyring.get`, `Keyring.Sync`); for a
+  directory, its root is shared.
 
   A progress line (files and bytes stored) is kept up to date on stderr.
   Run it while the node is stopped (it opens the node's data dir), or call
@@ -16,7 +20,7 @@ defmodule Mix.Tasks.Keyring.Put do
   use Mix.Task
   import Bitwise
 
-  @switches [data_dir: :string, passphrase: :string, skip_symlinks: :boolean]
+  @switches [data_dir: :string, passphrase: :string, skip_symlinks: :boolean, share: :keep]
   @cli :keyring_cli
 
   @impl Mix.Task
@@ -67,6 +71,14 @@ defmodule Mix.Tasks.Keyring.Put do
     case result do
       {:ok, cid} ->
         IO.write(:stderr, "\n")
+
+        for ring <- Keyword.get_values(opts, :share) do
+          case Keyring.Store.share(cid, ring, instance: @cli) do
+            {:ok, _} -> Mix.shell().info("shared into #{ring}")
+            {:error, reason} -> Mix.raise("could not share into #{ring}: #{inspect(reason)}")
+          end
+        end
+
         Mix.shell().info(cid)
 
       {:error, reason} ->

@@ -25,5 +25,6 @@ pub mod identity;
 pub mod membership;
 pub mod reconcile;
 pub mod refs;
+pub mod transfer;
 pub mod verified;
 pub mod wire;

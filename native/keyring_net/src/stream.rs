@@ -130,6 +130,36 @@ impl FramedRecv {
         let _ = self.recv.stop(stream_code(code));
     }
 
+    /// The next bytes of the stream as they arrive, at most `max` (`None` at
+    /// its end): for a protocol that streams raw bytes (blob transfer). The
+    /// caller bounds the time; QUIC flow control bounds what the peer can
+    /// send ahead of the reads.
+    pub async fn read_raw(&mut self, max: usize) -> Result<Option<Bytes>, ReadFrameError> {
+        if !self.head.is_empty() {
+            let take = self.head.len().min(max);
+            return Ok(Some(self.head.split_to(take)));
+        }
+        match self.recv.read_chunk(max, true).await {
+            Ok(chunk) => Ok(chunk.map(|c| c.bytes)),
+            Err(_) => Err(ReadFrameError::Stream),
+        }
+    }
+
+    /// Reads as many bytes as are there (at least one, waiting for them) into
+    /// `buf`; how many (`None` at the stream's end). For raw streams, as
+    /// [`read_raw`](Self::read_raw), in larger pieces.
+    pub async fn read_some(&mut self, buf: &mut [u8]) -> Result<Option<usize>, ReadFrameError> {
+        if !self.head.is_empty() {
+            let take = self.head.len().min(buf.len());
+            buf[..take].copy_from_slice(&self.head.split_to(take));
+            return Ok(Some(take));
+        }
+        self.recv
+            .read(buf)
+            .await
+            .map_err(|_| ReadFrameError::Stream)
+    }
+
     /// Reads the rest of the stream as one frame (header included) whose
     /// payload is at most `max_payload` bytes.
     pub async fn read_frame(&mut self, max_payload: usize) -> Result<ChargedFrame, ReadFrameError> {

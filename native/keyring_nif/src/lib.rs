@@ -21,6 +21,7 @@ mod mesh_reconcile;
 mod refs;
 mod reply;
 mod store;
+mod sync;
 mod term_codec;
 mod timeslice;
 

@@ -49,10 +49,26 @@ pub(crate) struct MeshResource {
     rpc: Arc<Rpc>,
     membership: Arc<Membership>,
     sink: Arc<PidSink>,
+    /// The store the blob protocol (3) serves from and fetches into.
+    blob_store: Arc<crate::sync::StoreSlot>,
 }
 
 #[rustler::resource_impl]
 impl Resource for MeshResource {}
+
+impl MeshResource {
+    pub(crate) fn blob_store(&self) -> &crate::sync::StoreSlot {
+        &self.blob_store
+    }
+
+    pub(crate) fn mesh_opener(&self) -> keyring_net::Opener {
+        self.mesh.opener()
+    }
+
+    pub(crate) fn mesh_runtime(&self) -> &tokio::runtime::Handle {
+        self.mesh.runtime()
+    }
+}
 
 // The mesh is only touched through &self methods that keep their own locks;
 // a panic inside one (caught by rustler) leaves nothing half-updated to observe.
@@ -351,6 +367,7 @@ fn mesh_start(
         Arc::new(crate::mesh_reconcile::StoreSets(store)),
         ReconcileLimits::default(),
     );
+    let blob_store = Arc::new(crate::sync::StoreSlot::default());
     let mut protocols = Protocols::new();
     protocols
         .add(rpc.clone())
@@ -358,6 +375,7 @@ fn mesh_start(
         .and_then(|p| p.add(dag.clone()))
         .and_then(|p| p.add(reconcile.clone()))
         .and_then(|p| p.add(feeds.clone()))
+        .and_then(|p| p.add(crate::sync::protocol(&blob_store)))
         .map_err(|e| e.to_string())?;
     cfg.limits = limits;
     let mesh = Mesh::start(cfg, Arc::new(Members::default()), sink.clone(), protocols)
@@ -371,6 +389,7 @@ fn mesh_start(
         rpc,
         membership,
         sink,
+        blob_store,
     }))
 }
 

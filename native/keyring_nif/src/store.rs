@@ -25,6 +25,13 @@ pub(crate) struct StoreResource(RwLock<Option<Store>>);
 #[rustler::resource_impl]
 impl Resource for StoreResource {}
 
+impl StoreResource {
+    /// The store, unless closed.
+    pub(crate) fn store(&self) -> Option<Store> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 pub(crate) type Outcome<T> = Result<T, Reason>;
 
 pub(crate) fn with_store<T>(

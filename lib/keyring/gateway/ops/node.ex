@@ -102,19 +102,29 @@ defmodule Keyring.Gateway.Ops.Node do
        "nodes" => nodes,
        "keyrings" => rings,
        "links" => links,
-       "transfers" => transfers_note()
+       "transfers" => transfers_map(ctx)
      }}
   end
 
-  # An honest answer about a feature that does not exist yet, not an empty list.
-  def transfers(_args, _ctx), do: {:ok, transfers_note()}
+  @doc "Content sync transfers (`Keyring.Sync.transfers/1`), running and recent."
+  def transfers(_args, ctx), do: {:ok, transfers_map(ctx)}
 
-  defp transfers_note do
+  defp transfers_map(ctx) do
+    list = Keyring.Sync.transfers(instance: ctx.instance)
+    running = Enum.count(list, &(&1.stage == :running))
+
+    message =
+      case list do
+        [] -> "no transfers yet"
+        _ -> "#{length(list)} transfers, #{running} running"
+      end
+
     %{
-      "available" => false,
-      "message" =>
-        "content sync is not part of this build yet: no transfer exists to report; " <>
-          "this route will list transfers (stage, bytes, rate, ETA) once it does"
+      "available" => true,
+      "message" => message,
+      "transfers" => Enum.map(list, &View.transfer/1)
     }
+  catch
+    :exit, _ -> %{"available" => false, "message" => "content sync is not running"}
   end
 end

@@ -1,8 +1,10 @@
 //! The protocols Keyring's mesh serves, each a [`crate::Protocol`]:
-//! [`rpc`] (calls and casts), [`membership`] (log pushes), [`dag`] (DAG
+//! [`rpc`] (calls and casts), [`membership`] (log pushes), [`blobs`]
+//! (verified blob transfer), [`dag`] (DAG
 //! sync), [`feeds`] (feed and ref replication) and [`reconcile`] (set
 //! reconciliation).
 
+pub mod blobs;
 pub mod dag;
 pub mod feeds;
 pub mod membership;
