@@ -93,6 +93,16 @@ defmodule Keyring.Cluster.SyncTest do
     blobs = for i <- 1..200, do: :crypto.strong_rand_bytes(100 + i * 97)
     big = :crypto.strong_rand_bytes(2_000_000)
     cids = for d <- [big | blobs], do: put_shared(a, d, ring)
+    # A directory tree shared by its root: its nodes and files come by DAG
+    # sync, its file over 1 MiB by blob transfer.
+    tree = Path.join(System.tmp_dir!(), "sync-tree-#{System.unique_integer([:positive])}")
+    on_exit(fn -> File.rm_rf(tree) end)
+    File.mkdir_p!(Path.join(tree, "docs/deep"))
+    File.write!(Path.join(tree, "readme.txt"), "hello")
+    File.write!(Path.join(tree, "docs/deep/notes.txt"), String.duplicate("n", 40_000))
+    File.write!(Path.join(tree, "docs/big.bin"), :crypto.strong_rand_bytes(1_500_000))
+    {:ok, root} = Peers.call(a, Keyring.DAG, :put_dir, [tree], 60_000)
+    {:ok, _} = Peers.call(a, Keyring.Store, :share, [root, ring])
     # Make sure B has a live link to A (a call dials it).
     a_id = Peers.call(a, Keyring.Identity, :node_id, [])
     :ok = Peers.call(a, Keyring, :expose, [:ping, &Function.identity/1])
@@ -107,8 +117,22 @@ defmodule Keyring.Cluster.SyncTest do
 
     assert {:ok, ^big} = Peers.call(b, Keyring.Store, :get, [hd(cids)])
 
-    assert [%{reason: :mirror, stage: :done, blobs_total: 201}] =
-             Peers.call(b, Keyring.Sync, :transfers, [])
+    out = tree <> "-copy"
+    on_exit(fn -> File.rm_rf(out) end)
+
+    assert Keyring.Test.Eventually.eventually(fn ->
+             File.rm_rf(out)
+             Peers.call(b, Keyring.DAG, :get_dir, [root, out]) == :ok
+           end)
+
+    assert File.read!(Path.join(out, "docs/big.bin")) ==
+             File.read!(Path.join(tree, "docs/big.bin"))
+
+    assert File.read!(Path.join(out, "docs/deep/notes.txt")) ==
+             File.read!(Path.join(tree, "docs/deep/notes.txt"))
+
+    assert [%{reason: :mirror, stage: :done, blobs_total: 202} | _] =
+             Peers.call(b, Keyring.Sync, :transfers, []) |> Enum.sort_by(& &1.id)
   end
 
   test "a keyring marked for mirroring stays marked after a restart" do

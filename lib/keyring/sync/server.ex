@@ -9,6 +9,7 @@ defmodule Keyring.Sync.Server do
 
   use GenServer
 
+  require Logger
   alias Keyring.{Instance, Native}
   alias Keyring.Sync.Transfer
 
@@ -133,11 +134,19 @@ defmodule Keyring.Sync.Server do
     end
   end
 
+  def handle_info({:keyring_sync_reconciled, ring, peer, {:ok, %{need: need}}}, state) do
+    {:noreply, fetch_missing(state, ring, peer, need)}
+  end
+
+  def handle_info({:keyring_sync_reconciled, ring, peer, {:error, _}}, state) do
+    {:noreply, list_next(state, ring, peer, <<>>, [])}
+  end
+
   def handle_info({:keyring_mesh, :peer_up, %{keyring: ring, peer: peer}}, state) do
     attach(state)
 
     if state.opts[:auto] and MapSet.member?(state.mirror, ring) do
-      {:noreply, list_next(state, ring, peer, <<>>, [])}
+      {:noreply, reconcile(state, ring, peer)}
     else
       {:noreply, state}
     end
@@ -186,6 +195,7 @@ defmodule Keyring.Sync.Server do
   defp finished(state, id, result) do
     t = Transfer.finish(state.transfers[id], result, now())
     publish(state, {:keyring_sync, :finished, t})
+    if t.reason == :mirror and t.stage == :done, do: follow_dags(state.instance, t)
 
     {waiter, waiters} = Map.pop(state.waiters, id)
 
@@ -244,9 +254,24 @@ defmodule Keyring.Sync.Server do
   # fetch it ---
 
   defp round_for_ring(state, ring) do
-    Enum.reduce(connected(state, ring), state, fn peer, st ->
-      list_next(st, ring, peer, <<>>, [])
+    Enum.reduce(connected(state, ring), state, fn peer, st -> reconcile(st, ring, peer) end)
+  end
+
+  # What the peer shares in `ring` and this node lacks comes from set
+  # reconciliation (mesh protocol 6: a few round trips and bytes in
+  # proportion to the differences, not to the sets); the call waits for
+  # the network, so it runs in a process of its own and reports back. A
+  # peer that cannot reconcile (an error) is listed instead.
+  defp reconcile(state, ring, peer) do
+    server = self()
+    instance = state.instance
+
+    spawn(fn ->
+      result = Keyring.Mesh.reconcile(peer, ring, instance: instance)
+      send(server, {:keyring_sync_reconciled, ring, peer, result})
     end)
+
+    state
   end
 
   defp list_next(state, ring, peer, after_name, acc) do
@@ -266,21 +291,69 @@ defmodule Keyring.Sync.Server do
       {last, _, _} = List.last(entries)
       list_next(state, ring, peer, last, acc)
     else
-      wanted =
-        acc |> Enum.uniq() |> Enum.reject(&Keyring.Store.has?(&1, instance: state.instance))
-
-      if wanted == [] do
-        state
-      else
-        case start(state, ring, wanted, [{peer, nil}], :mirror) do
-          {:ok, _id, state} -> state
-          {:error, _} -> state
-        end
-      end
+      fetch_missing(state, ring, peer, acc)
     end
   end
 
   defp listed(state, _ring, _peer, _acc, {:error, _}), do: state
+
+  # A mirrored cid that is a DAG root (a directory tree, an event chain)
+  # brings only its root node by blob transfer: what it links to is served
+  # by DAG sync (mesh protocol 4: one round trip whatever the depth), and
+  # its blobs over 1 MiB come back as `deferred`, fetched by blob transfer.
+  defp follow_dags(instance, t) do
+    peers = Map.keys(t.providers)
+
+    spawn(fn ->
+      for cid <- t.cids, dag_with_missing_links?(cid, instance), peer <- Enum.take(peers, 1) do
+        opts = [from: peer, keyring: t.keyring, blobs: true, instance: instance]
+
+        case Keyring.DAG.fetch(cid, opts) do
+          {:ok, %{deferred: [_ | _] = big}} ->
+            cids = Enum.map(big, fn {cid, _size} -> cid end)
+            Keyring.Sync.fetch(cids, from: [peer], keyring: t.keyring, instance: instance)
+
+          {:ok, _} ->
+            :ok
+
+          {:error, reason} ->
+            Logger.warning(
+              "keyring: mirroring DAG #{Base.encode16(cid, case: :lower)}: #{inspect(reason)}"
+            )
+        end
+      end
+    end)
+  end
+
+  defp dag_with_missing_links?(cid, instance) do
+    case Keyring.DAG.get_node(cid, instance: instance) do
+      {:ok, _node} ->
+        Keyring.DAG.stream(cid, instance: instance, max_depth: 1, blobs: true)
+        |> Enum.any?(fn {_cid, depth, value} -> depth > 0 and value == :missing end)
+
+      _ ->
+        false
+    end
+  rescue
+    _ -> false
+  end
+
+  defp fetch_missing(state, ring, peer, cids) do
+    wanted =
+      cids
+      |> Enum.map(&Keyring.Store.Cid.parse!/1)
+      |> Enum.uniq()
+      |> Enum.reject(&Keyring.Store.has?(&1, instance: state.instance))
+
+    if wanted == [] do
+      state
+    else
+      case start(state, ring, wanted, [{peer, nil}], :mirror) do
+        {:ok, _id, state} -> state
+        {:error, _} -> state
+      end
+    end
+  end
 
   defp publish(state, message) do
     Keyring.PubSub.local_broadcast(Keyring.Sync.topic(), message, instance: state.instance)

@@ -352,6 +352,7 @@ fn mesh_start(
     let sink = PidSink::new(env.pid());
     let rpc = Rpc::new(sink.clone(), &limits, max_payload);
     let membership = Membership::new(sink.clone(), &limits, max_payload);
+    let grants = Arc::new(crate::sync::Grants::default());
     let feeds_sink = crate::mesh_feeds::BeamFeeds::new();
     let feeds = Feeds::new(
         Arc::new(crate::mesh_feeds::StoreFeeds(store.clone())),
@@ -360,7 +361,7 @@ fn mesh_start(
         &limits,
     );
     let dag = Dag::new(
-        Arc::new(crate::mesh_dag::StoreDag(store.clone())),
+        Arc::new(crate::mesh_dag::StoreDag(store.clone(), grants.clone())),
         DagLimits::default(),
     );
     let reconcile = Reconcile::new(
@@ -375,7 +376,7 @@ fn mesh_start(
         .and_then(|p| p.add(dag.clone()))
         .and_then(|p| p.add(reconcile.clone()))
         .and_then(|p| p.add(feeds.clone()))
-        .and_then(|p| p.add(crate::sync::protocol(&blob_store)))
+        .and_then(|p| p.add(crate::sync::protocol(&blob_store, &grants)))
         .map_err(|e| e.to_string())?;
     cfg.limits = limits;
     let mesh = Mesh::start(cfg, Arc::new(Members::default()), sink.clone(), protocols)

@@ -4,7 +4,7 @@
 //! (`{:keyring_reply, ref, {:ok, report} | {:error, reason}}`) from the
 //! mesh's runtime: the caller's scheduler only encodes the request.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use keyring_core::dag::{BlobRead, Cid, Link, LinkKind, Request, TraversalSpec, MAX_NODE_BYTES};
@@ -28,7 +28,10 @@ mod local_atoms {
 }
 
 /// The instance's store as DAG sync sees it.
-pub(crate) struct StoreDag(pub(crate) ResourceArc<StoreResource>);
+pub(crate) struct StoreDag(
+    pub(crate) ResourceArc<StoreResource>,
+    pub(crate) Arc<crate::sync::Grants>,
+);
 
 fn text(e: StoreError) -> String {
     e.to_string()
@@ -44,6 +47,10 @@ impl StoreDag {
 }
 
 impl DagStore for StoreDag {
+    fn deferred(&self, keyring: &PublicKey, cid: &Cid) {
+        self.1.grant(keyring, cid);
+    }
+
     fn shared_in(&self, keyring: &PublicKey, cid: &Cid) -> Result<bool, String> {
         self.with(|s| Ok(s.blobs().shared_in(cid, keyring)? && s.blobs().has(cid)?))
     }

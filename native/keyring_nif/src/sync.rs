@@ -6,7 +6,7 @@
 //! `{:keyring_reply, ref, result}` at the end; nothing blocks a scheduler.
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keyring_core::hash::Digest;
 use keyring_core::membership::PublicKey;
@@ -46,15 +46,44 @@ impl StoreSlot {
     }
 }
 
+/// Blobs a DAG sync answered as deferred (over its item limit) for a
+/// keyring: reachable from a root shared there, so the blob protocol serves
+/// them to that keyring's members for a while, as if shared. Bounded: at
+/// most [`Grants::MAX`] entries, each for [`Grants::TTL`].
+#[derive(Default)]
+pub(crate) struct Grants(std::sync::Mutex<std::collections::HashMap<(PublicKey, Digest), Instant>>);
+
+impl Grants {
+    const MAX: usize = 65_536;
+    const TTL: Duration = Duration::from_secs(600);
+
+    pub(crate) fn grant(&self, keyring: &PublicKey, cid: &Digest) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if map.len() >= Self::MAX {
+            map.retain(|_, until| *until > now);
+        }
+        if map.len() < Self::MAX {
+            map.insert((*keyring, *cid), now + Self::TTL);
+        }
+    }
+
+    fn granted(&self, keyring: &PublicKey, cid: &Digest) -> bool {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&(*keyring, *cid))
+            .is_some_and(|until| *until > Instant::now())
+    }
+}
+
 /// The blob protocol over a [`StoreSlot`], registered in `mesh_start`.
-pub(crate) fn protocol(slot: &Arc<StoreSlot>) -> Arc<Blobs> {
+pub(crate) fn protocol(slot: &Arc<StoreSlot>, grants: &Arc<Grants>) -> Arc<Blobs> {
     Blobs::new(
-        Arc::new(StoreProvider(slot.clone())),
+        Arc::new(StoreProvider(slot.clone(), grants.clone())),
         Duration::from_secs(30),
     )
 }
 
-struct StoreProvider(Arc<StoreSlot>);
+struct StoreProvider(Arc<StoreSlot>, Arc<Grants>);
 
 struct StoreSource(OpenBlob);
 
@@ -81,7 +110,7 @@ impl BlobProvider for StoreProvider {
         let store = self.0.get()?;
         // The scoping rule: served only if shared into the connection's
         // keyring; absent and not shared are the same `None`.
-        if !store.blobs().shared_in(cid, keyring).ok()? {
+        if !store.blobs().shared_in(cid, keyring).ok()? && !self.1.granted(keyring, cid) {
             return None;
         }
         let blob = store.blobs().open_blob(cid, false).ok()??;

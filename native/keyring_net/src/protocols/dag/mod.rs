@@ -78,6 +78,14 @@ pub trait DagStore: Send + Sync + 'static {
     fn has(&self, cid: &Cid) -> Result<bool, String>;
     /// Stores verified items; returns once they are durable.
     fn put(&self, items: Vec<(Cid, Vec<u8>)>) -> Result<(), String>;
+    /// A blob over the item limit, reached from a root shared in
+    /// `keyring`, was answered as deferred (to be fetched by blob
+    /// transfer): a store may let the blob protocol serve it to that
+    /// keyring's members, since the traversal proved it reachable from a
+    /// root shared there. By default nothing is remembered.
+    fn deferred(&self, keyring: &PublicKey, cid: &Cid) {
+        let _ = (keyring, cid);
+    }
 }
 
 /// The numbers of DAG sync's fences.
@@ -338,7 +346,8 @@ impl Dag {
         }
         let (tx, mut rx) = mpsc::channel::<Chunk>(self.limits.chunks_in_flight.max(1));
         let (store, limits) = (self.store.clone(), self.limits.clone());
-        let producer = tokio::task::spawn_blocking(move || produce(store, &limits, &request, &tx));
+        let producer =
+            tokio::task::spawn_blocking(move || produce(store, &keyring, &limits, &request, &tx));
         if send.write_all(&[Status::Ok as u8]).await.is_err() {
             return;
         }
@@ -578,11 +587,13 @@ async fn read_request(recv: &mut FramedRecv) -> Result<Request, Option<CodecErro
 /// request's filter holds them (a second round may name them as roots).
 fn produce(
     store: Arc<dyn DagStore>,
+    keyring: &PublicKey,
     limits: &DagLimits,
     request: &Request,
     tx: &mpsc::Sender<Chunk>,
 ) -> Vec<Cid> {
     let mut skipped = Vec::new();
+    let grants = store.clone();
     let mut source = StoreSource(store);
     let exclusion = match Exclusion::expand(
         &request.have,
@@ -601,6 +612,11 @@ fn produce(
     loop {
         match provider.next_item() {
             Ok(Some(item)) => {
+                if let (keyring_core::dag::Item::Deferred(_), Some(visit)) =
+                    (&item, provider.covered().first())
+                {
+                    grants.deferred(keyring, &visit.cid);
+                }
                 if matches!(item, keyring_core::dag::Item::Skipped(_)) {
                     skipped.extend(
                         provider
