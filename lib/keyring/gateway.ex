@@ -115,13 +115,14 @@ defmodule Keyring.Gateway do
   `/v1/keyrings/join`, `/v1/keyrings/{id}/invites`, `POST /v1/blobs` and
   `GET /v1/blobs/{cid}` (streamed), `/v1/blobs/{cid}/info`, `/v1/refs`,
   `POST /v1/rpc/{peer}/{handle}`, `POST /v1/tasks/{capability}`,
-  `GET /v1/transfers` (501 until content sync exists).
+  `GET /v1/transfers`.
 
   ## Events
 
   `GET /v1/events?types=presence,mesh&subject=<id>&replay=all` streams
   `presence.{join,update,down,leave}`, `topology.{nodeup,nodedown}`,
-  `mesh.{peer_up,peer_down}`, `keyring.membership` and whatever
+  `mesh.{peer_up,peer_down}`, `keyring.membership`,
+  `sync.{started,progress,finished}` (a transfer's figures) and whatever
   `publish/3` sends. Every event has an id; a client reconnecting with
   `Last-Event-ID` gets what it missed from a bounded ring, or a `lagged`
   event saying how many it lost (then it should refetch `/v1/mesh`).

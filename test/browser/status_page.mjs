@@ -4,6 +4,8 @@
 //   {"event":"up","count":3,...}        the page shows EXPECTED_UP nodes up
 //   then waits for a line "watch <node_id>" on stdin, answers {"event":"armed"},
 //   {"event":"down","elapsed_ms":...}   that node's row turned down (no reload)
+//   then waits for a line "transfer", answers {"event":"transfer_armed"},
+//   {"event":"transfer","text":...}      a finished transfer's row (no reload)
 //   {"event":"done","screenshots":[...]}
 // Any failure: {"event":"error","message":...} and exit code 1.
 import { chromium } from "playwright-core";
@@ -48,7 +50,16 @@ async function main() {
   const second = join(shotDir, "status_page_one_down.png");
   await page.screenshot({ path: second, fullPage: true });
   say({ event: "down", elapsed_ms: elapsed, topology_status: topo, up_now: Number(upNow), reloads: navigations.length, page_errors: errors });
-  say({ event: "done", screenshots: [first, second] });
+
+  // A transfer the node runs shows up with its progress, live.
+  await lines.next();
+  say({ event: "transfer_armed" });
+  await page.waitForSelector("[data-testid=transfer][data-stage=done]", { timeout: 30000 });
+  const transfer = await page.$eval("[data-testid=transfer][data-stage=done]", (r) => r.textContent);
+  const third = join(shotDir, "status_page_transfer.png");
+  await page.screenshot({ path: third, fullPage: true });
+  say({ event: "transfer", text: transfer, reloads: navigations.length, page_errors: errors });
+  say({ event: "done", screenshots: [first, second, third] });
 }
 
 main()

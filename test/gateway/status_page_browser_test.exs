@@ -62,6 +62,24 @@ defmodule Keyring.Gateway.StatusPageBrowserTest do
     assert down["up_now"] == 2
     assert down["page_errors"] == []
 
+    # Content moving: the second node shares a blob into the keyring, the
+    # first fetches it; the first's page shows the transfer, live.
+    second = Enum.at(peers, 1)
+    blob = :crypto.strong_rand_bytes(3_000_000)
+    {:ok, cid} = Peers.call(second, Keyring.Store, :put, [blob, [share: ring]])
+    second_id = Peers.call(second, Keyring.Identity, :node_id, [])
+    Port.command(port, "transfer\n")
+    assert %{"event" => "transfer_armed"} = next(port)
+
+    assert {:ok, %{stage: :done}} =
+             Peers.call(first, Keyring.Sync, :fetch, [cid, [from: second_id, keyring: ring]])
+
+    transfer = next(port)
+    assert transfer["event"] == "transfer", inspect(transfer)
+    assert transfer["text"] =~ "100%"
+    assert transfer["reloads"] == 0
+    assert transfer["page_errors"] == []
+
     done = next(port)
     assert done["event"] == "done"
     for shot <- done["screenshots"], do: assert(File.stat!(shot).size > 10_000)

@@ -20,7 +20,9 @@ defmodule Keyring.Gateway.EventBridge do
   def init(opts) do
     instance = opts[:instance]
 
-    for topic <- [PubSub.presence_topic(), PubSub.topology_topic(), Keyring.Mesh.topic()],
+    topics = [PubSub.presence_topic(), PubSub.topology_topic(), Keyring.Mesh.topic()]
+
+    for topic <- topics ++ [Keyring.Sync.topic()],
         do: :ok = PubSub.subscribe(topic, instance: instance)
 
     %{handle: gw} = Instance.fetch!(instance, :gateway)

@@ -8,6 +8,7 @@ defmodule Keyring.Gateway.Events do
   # | {:keyring_topology, :nodeup/:nodedown, node}    | topology.<nodeup/down>   | -           |
   # | {:keyring_mesh, :peer_up/:peer_down, %{...}}    | mesh.<peer_up/peer_down> | peer id     |
   # | {:keyring_mesh, :membership, info}              | keyring.membership       | keyring id  |
+  # | {:keyring_sync, :started/:progress/:finished, t} | sync.<kind>             | keyring id  |
 
   alias Keyring.Coordinator.Presence
   alias Keyring.Gateway.View
@@ -41,6 +42,14 @@ defmodule Keyring.Gateway.Events do
     # Link state is not in the event; the page asks /v1/mesh for it.
     view = View.ring(info, [], self_key)
     {"keyring.membership", view["id"], view}
+  end
+
+  def from_message({:keyring_sync, kind, %{id: _} = t}, _self_id, _self_key)
+      when kind in [:started, :progress, :finished] do
+    # The cid list can be long (a sync round of thousands of blobs): events
+    # carry the figures; /v1/transfers has the cids.
+    view = t |> View.transfer() |> Map.delete("cids")
+    {"sync.#{kind}", view["keyring"], view}
   end
 
   def from_message(_other, _self_id, _self_key), do: nil
