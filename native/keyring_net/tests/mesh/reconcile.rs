@@ -25,6 +25,17 @@ impl SharedSet for Fixed {
     }
 }
 
+/// A set that takes a while to build, so a session holds its place long
+/// enough for the others to arrive (whatever the machine's load).
+struct Slow(Vec<Id>, Duration);
+
+impl SharedSet for Slow {
+    fn shared(&self, _keyring: &[u8; 32]) -> Result<Vec<Id>, String> {
+        std::thread::sleep(self.1);
+        Ok(self.0.clone())
+    }
+}
+
 struct RNode {
     node: Node,
     rec: Arc<Reconcile>,
@@ -184,7 +195,8 @@ fn a_peer_over_its_session_limit_is_answered_busy_and_served_after() {
         sessions_per_peer: 1,
         ..ReconcileLimits::default()
     };
-    let (x, y) = pair(Arc::new(Fixed(a)), Arc::new(Fixed(b)), limits);
+    let slow = Arc::new(Slow(b, Duration::from_millis(1500)));
+    let (x, y) = pair(Arc::new(Fixed(a)), slow, limits);
     let (rec, opener) = (x.rec.clone(), x.node.mesh.opener());
     let to = keyring_net::Target {
         keyring: KEYRING,
