@@ -1,6 +1,7 @@
 //! The protocols Keyring's mesh serves, each a [`crate::Protocol`]:
 //! [`rpc`] (calls and casts) and [`membership`] (log pushes).
 
+pub(crate) mod batch;
 pub mod membership;
 pub mod rpc;
 
