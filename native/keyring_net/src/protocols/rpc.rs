@@ -3,6 +3,11 @@
 //! frame). Requests and casts go to an [`RpcHandler`] (the BEAM's dispatch);
 //! a request is answered with [`Rpc::respond`].
 //!
+//! Calls started from outside the runtime ([`Rpc::start_call`], what the
+//! NIF uses) and the writing of answers run as futures of one task per node
+//! (see `batch`): requests and answers that are ready together are written
+//! in one poll and leave in shared datagrams instead of one each.
+//!
 //! Fences: frames are read under the stream fences (size limit, byte rate,
 //! memory budget). A request keeps its budget charge until it is answered,
 //! so a peer's unanswered requests hold at most its budget
