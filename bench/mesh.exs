@@ -11,6 +11,10 @@
 #   ELIXIR_ERL_OPTIONS="+sbwt none +sbwtdcpu none +sbwtdio none" \
 #     mix run --no-start bench/mesh.exs [BULK_MIB]     (default 256; ROUNDS=5)
 #
+# ONLY=rpc measures just the round trips (sequential and 64 callers): the
+# baselines' bulk runs shrink to 1 MiB and Keyring's handshakes and bulk are
+# skipped, so only the RPC goals are printed.
+#
 # (+sbwt none: idle schedulers do not spin, so CPU time measures work; the
 # :peer nodes get the same flags.)
 #
@@ -363,6 +367,8 @@ mib =
   end
 
 rounds = String.to_integer(System.get_env("ROUNDS", "5"))
+rpc_only? = System.get_env("ONLY") == "rpc"
+mib = if rpc_only?, do: 1, else: mib
 
 IO.puts(
   "bulk: #{mib} x 1 MiB messages; #{rounds} rounds, each running every contender once " <>
@@ -376,20 +382,23 @@ contenders = [
   # The same order as quic_baseline: handshakes, round trips, then bulk on
   # the connection the round trips used.
   keyring: fn ->
-    handshakes = MeshBench.keyring_handshakes(ctx, 200)
+    handshakes = unless rpc_only?, do: MeshBench.keyring_handshakes(ctx, 200)
     rpc = MeshBench.keyring_rpc(ctx, 3000)
     {conc, p50, p99} = MeshBench.keyring_rpc_concurrent(ctx, 6400, 64)
-    {bulk, cpu} = MeshBench.keyring_bulk(ctx, mib)
 
-    %{
-      handshakes_per_s: handshakes,
+    rpcs = %{
       rpc_per_s: rpc,
       rpc_concurrent_per_s: conc,
       rpc_concurrent_p50_us: p50,
-      rpc_concurrent_p99_us: p99,
-      bulk_mib_per_s: bulk,
-      cpu_s_per_gib: cpu
+      rpc_concurrent_p99_us: p99
     }
+
+    if rpc_only? do
+      rpcs
+    else
+      {bulk, cpu} = MeshBench.keyring_bulk(ctx, mib)
+      Map.merge(rpcs, %{handshakes_per_s: handshakes, bulk_mib_per_s: bulk, cpu_s_per_gib: cpu})
+    end
   end,
   quinn: fn -> MeshBench.quinn(mib) end,
   rust_mesh: fn -> MeshBench.mesh_rust() end,
@@ -414,9 +423,13 @@ results =
       "round #{round}: rpc/s keyring #{round(r.keyring.rpc_per_s)}, " <>
         "quinn #{round(r.quinn.rpc_per_s)}, TLS dist #{round(r.tls.rpc_per_s)}; " <>
         "64 callers keyring #{round(r.keyring.rpc_concurrent_per_s)}, " <>
-        "TLS dist #{round(r.tls.rpc_concurrent_per_s)}; MiB/s keyring " <>
-        "#{round(r.keyring.bulk_mib_per_s)}, quinn #{round(r.quinn.bulk_mib_per_s)}, " <>
-        "TLS dist #{round(r.tls.bulk_mib_per_s)}"
+        "TLS dist #{round(r.tls.rpc_concurrent_per_s)}" <>
+        if(rpc_only?,
+          do: "",
+          else:
+            "; MiB/s keyring #{round(r.keyring.bulk_mib_per_s)}, " <>
+              "quinn #{round(r.quinn.bulk_mib_per_s)}, TLS dist #{round(r.tls.bulk_mib_per_s)}"
+        )
     )
 
     r
@@ -481,14 +494,17 @@ r = ratio.(:keyring, :quinn, :rpc_per_s)
 goal.("sequential RPC / plain quinn", pc.(r), r >= 0.7, ">= 70 %")
 r = ratio.(:keyring, :tls, :rpc_concurrent_per_s)
 goal.("64 concurrent callers / TLS distribution", x.(r), r >= 1.5, ">= 1.5 x")
-r = ratio.(:keyring, :quinn, :bulk_mib_per_s)
-goal.("bulk / plain quinn", pc.(r), r >= 0.85, ">= 85 %")
-r = ratio.(:keyring, :quinn, :cpu_s_per_gib)
-goal.("bulk CPU-s/GiB / plain quinn's", x.(r), r <= 1.2, "<= 1.2 x")
-r = ratio.(:keyring, :quinn, :handshakes_per_s)
-goal.("handshakes / plain quinn", pc.(r), r >= 0.75, ">= 75 %")
-r = ratio.(:keyring, :tls, :bulk_mib_per_s)
-goal.("bulk / TLS distribution (reference)", x.(r), true, "none")
+
+unless rpc_only? do
+  r = ratio.(:keyring, :quinn, :bulk_mib_per_s)
+  goal.("bulk / plain quinn", pc.(r), r >= 0.85, ">= 85 %")
+  r = ratio.(:keyring, :quinn, :cpu_s_per_gib)
+  goal.("bulk CPU-s/GiB / plain quinn's", x.(r), r <= 1.2, "<= 1.2 x")
+  r = ratio.(:keyring, :quinn, :handshakes_per_s)
+  goal.("handshakes / plain quinn", pc.(r), r >= 0.75, ">= 75 %")
+  r = ratio.(:keyring, :tls, :bulk_mib_per_s)
+  goal.("bulk / TLS distribution (reference)", x.(r), true, "none")
+end
 
 # The protocol seam's stream-type byte, measured on plain quinn: round trips
 # with a byte in front of each request (routed by it) against without.

@@ -527,38 +527,34 @@ fn send_impl<'a>(
         addr: out.address,
     };
     let body = out.body;
-    let (rpc, opener) = (m.rpc.clone(), m.mesh.opener());
+    let opener = m.mesh.opener();
     match kind {
-        Kind::Call => m.mesh.runtime().spawn(async move {
-            let call = rpc.call(&opener, to, &name, body, deadline);
-            let result = tokio::time::timeout_at(deadline, call)
-                .await
-                .unwrap_or(Err(CallError::Timeout));
-            reply.send(move |env| match result {
-                Ok((Status::Ok, body)) if body.len() <= DECODE_REPLY_MAX => {
-                    let decoded = match decode_into(env, &body) {
-                        Ok(term) => (atoms::ok(), term).encode(env),
-                        Err(e) => (atoms::error(), e).encode(env),
-                    };
-                    (local_atoms::reply(), decoded).encode(env)
-                }
-                Ok((status, body)) => {
-                    (atoms::ok(), (status_atom(status), bin(env, &body))).encode(env)
-                }
-                Err(e) => (atoms::error(), CallReason(e)).encode(env),
-            })
-        }),
-        Kind::Cast => m.mesh.runtime().spawn(async move {
-            let cast = rpc.cast(&opener, to, &name, body, deadline);
-            let result = tokio::time::timeout_at(deadline, cast)
-                .await
-                .unwrap_or(Err(CallError::Timeout));
-            reply.send(move |env| match result {
-                Ok(()) => atoms::ok().encode(env),
-                Err(e) => (atoms::error(), CallReason(e)).encode(env),
-            })
-        }),
-    };
+        Kind::Call => m
+            .rpc
+            .start_call(opener, to, name, body, deadline, move |result| {
+                reply.send(move |env| match result {
+                    Ok((Status::Ok, body)) if body.len() <= DECODE_REPLY_MAX => {
+                        let decoded = match decode_into(env, &body) {
+                            Ok(term) => (atoms::ok(), term).encode(env),
+                            Err(e) => (atoms::error(), e).encode(env),
+                        };
+                        (local_atoms::reply(), decoded).encode(env)
+                    }
+                    Ok((status, body)) => {
+                        (atoms::ok(), (status_atom(status), bin(env, &body))).encode(env)
+                    }
+                    Err(e) => (atoms::error(), CallReason(e)).encode(env),
+                })
+            }),
+        Kind::Cast => m
+            .rpc
+            .start_cast(opener, to, name, body, deadline, move |result| {
+                reply.send(move |env| match result {
+                    Ok(()) => atoms::ok().encode(env),
+                    Err(e) => (atoms::error(), CallReason(e)).encode(env),
+                })
+            }),
+    }
     Ok(atoms::ok().encode(env))
 }
 

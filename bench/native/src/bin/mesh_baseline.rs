@@ -114,17 +114,31 @@ fn main() {
     };
     let rt = a.runtime().clone();
     rt.block_on(call());
+    // A call started from outside the runtime as the NIF starts one.
+    let start = {
+        let (rpc, opener, payload) = (a_rpc.clone(), opener.clone(), payload.clone());
+        move |tx: std::sync::mpsc::Sender<(Status, Bytes)>| {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            rpc.start_call(
+                opener.clone(),
+                to,
+                "echo".into(),
+                vec![payload.clone()],
+                deadline,
+                move |r| {
+                    let _ = tx.send(r.unwrap());
+                },
+            );
+        }
+    };
 
     // Sequential calls, each started from outside the runtime as a NIF
-    // starts them (a spawn) and awaited by a plain thread.
+    // starts them and awaited by a plain thread.
     let cpu0 = cpu_seconds();
     let t = Instant::now();
     for _ in 0..n {
         let (tx, rx) = std::sync::mpsc::channel();
-        let c = call();
-        rt.spawn(async move {
-            let _ = tx.send(c.await);
-        });
+        start(tx);
         rx.recv().unwrap();
     }
     println!("rpc_per_s={:.1}", n as f64 / t.elapsed().as_secs_f64());
@@ -136,15 +150,12 @@ fn main() {
     let t = Instant::now();
     let threads: Vec<_> = (0..conc)
         .map(|_| {
-            let (rt, call, lat) = (rt.clone(), call.clone(), lat.clone());
+            let (start, lat) = (start.clone(), lat.clone());
             std::thread::spawn(move || {
                 for _ in 0..n / conc {
                     let (tx, rx) = std::sync::mpsc::channel();
-                    let c = call();
                     let t0 = Instant::now();
-                    rt.spawn(async move {
-                        let _ = tx.send(c.await);
-                    });
+                    start(tx);
                     rx.recv().unwrap();
                     lat.lock().unwrap().push(t0.elapsed());
                 }

@@ -4,6 +4,7 @@
 //! sync), [`feeds`] (feed and ref replication) and [`reconcile`] (set
 //! reconciliation).
 
+pub(crate) mod batch;
 pub mod blobs;
 pub mod dag;
 pub mod feeds;

@@ -3,6 +3,11 @@
 //! frame). Requests and casts go to an [`RpcHandler`] (the BEAM's dispatch);
 //! a request is answered with [`Rpc::respond`].
 //!
+//! Calls started from outside the runtime ([`Rpc::start_call`], what the
+//! NIF uses) and the writing of answers run as futures of one task per node
+//! (see `batch`): requests and answers that are ready together are written
+//! in one poll and leave in shared datagrams instead of one each.
+//!
 //! Fences: frames are read under the stream fences (size limit, byte rate,
 //! memory budget). A request keeps its budget charge until it is answered,
 //! so a peer's unanswered requests hold at most its budget
@@ -32,6 +37,7 @@ use crate::config::Limits;
 use crate::connect::Opener;
 use crate::error::{closed_reason, read_failed, CallError};
 use crate::protocol::{BoxFuture, PeerLink, Protocol, ProtocolId, Target, PROTOCOL_RPC};
+use crate::protocols::batch::Batch;
 use crate::protocols::turn;
 use crate::rate::KeyedBuckets;
 use crate::stream::{FramedRecv, ReadFrameError, StreamRules};
@@ -88,6 +94,8 @@ pub struct Rpc {
     rules: StreamRules,
     max_payload: usize,
     runtime: OnceLock<tokio::runtime::Handle>,
+    /// Answers being written and calls in flight (see [`Batch`]).
+    batch: Batch,
 }
 
 impl std::fmt::Debug for Rpc {
@@ -111,6 +119,7 @@ impl Rpc {
             rules: StreamRules::new(limits),
             max_payload,
             runtime: OnceLock::new(),
+            batch: Batch::default(),
         })
     }
 
@@ -131,7 +140,7 @@ impl Rpc {
         };
         // A caller that does not take its answer gets the byte-rate deadline.
         let within = self.rules.allowance(body.len());
-        runtime.spawn(async move {
+        self.batch.spawn(runtime, async move {
             let mut pieces = [Bytes::from(prefix), body];
             let write = pending.send.write_all_chunks(&mut pieces);
             match tokio::time::timeout(within, write).await {
@@ -144,6 +153,57 @@ impl Rpc {
             }
         });
         true
+    }
+
+    /// [`call`](Self::call) by `deadline`, run on the mesh's runtime with
+    /// the other calls and answers of this node (see [`Batch`]): `done`
+    /// gets the result there (or is dropped unrun if the runtime shuts down
+    /// first). Callable from any thread.
+    pub fn start_call<D>(
+        self: &Arc<Self>,
+        opener: Opener,
+        to: Target,
+        name: String,
+        body: Vec<Bytes>,
+        deadline: Instant,
+        done: D,
+    ) where
+        D: FnOnce(Result<(Status, Bytes), CallError>) + Send + 'static,
+    {
+        let rpc = self.clone();
+        let runtime = opener.runtime().clone();
+        self.batch.spawn(&runtime, async move {
+            let call = rpc.call(&opener, to, &name, body, deadline);
+            done(
+                tokio::time::timeout_at(deadline, call)
+                    .await
+                    .unwrap_or(Err(CallError::Timeout)),
+            );
+        });
+    }
+
+    /// [`cast`](Self::cast) as [`start_call`](Self::start_call) runs a call.
+    pub fn start_cast<D>(
+        self: &Arc<Self>,
+        opener: Opener,
+        to: Target,
+        name: String,
+        body: Vec<Bytes>,
+        deadline: Instant,
+        done: D,
+    ) where
+        D: FnOnce(Result<(), CallError>) + Send + 'static,
+    {
+        let rpc = self.clone();
+        let runtime = opener.runtime().clone();
+        self.batch.spawn(&runtime, async move {
+            let cast = rpc.cast(&opener, to, &name, body, deadline);
+            done(
+                tokio::time::timeout_at(deadline, cast)
+                    .await
+                    .unwrap_or(Err(CallError::Timeout)),
+            );
+        });
     }
 
     /// Calls `name` on `to` with `body` (its pieces, sent in order),
