@@ -51,6 +51,21 @@ defmodule Keyring.SupervisionTest do
     refute_receive {:keyring_presence, :leave, _}, 500
   end
 
+  test "an instance stopped with a linked mesh starts again at once on its data dir", ctx do
+    # The mesh (and the protocols in it) outlive the instance until the BEAM
+    # collects them; they must not keep the store open. Hold on to them.
+    mesh = Instance.fetch!(ctx.a, :mesh)
+    dir = Path.join(System.tmp_dir!(), "#{ctx.a}")
+    :ok = Supervisor.stop(ctx.a)
+
+    for _ <- 1..3 do
+      assert {:ok, pid} = Keyring.start_link(name: ctx.a, data_dir: dir)
+      :ok = Supervisor.stop(pid)
+    end
+
+    assert is_reference(mesh)
+  end
+
   test "mistyped and unknown options raise an ArgumentError naming them" do
     assert_raise ArgumentError, ~r/unknown mesh option :prot/, fn ->
       Keyring.child_spec(mesh: [prot: 1])

@@ -37,12 +37,21 @@ mod local_atoms {
 
 /// The store the blob protocol serves from, set once the instance's store
 /// is known (`sync_attach_store`). Until then every cid is not found.
+///
+/// It holds the store's resource, not a `Store`: closing the store (at the
+/// instance's shutdown) must release the database even while the mesh, and
+/// so this slot, lives on until the BEAM collects it; otherwise a restart on
+/// the same data dir finds it still open.
 #[derive(Default)]
-pub(crate) struct StoreSlot(RwLock<Option<Store>>);
+pub(crate) struct StoreSlot(RwLock<Option<ResourceArc<StoreResource>>>);
 
 impl StoreSlot {
     fn get(&self) -> Option<Store> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()?
+            .store()
     }
 }
 
@@ -246,10 +255,10 @@ impl BlobSink for StoreSink {
 /// Serves blobs from `store` on this mesh (and lets transfers write to it).
 #[rustler::nif]
 fn sync_attach_store(m: ResourceArc<MeshResource>, store: ResourceArc<StoreResource>) -> bool {
-    let Some(s) = store.store() else {
+    if store.store().is_none() {
         return false;
-    };
-    *m.blob_store().0.write().unwrap_or_else(|e| e.into_inner()) = Some(s);
+    }
+    *m.blob_store().0.write().unwrap_or_else(|e| e.into_inner()) = Some(store);
     true
 }
 
