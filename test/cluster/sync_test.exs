@@ -135,6 +135,32 @@ defmodule Keyring.Cluster.SyncTest do
              Peers.call(b, Keyring.Sync, :transfers, []) |> Enum.sort_by(& &1.id)
   end
 
+  test "a file a DAG sync made servable in one keyring is not served to another" do
+    # Files over 1 MiB under a shared root come by blob transfer, which the
+    # DAG provider grants for the keyring it proved them reachable in; a
+    # member of another keyring of the same node gets not_found for them.
+    {[a, b, c], _, _} = start_nodes([:a, :b, :c])
+    ring = keyring([a, b])
+    other = keyring([a, c])
+    tree = Path.join(System.tmp_dir!(), "sync-grant-#{System.unique_integer([:positive])}")
+    on_exit(fn -> File.rm_rf(tree) end)
+    File.mkdir_p!(tree)
+    File.write!(Path.join(tree, "big.bin"), :crypto.strong_rand_bytes(1_500_000))
+    {:ok, root} = Peers.call(a, Keyring.DAG, :put_dir, [tree], 60_000)
+    {:ok, _} = Peers.call(a, Keyring.Store, :share, [root, ring])
+
+    assert {:ok, %{deferred: [{big, _size}]}} =
+             Peers.call(b, Keyring.DAG, :fetch, [root, [from: key(a), keyring: ring, blobs: true]])
+
+    assert {:error, :not_found, t} =
+             Peers.call(c, Keyring.Sync, :fetch, [big, [from: key(a), keyring: other]])
+
+    assert t.bytes_done == 0
+
+    assert {:ok, %{stage: :done}} =
+             Peers.call(b, Keyring.Sync, :fetch, [big, [from: key(a), keyring: ring]])
+  end
+
   test "a keyring marked for mirroring stays marked after a restart" do
     {[a, b], [_, b_dir], u} = start_nodes([:a, :b])
     ring = keyring([a, b])
