@@ -18,7 +18,7 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use keyring_core::wire::assembler::FrameAssembler;
 use keyring_core::wire::frame::{FrameError, HEADER_LEN};
 use quinn::RecvStream;
@@ -146,18 +146,23 @@ impl FramedRecv {
     }
 
     /// Reads as many bytes as are there (at least one, waiting for them) into
-    /// `buf`; how many (`None` at the stream's end). For raw streams, as
-    /// [`read_raw`](Self::read_raw), in larger pieces.
-    pub async fn read_some(&mut self, buf: &mut [u8]) -> Result<Option<usize>, ReadFrameError> {
+    /// `buf`'s spare capacity, which must not be empty: no zeroing, one
+    /// copy out of quinn's buffers; how many (`None` at the stream's end).
+    pub async fn read_buf(&mut self, buf: &mut BytesMut) -> Result<Option<usize>, ReadFrameError> {
+        let room = buf.capacity() - buf.len();
+        if room == 0 {
+            return Err(ReadFrameError::Stream);
+        }
         if !self.head.is_empty() {
-            let take = self.head.len().min(buf.len());
-            buf[..take].copy_from_slice(&self.head.split_to(take));
+            let take = self.head.len().min(room);
+            buf.extend_from_slice(&self.head.split_to(take));
             return Ok(Some(take));
         }
-        self.recv
-            .read(buf)
-            .await
-            .map_err(|_| ReadFrameError::Stream)
+        match tokio::io::AsyncReadExt::read_buf(&mut self.recv, buf).await {
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(ReadFrameError::Stream),
+        }
     }
 
     /// Reads the rest of the stream as one frame (header included) whose

@@ -23,11 +23,12 @@
 
 pub mod download;
 pub mod memory;
+mod pieces;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use keyring_core::hash::Digest;
 use keyring_core::membership::PublicKey;
 use keyring_core::transfer::{
@@ -43,11 +44,20 @@ use crate::error::CallError;
 use crate::protocol::{BoxFuture, PeerLink, Protocol, ProtocolId};
 use crate::stream::FramedRecv;
 
+use pieces::{PieceBuf, Pieces};
+
 /// The protocol id of blob transfer.
 pub const PROTOCOL_BLOBS: ProtocolId = 3;
 
 /// Bytes of the answer prepared at a time (per stream).
 pub const PIECE: usize = 256 * 1024;
+
+/// Room in a piece buffer past [`PIECE`]: the step that crosses it (a
+/// group of 16 KiB and its header) still fits.
+const PIECE_SLACK: usize = 64 * 1024;
+
+/// Free piece buffers a node keeps for reuse (about 5 MiB).
+const KEPT_PIECES: usize = 16;
 
 /// Largest request frame accepted (4096 items with fragmented ranges fit).
 pub const MAX_REQUEST: usize = 1 << 20;
@@ -77,6 +87,7 @@ pub trait BlobProvider: Send + Sync + 'static {
 pub struct Blobs {
     provider: Arc<dyn BlobProvider>,
     stall: Duration,
+    pieces: Pieces,
 }
 
 impl std::fmt::Debug for Blobs {
@@ -89,7 +100,11 @@ impl Blobs {
     /// Serves blobs from `provider`; a receiver that takes no piece for
     /// `stall` has its stream reset.
     pub fn new(provider: Arc<dyn BlobProvider>, stall: Duration) -> Arc<Self> {
-        Arc::new(Self { provider, stall })
+        Arc::new(Self {
+            provider,
+            stall,
+            pieces: Pieces::new(PIECE + PIECE_SLACK, KEPT_PIECES),
+        })
     }
 
     async fn serve(self: Arc<Self>, link: PeerLink, mut send: SendStream, mut recv: FramedRecv) {
@@ -166,8 +181,10 @@ impl Blobs {
         let (tx, mut rx) = mpsc::channel::<Result<Bytes, ()>>(2);
         let provider = self.provider.clone();
         let keyring = *keyring;
-        let producer =
-            tokio::task::spawn_blocking(move || produce(&*provider, &keyring, &items, &tx));
+        let pieces = self.pieces.clone();
+        let producer = tokio::task::spawn_blocking(move || {
+            produce(&*provider, &keyring, &items, &pieces, &tx)
+        });
         while let Some(piece) = rx.recv().await {
             match piece {
                 Ok(piece) => {
@@ -192,57 +209,85 @@ impl Blobs {
     }
 }
 
-/// Builds the answer to `items` in pieces of about [`PIECE`] bytes and
-/// sends them to `tx` (blocking); stops when `tx`'s receiver is gone.
+/// Builds the answer to `items` in pieces of about [`PIECE`] bytes (buffers
+/// from `pieces`) and sends them to `tx` (blocking); stops when `tx`'s
+/// receiver is gone.
 fn produce(
     provider: &dyn BlobProvider,
     keyring: &PublicKey,
     items: &[Item],
+    pieces: &Pieces,
     tx: &mpsc::Sender<Result<Bytes, ()>>,
 ) {
-    let mut buf: Vec<u8> = Vec::with_capacity(PIECE + 64 * 1024);
+    let mut piece = pieces.take();
     for item in items {
         let Some(source) = provider.open(keyring, &item.cid) else {
-            buf.push(NOT_FOUND);
+            if !make_room(&mut piece, 1, pieces, tx) {
+                return;
+            }
+            piece.put(&[NOT_FOUND]);
             continue;
         };
-        buf.push(FOUND);
+        if !make_room(&mut piece, 1, pieces, tx) {
+            return;
+        }
+        piece.put(&[FOUND]);
         for mut enc in item_encoders(item, source.size()) {
-            buf.extend_from_slice(&enc.header());
+            if !make_room(&mut piece, 8, pieces, tx) {
+                return;
+            }
+            piece.put(&enc.header());
             loop {
                 let ok = match enc.next() {
                     Need::Done => break,
                     Need::Parent { slot } => match source.pair(slot) {
                         Ok(pair) if enc.parent(&pair).is_ok() => {
-                            buf.extend_from_slice(&pair);
+                            if !make_room(&mut piece, PAIR_LEN, pieces, tx) {
+                                return;
+                            }
+                            piece.put(&pair);
                             true
                         }
                         _ => false,
                     },
                     Need::Group { offset, len, .. } => {
+                        if !make_room(&mut piece, len, pieces, tx) {
+                            return;
+                        }
                         // Read straight into the piece, checked in place.
-                        let at = buf.len();
-                        buf.resize(at + len, 0);
-                        source.read_at(offset, &mut buf[at..]).is_ok()
-                            && enc.group(&buf[at..]).is_ok()
+                        let at = piece.next(len);
+                        source.read_at(offset, at).is_ok() && enc.group(at).is_ok()
                     }
                 };
                 if !ok {
                     let _ = tx.blocking_send(Err(()));
                     return;
                 }
-                if buf.len() >= PIECE {
-                    let piece = std::mem::replace(&mut buf, Vec::with_capacity(PIECE + 64 * 1024));
-                    if tx.blocking_send(Ok(Bytes::from(piece))).is_err() {
-                        return;
-                    }
+                if piece.len() >= PIECE && !make_room(&mut piece, usize::MAX, pieces, tx) {
+                    return;
                 }
             }
         }
     }
-    if !buf.is_empty() {
-        let _ = tx.blocking_send(Ok(Bytes::from(buf)));
+    if !piece.is_empty() {
+        let _ = tx.blocking_send(Ok(piece.freeze()));
     }
+}
+
+/// Sends the piece being filled if it has less than `n` bytes of room left
+/// (`usize::MAX`: in any case) and starts the next one; false when the
+/// receiver is gone.
+fn make_room(
+    piece: &mut PieceBuf,
+    n: usize,
+    pieces: &Pieces,
+    tx: &mpsc::Sender<Result<Bytes, ()>>,
+) -> bool {
+    if piece.room() >= n || piece.is_empty() {
+        return true;
+    }
+    let full = std::mem::replace(piece, pieces.take());
+    tx.blocking_send(Ok(full.freeze())).is_ok()
 }
 
 impl Protocol for Blobs {
@@ -282,19 +327,22 @@ pub async fn get(link: &PeerLink, items: &[Item]) -> Result<Answer, CallError> {
     tokio::spawn(async move {
         // Whatever has arrived, up to RECV_PIECE, in one piece: one message
         // per read instead of one per packet, and groups mostly contiguous.
-        let mut buf = vec![0u8; RECV_PIECE];
+        // Read into uninitialised spare room (one copy); a buffer whose
+        // pieces are all dropped is reused by `reserve`.
+        let mut buf = BytesMut::with_capacity(RECV_PIECE);
         loop {
+            buf.reserve(RECV_PIECE);
             tokio::select! {
-                n = recv.read_some(&mut buf) => match n {
-                    Ok(Some(n)) => {
-                        let bytes = Bytes::copy_from_slice(&buf[..n]);
+                n = recv.read_buf(&mut buf) => match n {
+                    Ok(Some(_)) => {
+                        let bytes = buf.split().freeze();
                         if tx.send(Ok(bytes)).await.is_err() {
                             recv.stop(STREAM_DROPPED);
                             return;
                         }
                     }
                     Ok(None) => return,
-                    Err(_) => {
+                Err(_) => {
                         let _ = tx
                             .send(Err(crate::error::closed_reason(conn.connection())))
                             .await;
